@@ -5,20 +5,20 @@
 import assert from "node:assert/strict";
 
 export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
-  assert.deepStrictEqual(actual, expected, msg);
+  assert.deepStrictEqual(actual, expected, msg as string);
 }
 export function assertNotEquals<T>(actual: T, expected: T, msg?: string): void {
-  assert.notDeepStrictEqual(actual, expected, msg);
+  assert.notDeepStrictEqual(actual, expected, msg as string);
 }
 export function assertStrictEquals<T>(actual: T, expected: T, msg?: string): void {
-  assert.strictEqual(actual, expected, msg);
+  assert.strictEqual(actual, expected, msg as string);
 }
 export function assert_(cond: unknown, msg?: string): asserts cond {
-  assert.ok(cond, msg);
+  assert.ok(cond, msg as string);
 }
 export { assert_ as assert };
 export function assertMatch(actual: string, re: RegExp, msg?: string): void {
-  assert.match(actual, re, msg);
+  assert.match(actual, re, msg as string);
 }
 export function assertStringIncludes(actual: string, expected: string, msg?: string): void {
   if (!actual.includes(expected)) {
