@@ -39,8 +39,9 @@ export function assertThrows(
   }
   if (caught === undefined) assert.fail("Expected function to throw");
   const err = caught as Error;
+  const who = (err as { constructor?: { name?: string } })?.constructor?.name;
   if (errorClass && !(err instanceof errorClass)) {
-    assert.fail(`Expected error to be instance of ${errorClass.name}, got ${err?.constructor?.name}: ${err?.message}`);
+    assert.fail(`Expected error to be instance of ${errorClass.name}, got ${who}: ${(err as Error)?.message}`);
   }
   if (msgIncludes !== undefined && !String(err?.message).includes(msgIncludes)) {
     assert.fail(`Expected error message to include ${JSON.stringify(msgIncludes)}, got ${JSON.stringify(err?.message)}`);
@@ -61,8 +62,9 @@ export async function assertRejects(
   }
   if (caught === undefined) assert.fail("Expected promise to reject");
   const err = caught as Error;
+  const who = (err as { constructor?: { name?: string } })?.constructor?.name;
   if (errorClass && !(err instanceof errorClass)) {
-    assert.fail(`Expected error to be instance of ${errorClass.name}, got ${err?.constructor?.name}`);
+    assert.fail(`Expected error to be instance of ${errorClass.name}, got ${who}`);
   }
   if (msgIncludes !== undefined && !String(err?.message).includes(msgIncludes)) {
     assert.fail(`Expected error message to include ${JSON.stringify(msgIncludes)}, got ${JSON.stringify(err?.message)}`);
