@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""gen_expected.py - write expected.json: what each guest in tests/guests prints.
+
+The expected output is derived independently of the guest code:
+  * the asm workloads' results are recomputed here in Python (zlib's CRC-32, a plain
+    sieve, the same LCGs and checksum definitions that the .asm headers document);
+  * the C guest is compiled as an ordinary 64-bit host program (c/host_shim.c routes
+    port 0xE9 to stdout; -DMB also plays the multiboot loader) and its stdout captured,
+    at -O0 and -O2, which must agree.
+Run it after build.sh: ./gen_expected.py  (needs gcc and python3 only).
+"""
+import json
+import os
+import subprocess
+import tempfile
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+M32 = 0xFFFFFFFF
+
+
+def primes_below(n):
+    flags = bytearray([1]) * n
+    flags[0] = flags[1] = 0
+    for i in range(2, int(n ** 0.5) + 1):
+        if flags[i]:
+            flags[i * i::i] = bytearray(len(range(i * i, n, i)))
+    return sum(flags)
+
+
+def crc_buffer():
+    x, buf = 0x12345678, bytearray()
+    for _ in range(4096):
+        x = (x * 1664525 + 1013904223) & M32
+        buf.append(x >> 24)
+    return zlib.crc32(bytes(buf)) & M32
+
+
+def fib(n):
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+
+
+def memcpy_checksum():
+    x, c = 1, 0
+    for _ in range(65536 // 4):
+        x = (x * 1103515245 + 12345) & M32
+        c = (((c << 5) | (c >> 27)) + x) & M32
+    return c
+
+
+def host_run(mb):
+    """Compile the C guest for the host at -O0 and -O2 and return its (identical) stdout."""
+    outs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for opt in ("-O0", "-O2"):
+            exe = os.path.join(tmp, "cref" + opt)
+            flags = ["gcc", opt, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-fno-builtin", "-DHOSTED"]
+            objs = []
+            for src, rename in (("lib.c", True), ("main.c", True), ("multiboot.c", True), ("host_shim.c", False)):
+                if src == "multiboot.c" and not mb:
+                    continue
+                obj = os.path.join(tmp, src + opt + ".o")
+                extra = (["-Dmain=guest_main"] if mb and rename else []) + (["-DMB"] if mb else [])
+                subprocess.run(flags + extra + ["-c", "-o", obj, os.path.join(HERE, "c", src)], check=True)
+                objs.append(obj)
+            subprocess.run(["gcc", "-o", exe] + objs, check=True)
+            outs.append(subprocess.run([exe], check=True, capture_output=True).stdout.decode("ascii"))
+    assert outs[0] == outs[1], "host -O0 and -O2 outputs differ"
+    return outs[0]
+
+
+def main():
+    pm, rm = "protected", "real"
+    edi_scale = {"reg": "edi", "default": 1, "note": "passes; output does not depend on it"}
+    c_out = host_run(mb=False)
+    e = {
+        "hello16.bin": dict(mode=rm, format="raw", regs={"eax": 2, "ebx": 2}, stdout="4\n", exit="hlt",
+                            notes="prints on the UART THR (port 0x3F8), not on 0xE9"),
+        "rm_int.bin": dict(mode=rm, format="raw", stdout="hello from int 21h\nok\n", exit="hlt"),
+        "rm_string_io.bin": dict(mode=rm, format="raw", stdout="hello via rep outsb\nok\n", exit="hlt",
+                                 notes="reads port 0x60 four times (IN AL,DX) and stores the bytes at "
+                                       "physical 0x600..0x603; output does not depend on them"),
+        "rm_ud.bin": dict(mode=rm, format="raw", stdout="A", exit="shutdown",
+                          notes="UD2 with no IVT entry for vector 6 (RAM is zero)"),
+        "rm_triple.bin": dict(mode=rm, format="raw", stdout="T", exit="shutdown",
+                              notes="LIDT limit 0 then UD2: #UD -> #GP -> #DF -> triple fault; needs LIDT"),
+        "rm_sieve.bin": dict(mode=rm, format="raw", stdout=f"{primes_below(10000)}\n", exit="hlt"),
+        "pm_sieve.bin": dict(mode=pm, format="raw", stdout=f"{primes_below(65536)}\n", exit="hlt",
+                             scale=edi_scale),
+        "pm_crc32.bin": dict(mode=pm, format="raw", stdout=f"{crc_buffer():08x}\n", exit="hlt",
+                             scale=edi_scale),
+        "pm_fib.bin": dict(mode=pm, format="raw", stdout=f"{fib(24)}\n", exit="hlt", scale=edi_scale),
+        "pm_memcpy.bin": dict(mode=pm, format="raw", stdout=f"{memcpy_checksum():08x}\n", exit="hlt",
+                              scale=edi_scale),
+        "pm_outloop.bin": dict(mode=pm, format="raw", stdout="done\n", exit="hlt",
+                               scale={"reg": "ecx", "default": 100000,
+                                      "note": "OUT 0x80 per pass; EDI (default 1) = passes"}),
+        "pm_hypercall.bin": dict(mode=pm, format="raw", stdout="33333333\n", exit="hlt",
+                                 hypercall={"nr": 1, "ebx": 0x11111111, "ecx": 0x22222222, "edx": 0, "esi": 0,
+                                            "returns": "ebx+ecx"},
+                                 notes="stdout assumes a hypercall hook returning EBX+ECX in EAX; "
+                                       "KVM's default -KVM_ENOSYS would print fffffc18\\n"),
+        "pm_serial.bin": dict(mode=pm, format="raw", stdout="serial ok\n", exit="hlt",
+                              notes="prints on the UART (0x3F8), polling LSR (0x3FD) bit 5 before each byte"),
+        "mb_aout.bin": dict(mode=pm, format="multiboot", stdout="multiboot aout ok\n", exit="hlt",
+                            notes="flat binary, multiboot header flags 0x00010000 (a.out kludge), "
+                                  "load 0x100000..0x100070, bss to 0x101070, entry 0x100020"),
+        "cguest_O0.elf": dict(mode=pm, format="elf", stdout=c_out, exit="hlt"),
+        "cguest_O2.elf": dict(mode=pm, format="elf", stdout=c_out, exit="hlt"),
+        "mb_kernel.elf": dict(mode=pm, format="multiboot", stdout=host_run(mb=True), exit="hlt",
+                              notes="mem_upper line assumes 16 MiB of RAM (15360 KiB above 1 MiB); "
+                                    "multiboot flags 0x00000003"),
+    }
+    with open(os.path.join(HERE, "expected.json"), "w") as f:
+        json.dump(e, f, indent=2)
+        f.write("\n")
+    for k, v in e.items():
+        print(f"{k:18} {v['stdout']!r}")
+
+
+if __name__ == "__main__":
+    main()
