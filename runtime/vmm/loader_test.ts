@@ -1,4 +1,5 @@
 import { test } from "node:test";
+import { existsSync, readFileSync } from "node:fs";
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
 import { ImageError, type LoadedImage } from "./image.ts";
 import { detectFormat, loadImage, MULTIBOOT_INFO_ADDR, parseAddress, parseSize } from "./loader.ts";
@@ -610,6 +611,34 @@ test("ROM size must be a power of two from 4 KiB to 1 MiB", () => {
   expectImageError(() => loadImage(fill(2048), opts), "malformed", "power of two");
   expectImageError(() => loadImage(fill(96 * 1024), opts), "malformed", "power of two");
   expectImageError(() => loadImage(new Uint8Array(2 * MiB), opts), "placement", "does not fit below 1 MiB");
+});
+
+// ---------------------------------------------------------------------------------------------
+// A real guest built by tests/guests/build.sh
+// ---------------------------------------------------------------------------------------------
+
+test("loads tests/guests/cguest_O2.elf as readelf -l describes it", () => {
+  const path = new URL("../../tests/guests/cguest_O2.elf", import.meta.url);
+  if (!existsSync(path)) return; // Built by tests/guests/build.sh; nothing to check without it.
+  const bytes = new Uint8Array(readFileSync(path));
+  // Hard-coded from `readelf -h -l tests/guests/cguest_O2.elf` (entry point 0x100000):
+  //   Type  Offset   VirtAddr   PhysAddr   FileSiz MemSiz  Flg Align
+  //   LOAD  0x001000 0x00100000 0x00100000 0x023ac 0x023ac R E 0x1000
+  //   LOAD  0x004000 0x00103000 0x00103000 0x00028 0x14384 RW  0x1000
+  // If the guest is rebuilt from changed sources, update these numbers from readelf.
+  assertEquals(detectFormat(bytes), "elf");
+  const img = loadImage(bytes, { format: "auto", memSize: MEM, mode: "protected" });
+  assertEquals(img.format, "elf");
+  assertEquals(img.entry, 0x100000);
+  assertEquals(
+    img.segments.map((s) => ({ addr: s.addr, fileSize: s.data.length, memSize: s.memSize })),
+    [
+      { addr: 0x100000, fileSize: 0x23ac, memSize: 0x23ac },
+      { addr: 0x103000, fileSize: 0x28, memSize: 0x14384 },
+    ],
+  );
+  assertEquals(img.segments[0].data, bytes.slice(0x1000, 0x1000 + 0x23ac));
+  assertEquals(img.segments[1].data, bytes.slice(0x4000, 0x4000 + 0x28));
 });
 
 // ---------------------------------------------------------------------------------------------
