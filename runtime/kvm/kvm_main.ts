@@ -1,0 +1,296 @@
+/**
+ * The generic KVM layer (virt/kvm/kvm_main.c): module init, the /dev/kvm handle, VMs with their
+ * memslots and in-kernel PIO bus, and the VM ioctl that creates vCPUs.
+ */
+import { PioBus } from "../devices/pio_bus.ts";
+import type { PioDevice } from "../devices/device.ts";
+import { VCPU_AREA_BYTES } from "../cpu/state.ts";
+import type { PhysMap } from "../cpu/cpu.ts";
+import { type TraceSink, Tracer } from "./trace.ts";
+import type { KvmX86Ops } from "./x86_ops.ts";
+import { kvmArchInit, kvmArchVcpuCreate, type CpuidEntry, defaultCpuid } from "./x86.ts";
+import { Vcpu } from "./vcpu.ts";
+import type { VmxCapabilities } from "../vmx/capabilities.ts";
+import type { VmcsConfig } from "../vmx/vmx.ts";
+import { Vmcs } from "../cpu/vmcs.ts";
+
+/** Host-side failures of the kernel layer; `kind` says which (Firecracker's per-operation error enums). */
+export class KvmError extends Error {
+  constructor(
+    readonly kind: "hardware" | "memslot" | "vcpu" | "argument" | "state",
+    message: string,
+  ) {
+    super(message);
+    this.name = "KvmError";
+  }
+}
+
+/** The loaded module: the vendor ops and what hardware setup found (kvm_x86_ops, vmcs_config). */
+export class KvmModule {
+  ops!: KvmX86Ops;
+  vmcsConfig!: VmcsConfig;
+  caps!: VmxCapabilities;
+  /** Per-CPU VMCS regions from allocKvmArea (vmxarea), one per emulated processor. */
+  vmxArea: Vmcs[] = [];
+  /** The module-init path as traced, for tests and `--trace path`. */
+  readonly initTrace = new Tracer();
+  /** Host TSC rate the timer init derived; the guest TSC counts instructions, so this is nominal. */
+  tscKhz = 0;
+}
+
+/**
+ * kvm_init: called by the vendor module's init (vmxInit) with its ops.
+ * Module init order (the seed): vmxInit → kvmInit → kvmArchInit (→ kvmTimerInit) →
+ * kvmArchHardwareSetup → hardwareSetup → setupVmcsConfig → allocKvmArea → allocVmcsCpu per CPU.
+ */
+export function kvmInit(mod: KvmModule, ops: KvmX86Ops): void {
+  mod.initTrace.record("kvmInit", { vendor: ops.name });
+  kvmArchInit(mod, ops);
+}
+
+export interface KvmOpenOptions {
+  /** Emulated VMX capabilities; giving them loads a separate module instance (another "machine"). */
+  hardware?: VmxCapabilities;
+}
+
+let defaultModule: KvmModule | null = null;
+
+/** A handle to the emulated /dev/kvm. */
+export class Kvm {
+  private constructor(readonly module: KvmModule) {}
+
+  /**
+   * Open /dev/kvm; the first call in a process loads the module (module init).
+   * @throws KvmError("hardware") when the emulated processor lacks a control KVM requires
+   * @example
+   * ```ts
+   * const kvm = await Kvm.open();
+   * const vm = kvm.createVm();
+   * ```
+   */
+  static async open(opts: KvmOpenOptions = {}): Promise<Kvm> {
+    return Kvm.openSync(opts);
+  }
+  static openSync(opts: KvmOpenOptions = {}): Kvm {
+    const { vmxInit } = vmxModuleLoader();
+    if (opts.hardware) return new Kvm(vmxInit(opts.hardware));
+    if (!defaultModule) defaultModule = vmxInit();
+    return new Kvm(defaultModule);
+  }
+  /** The module-init trace of the module this handle uses. */
+  get moduleInitTrace(): Tracer {
+    return this.module.initTrace;
+  }
+  /** KVM_GET_API_VERSION. */
+  getApiVersion(): number {
+    return 12;
+  }
+  /** KVM_CREATE_VM. */
+  createVm(opts: { trace?: boolean | TraceSink } = {}): Vm {
+    return new Vm(this.module, opts);
+  }
+}
+
+// The vendor module is imported lazily through a setter to keep kvm_main free of a static import
+// cycle (vmx.ts imports kvmInit from here).
+let vmxLoader: (() => { vmxInit: (caps?: VmxCapabilities) => KvmModule }) | null = null;
+export function registerVendorModule(l: () => { vmxInit: (caps?: VmxCapabilities) => KvmModule }): void {
+  vmxLoader = l;
+}
+function vmxModuleLoader() {
+  if (!vmxLoader) throw new KvmError("hardware", "No vendor module is loaded: import runtime/vmx/vmx.ts (runtime/mod.ts does)");
+  return vmxLoader();
+}
+
+/** KVM_MEM_* flags. */
+export const KVM_MEM_LOG_DIRTY_PAGES = 1;
+export const KVM_MEM_READONLY = 2;
+
+export interface UserMemoryRegion {
+  slot: number;
+  flags?: number;
+  guestPhysAddr: number;
+  memorySize: number;
+  /** Offset in the VM memory returned by `vm.mmap` (the C API's userspace_addr); allocated when omitted. */
+  userspaceAddr?: number;
+}
+interface MemSlot {
+  slot: number;
+  flags: number;
+  gpa: number;
+  end: number;
+  host: number;
+}
+
+const PAGE = 4096;
+const WASM_PAGE = 65536;
+
+/** A virtual machine: guest memory (memslots over one WebAssembly.Memory), vCPUs, the in-kernel PIO bus. */
+export class Vm implements PhysMap {
+  /** Guest RAM and every vCPU's state live in this memory. */
+  readonly memory = new WebAssembly.Memory({ initial: 1 });
+  private brk = 0;
+  private slots: MemSlot[] = [];
+  private last: MemSlot | null = null;
+  readonly vcpus: Vcpu[] = [];
+  /** The in-kernel PIO bus (kvm->buses[KVM_PIO_BUS]). */
+  readonly pioBus = new PioBus();
+  /** IN/OUT element counts per port and direction: index port*2 + (1 for OUT, 0 for IN). */
+  readonly pioCounts = new Uint32Array(65536 * 2);
+  /** The CPUID table (KVM_SET_CPUID2), shared by new vCPUs. */
+  cpuid: CpuidEntry[] = defaultCpuid();
+  /** Exit to userspace on unknown MSRs (KVM_CAP_X86_USER_SPACE_MSR) instead of injecting #GP. */
+  userspaceMsr = false;
+  tracer: Tracer | null = null;
+
+  constructor(readonly module: KvmModule, opts: { trace?: boolean | TraceSink } = {}) {
+    if (opts.trace) this.tracer = new Tracer(typeof opts.trace === "function" ? opts.trace : undefined, opts.trace === true);
+  }
+
+  /** Turn the per-VM trace on (collecting events) or off. */
+  setTrace(on: boolean | TraceSink): Tracer | null {
+    this.tracer = on ? new Tracer(typeof on === "function" ? on : undefined, on === true) : null;
+    return this.tracer;
+  }
+
+  /** Allocate `size` bytes of host memory for guest RAM or vCPU state (page aligned, zeroed). */
+  mmap(size: number): number {
+    if (!Number.isSafeInteger(size) || size <= 0) throw new RangeError(`Invalid mapping size: ${size}`);
+    const start = this.brk;
+    const end = start + Math.ceil(size / PAGE) * PAGE;
+    if (end > 0xffff0000) throw new KvmError("memslot", `Cannot map ${size} bytes: the VM memory would exceed 4 GiB`);
+    const have = this.memory.buffer.byteLength;
+    if (end > have) {
+      this.memory.grow(Math.ceil((end - have) / WASM_PAGE));
+      for (const v of this.vcpus) v.cpu.refreshViews();
+    }
+    this.brk = end;
+    return start;
+  }
+
+  /**
+   * KVM_SET_USER_MEMORY_REGION: map guest-physical [guestPhysAddr, +memorySize) to host memory.
+   * A memorySize of 0 deletes the slot.
+   */
+  setUserMemoryRegion(r: UserMemoryRegion): void {
+    const t = this.tracer;
+    if (t) t.record("kvmVmIoctlSetMemoryRegion", { slot: r.slot, guestPhysAddr: r.guestPhysAddr, memorySize: r.memorySize });
+    if (!Number.isInteger(r.slot) || r.slot < 0 || r.slot > 32767) throw new KvmError("memslot", `Invalid memslot number: ${r.slot}`);
+    const existing = this.slots.findIndex((s) => s.slot === r.slot);
+    if (r.memorySize === 0) {
+      if (existing >= 0) this.slots.splice(existing, 1);
+      this.last = null;
+      this.invalidateAll();
+      return;
+    }
+    if (r.guestPhysAddr % PAGE || r.memorySize % PAGE || r.memorySize < 0) {
+      throw new KvmError("memslot", `Memslot ${r.slot} must be page aligned: guest 0x${r.guestPhysAddr.toString(16)}, size 0x${r.memorySize.toString(16)}`);
+    }
+    const end = r.guestPhysAddr + r.memorySize;
+    if (r.guestPhysAddr < 0 || end > 2 ** 32) throw new KvmError("memslot", `Memslot ${r.slot} lies outside the 4 GiB guest-physical space`);
+    for (const s of this.slots) {
+      if (s.slot !== r.slot && r.guestPhysAddr < s.end && s.gpa < end) {
+        throw new KvmError("memslot", `Memslot ${r.slot} at 0x${r.guestPhysAddr.toString(16)} overlaps memslot ${s.slot} at 0x${s.gpa.toString(16)}`);
+      }
+    }
+    const host = r.userspaceAddr ?? this.mmap(r.memorySize);
+    if (host % PAGE || host + r.memorySize > this.brk) throw new KvmError("memslot", `Memslot ${r.slot}: userspaceAddr 0x${host.toString(16)} is not mapped memory of this VM`);
+    const slot: MemSlot = { slot: r.slot, flags: r.flags ?? 0, gpa: r.guestPhysAddr, end, host };
+    if (existing >= 0) this.slots[existing] = slot; else this.slots.push(slot);
+    this.last = null;
+    this.invalidateAll();
+  }
+
+  gpaToHost(gpa: number): number {
+    const l = this.last;
+    if (l !== null && gpa >= l.gpa && gpa < l.end) return l.host + (gpa - l.gpa);
+    for (const s of this.slots) {
+      if (gpa >= s.gpa && gpa < s.end) {
+        this.last = s;
+        return s.host + (gpa - s.gpa);
+      }
+    }
+    return -1;
+  }
+  isReadonly(gpa: number): boolean {
+    for (const s of this.slots) if (gpa >= s.gpa && gpa < s.end) return (s.flags & KVM_MEM_READONLY) !== 0;
+    return false;
+  }
+  /** The memslots, for inspection. */
+  memslots(): { slot: number; guestPhysAddr: number; memorySize: number; flags: number; userspaceAddr: number }[] {
+    return this.slots.map((s) => ({ slot: s.slot, guestPhysAddr: s.gpa, memorySize: s.end - s.gpa, flags: s.flags, userspaceAddr: s.host }));
+  }
+
+  /**
+   * A view of guest memory, like the mmap'd userspace_addr a C VMM writes through. Writing code
+   * through it behind a running guest's back needs `invalidateCode()`; `writeGuest` does that itself.
+   * Views are invalidated when the memory grows (a new memslot): take a new one then.
+   */
+  memoryView(gpa: number, len: number): Uint8Array {
+    const h = this.gpaToHost(gpa);
+    if (h < 0 || this.gpaToHost(gpa + len - 1) !== h + len - 1) {
+      throw new KvmError("memslot", `Guest range 0x${gpa.toString(16)}..0x${(gpa + len).toString(16)} is not covered by one memslot`);
+    }
+    return new Uint8Array(this.memory.buffer, h, len);
+  }
+  /** Copy bytes into guest-physical memory (across memslots) and drop decoded code there. */
+  writeGuest(gpa: number, data: Uint8Array): void {
+    const m = new Uint8Array(this.memory.buffer);
+    for (let k = 0; k < data.length;) {
+      const h = this.gpaToHost(gpa + k);
+      if (h < 0) throw new KvmError("memslot", `Guest-physical address 0x${(gpa + k).toString(16)} has no memslot`);
+      const chunk = Math.min(data.length - k, PAGE - ((gpa + k) % PAGE));
+      m.set(data.subarray(k, k + chunk), h);
+      for (const v of this.vcpus) if (v.cpu.codePage[h >>> 12]) v.cpu.invalidateCodePage(h >>> 12);
+      k += chunk;
+    }
+  }
+  /** Copy bytes out of guest-physical memory; addresses without a memslot read as 0xff. */
+  readGuest(gpa: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    const m = new Uint8Array(this.memory.buffer);
+    for (let k = 0; k < len; k++) {
+      const h = this.gpaToHost(gpa + k);
+      out[k] = h < 0 ? 0xff : m[h];
+    }
+    return out;
+  }
+  /** Drop decoded code in every vCPU (after writes through a raw memory view). */
+  invalidateCode(): void {
+    this.invalidateAll();
+  }
+  private invalidateAll(): void {
+    for (const v of this.vcpus) v.cpu.invalidateAllCode();
+  }
+
+  /** Attach a device to the in-kernel PIO bus (KVM_CREATE_PIT2-style in-kernel devices). */
+  attachKernelDevice(dev: PioDevice): void {
+    this.pioBus.attach(dev);
+  }
+
+  /** KVM_CREATE_VCPU. */
+  createVcpu(id: number): Vcpu {
+    return kvmVmIoctl(this, "KVM_CREATE_VCPU", id);
+  }
+  /** KVM_SET_CPUID2 for every vCPU created afterwards (and the existing ones). */
+  setCpuid(entries: CpuidEntry[]): void {
+    this.cpuid = entries.map((e) => ({ ...e }));
+  }
+}
+
+/** kvm_vm_ioctl(KVM_CREATE_VCPU) → kvm_vm_ioctl_create_vcpu. */
+export function kvmVmIoctl(vm: Vm, ioctl: "KVM_CREATE_VCPU", id: number): Vcpu {
+  vm.tracer?.record("kvmVmIoctl", { ioctl, id });
+  return kvmVmIoctlCreateVcpu(vm, id);
+}
+function kvmVmIoctlCreateVcpu(vm: Vm, id: number): Vcpu {
+  const t = vm.tracer;
+  if (t) t.record("kvmVmIoctlCreateVcpu", { id });
+  if (!Number.isInteger(id) || id < 0 || id >= vm.module.caps.cpus * 64) throw new KvmError("vcpu", `Invalid vCPU id: ${id}`);
+  if (vm.vcpus.some((v) => v.id === id)) throw new KvmError("vcpu", `vCPU ${id} already exists`);
+  const area = vm.mmap(VCPU_AREA_BYTES);
+  const vcpu = new Vcpu(vm, id, area);
+  vm.vcpus.push(vcpu);
+  kvmArchVcpuCreate(vcpu);
+  return vcpu;
+}

@@ -1,0 +1,196 @@
+/**
+ * A vCPU: the processor (runtime/cpu) plus KVM's per-vCPU state (struct kvm_vcpu), and the vCPU
+ * ioctls a C VMM issues: KVM_GET/SET_REGS, KVM_GET/SET_SREGS, KVM_RUN, KVM_INTERRUPT.
+ */
+import { Cpu } from "../cpu/cpu.ts";
+import { Cr0, Seg, St } from "../cpu/state.ts";
+import type { Vmcs } from "../cpu/vmcs.ts";
+import { KvmRun } from "./kvm_run.ts";
+import type { Vm } from "./kvm_main.ts";
+import { KvmError } from "./kvm_main.ts";
+import { kvmVcpuIoctl } from "./x86.ts";
+
+/** KVM_GET_REGS / KVM_SET_REGS. 64-bit values are exact up to 2^53. */
+export interface KvmRegs {
+  rax: number; rbx: number; rcx: number; rdx: number; rsi: number; rdi: number; rsp: number; rbp: number;
+  r8: number; r9: number; r10: number; r11: number; r12: number; r13: number; r14: number; r15: number;
+  rip: number; rflags: number;
+}
+/** struct kvm_segment. `limit` is in bytes (already scaled by G). */
+export interface KvmSegment {
+  base: number; limit: number; selector: number; type: number; present: number; dpl: number; db: number;
+  s: number; l: number; g: number; avl: number; unusable: number;
+}
+export interface KvmDtable { base: number; limit: number }
+/** KVM_GET_SREGS / KVM_SET_SREGS. */
+export interface KvmSregs {
+  cs: KvmSegment; ds: KvmSegment; es: KvmSegment; fs: KvmSegment; gs: KvmSegment; ss: KvmSegment;
+  tr: KvmSegment; ldt: KvmSegment; gdt: KvmDtable; idt: KvmDtable;
+  cr0: number; cr2: number; cr3: number; cr4: number; cr8: number; efer: number; apicBase: number;
+}
+
+const REG_ORDER = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"] as const;
+const SEG_KEYS = ["es", "cs", "ss", "ds", "fs", "gs", "ldt", "tr"] as const;
+
+/** What a hook at vmxHandleExit decides: handled (re-enter the guest), or let KVM's handler run. */
+export type VmxExitHookResult = "resume" | "default" | void;
+export type VmxExitHook = (vcpu: Vcpu, exitReason: number) => VmxExitHookResult;
+
+export function segToAr(s: KvmSegment): number {
+  return (s.type & 0xf) | ((s.s & 1) << 4) | ((s.dpl & 3) << 5) | ((s.present & 1) << 7) | ((s.avl & 1) << 12) |
+    ((s.l & 1) << 13) | ((s.db & 1) << 14) | ((s.g & 1) << 15) | ((s.unusable & 1) << 16);
+}
+export function arToSeg(ar: number, base: number, limit: number, selector: number): KvmSegment {
+  return {
+    base, limit, selector, type: ar & 0xf, s: (ar >> 4) & 1, dpl: (ar >> 5) & 3, present: (ar >> 7) & 1,
+    avl: (ar >> 12) & 1, l: (ar >> 13) & 1, db: (ar >> 14) & 1, g: (ar >> 15) & 1, unusable: (ar >> 16) & 1,
+  };
+}
+
+export class Vcpu {
+  readonly cpu: Cpu;
+  /** The shared kvm_run page (what a C VMM mmaps from the vCPU fd). */
+  readonly kvmRun = new KvmRun();
+  /** This vCPU's VMCS (allocVmcs). */
+  vmcs!: Vmcs;
+  /** KVM's completion callback for an exit userspace must finish (vcpu->arch.complete_userspace_io). */
+  completeUserspaceIo: ((vcpu: Vcpu) => number) | null = null;
+  /** State of the PIO in flight (vcpu->arch.pio). */
+  readonly pio = { isIn: false, size: 0, port: 0, count: 0, string: false, rep: false, asz: 4, seg: 3 };
+  /** An exception or interrupt to inject at the next entry (vcpu->arch.exception / interrupt). */
+  pendingEvent: { vector: number; errorCode: number; type: number } | null = null;
+  /** The guest shut down (triple fault); KVM_RUN keeps returning KVM_EXIT_SHUTDOWN until the state is set again. */
+  shutDown = false;
+  /** Instructions left before a KVM_EXIT_BUDGET exit (the VMX preemption timer); Infinity for none. */
+  budget = Infinity;
+  /** Hooks at vmxHandleExit, indexed by basic exit reason. */
+  readonly vmxExitHooks: (VmxExitHook | undefined)[] = [];
+  /** VM exits by basic reason, and userspace exits by KVM reason. */
+  readonly vmxExitCounts = new Float64Array(64);
+  readonly userExitCounts = new Map<number, number>();
+  /** Guest MSRs KVM keeps (kvm_get_msr_common / kvm_set_msr_common). */
+  readonly msrs = new Map<number, number>();
+
+  constructor(readonly vm: Vm, readonly id: number, area: number) {
+    this.cpu = new Cpu(vm.memory, area, vm);
+  }
+
+  /** KVM_GET_REGS. */
+  getRegs(): KvmRegs {
+    const st = this.cpu.st;
+    const r = {} as KvmRegs;
+    REG_ORDER.forEach((name, i) => (r[name] = (st[i * 2] >>> 0) + (st[i * 2 + 1] >>> 0) * 2 ** 32));
+    r.rip = (st[St.RIP] >>> 0) + (st[St.RIP + 1] >>> 0) * 2 ** 32;
+    r.rflags = this.cpu.getFlags();
+    return r;
+  }
+  /** KVM_SET_REGS. Fields left out keep their value. */
+  setRegs(regs: Partial<KvmRegs>): void {
+    const st = this.cpu.st;
+    REG_ORDER.forEach((name, i) => {
+      const v = regs[name];
+      if (v !== undefined) { st[i * 2] = v % 2 ** 32; st[i * 2 + 1] = Math.floor(v / 2 ** 32); }
+    });
+    if (regs.rip !== undefined) { st[St.RIP] = regs.rip % 2 ** 32; st[St.RIP + 1] = Math.floor(regs.rip / 2 ** 32); }
+    if (regs.rflags !== undefined) this.cpu.setFlags(regs.rflags);
+    this.shutDown = false;
+  }
+  /** KVM_GET_SREGS. */
+  getSregs(): KvmSregs {
+    const c = this.cpu, st = c.st;
+    const seg = (s: number) => arToSeg(c.getSegAttr(s), c.getSegBase(s), c.getSegLimit(s), c.getSegSel(s));
+    const out = {} as KvmSregs;
+    SEG_KEYS.forEach((k, i) => (out[k] = seg(i)));
+    out.gdt = { base: st[St.GDTR_BASE] >>> 0, limit: st[St.GDTR_LIMIT] & 0xffff };
+    out.idt = { base: st[St.IDTR_BASE] >>> 0, limit: st[St.IDTR_LIMIT] & 0xffff };
+    out.cr0 = st[St.CR0] >>> 0;
+    out.cr2 = st[St.CR2] >>> 0;
+    out.cr3 = st[St.CR3] >>> 0;
+    out.cr4 = st[St.CR4] >>> 0;
+    out.cr8 = st[St.CR8] >>> 0;
+    out.efer = st[St.EFER] >>> 0;
+    out.apicBase = this.msrs.get(0x1b) ?? 0xfee00900;
+    return out;
+  }
+  /** KVM_SET_SREGS. */
+  setSregs(s: KvmSregs): void {
+    const c = this.cpu, st = c.st;
+    if ((s.cr0 & Cr0.PG) && !(s.cr0 & Cr0.PE)) throw new KvmError("state", "Invalid CR0: PG set without PE");
+    if (s.efer & 0x100) throw new KvmError("state", "Long mode (EFER.LME) is not supported yet");
+    SEG_KEYS.forEach((k, i) => {
+      const g = s[k];
+      c.setSeg(i, g.selector, g.base, g.limit, segToAr(g));
+    });
+    st[St.GDTR_BASE] = s.gdt.base; st[St.GDTR_LIMIT] = s.gdt.limit;
+    st[St.IDTR_BASE] = s.idt.base; st[St.IDTR_LIMIT] = s.idt.limit;
+    st[St.CR0] = s.cr0 | Cr0.ET; st[St.CR2] = s.cr2; st[St.CR3] = s.cr3; st[St.CR4] = s.cr4; st[St.CR8] = s.cr8;
+    st[St.EFER] = s.efer;
+    this.msrs.set(0x1b, s.apicBase);
+    c.refreshAllSegs();
+    c.flushTlb();
+    this.shutDown = false;
+  }
+
+  /**
+   * KVM_RUN: run the guest until an exit userspace must handle.
+   * @returns the kvm_run record, with `exitReason` and the matching sub-record filled
+   */
+  run(): KvmRun {
+    kvmVcpuIoctl(this, "KVM_RUN");
+    return this.kvmRun;
+  }
+
+  /** KVM_INTERRUPT: inject an external interrupt vector at the next entry (when IF allows it). */
+  interrupt(vector: number): void {
+    if (!Number.isInteger(vector) || vector < 0 || vector > 255) throw new RangeError(`Invalid interrupt vector: ${vector}`);
+    this.pendingEvent = { vector, errorCode: -1, type: 0 };
+  }
+  /** Queue an exception for the guest (KVM_SET_VCPU_EVENTS with exception.injected). */
+  queueException(vector: number, errorCode = -1): void {
+    this.vm.module.ops.queueException(this, vector, errorCode);
+  }
+  /** Stop after `n` more retired instructions with KVM_EXIT_BUDGET (null: no budget). */
+  setBudget(n: number | null): void {
+    if (n !== null && (!Number.isSafeInteger(n) || n < 0)) throw new RangeError(`Invalid instruction budget: ${n}`);
+    this.budget = n === null ? Infinity : n;
+  }
+  /** Make KVM_RUN return KVM_EXIT_INTR once host time (performance.now()) passes `ms` (as a signal would). */
+  setDeadline(ms: number | null): void {
+    this.cpu.deadline = ms ?? Infinity;
+  }
+  /** Register a hook at vmxHandleExit for a basic exit reason (ExitReason.*). */
+  onVmxExit(reason: number, hook: VmxExitHook | undefined): void {
+    if (!Number.isInteger(reason) || reason < 0 || reason >= 64) throw new RangeError(`Invalid VMX exit reason: ${reason}`);
+    this.vmxExitHooks[reason] = hook;
+  }
+  /** Read a VMCS field (VMREAD), e.g. `vcpu.vmcsRead(VmcsField.EXIT_REASON)`. */
+  vmcsRead(field: number): number {
+    return this.vmcs.read(field);
+  }
+  /** Write a VMCS field (VMWRITE). */
+  vmcsWrite(field: number, value: number): void {
+    this.vmcs.write(field, value);
+  }
+  /** Instructions retired so far. */
+  get instructions(): number {
+    return this.cpu.icount;
+  }
+  /** Put the vCPU in the architectural reset state (SDM 9.1.1, table 9-1) as KVM does at creation. */
+  reset(): void {
+    const c = this.cpu, st = c.st;
+    st.fill(0, 0, St.LAZY_MASK + 1);
+    c.setFlags(2);
+    st[St.RIP] = 0xfff0;
+    st[St.CR0] = 0x60000010;
+    c.setSeg(Seg.CS, 0xf000, 0xffff0000, 0xffff, 0x9b);
+    for (const s of [Seg.ES, Seg.SS, Seg.DS, Seg.FS, Seg.GS]) c.setSeg(s, 0, 0, 0xffff, 0x93);
+    c.setSeg(Seg.LDTR, 0, 0, 0xffff, 0x82);
+    c.setSeg(Seg.TR, 0, 0, 0xffff, 0x8b);
+    st[St.GDTR_LIMIT] = 0xffff;
+    st[St.IDTR_LIMIT] = 0xffff;
+    st[2 * 2] = 0x600; // EDX: the processor signature after reset (family 6)
+    c.refreshAllSegs();
+    c.flushTlb();
+    this.shutDown = false;
+  }
+}

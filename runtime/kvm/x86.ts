@@ -1,0 +1,419 @@
+/**
+ * The x86 part of KVM (arch/x86/kvm/x86.c): arch init, vCPU creation, the KVM_RUN loop
+ * (`__vcpu_run` → `vcpu_enter_guest`), the PIO path (`kvm_emulate_pio` → `kernel_pio` /
+ * userspace → `complete_io`), CPUID, MSRs, hypercalls and HLT.
+ */
+import { Fl, Seg, St } from "../cpu/state.ts";
+import { CpuFault } from "../cpu/fault.ts";
+import { IntrInfo, VmcsField } from "../cpu/vmcs.ts";
+import type { KvmModule } from "./kvm_main.ts";
+import { KvmError } from "./kvm_main.ts";
+import { KVM_ENOSYS, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KvmExit } from "./kvm_run.ts";
+import type { Vcpu } from "./vcpu.ts";
+import type { KvmX86Ops } from "./x86_ops.ts";
+
+/** One CPUID leaf (struct kvm_cpuid_entry2). */
+export interface CpuidEntry {
+  function: number;
+  index: number;
+  /** The leaf depends on ECX (index); otherwise index is ignored. */
+  significantIndex?: boolean;
+  eax: number; ebx: number; ecx: number; edx: number;
+}
+
+function str4(s: string): number {
+  return s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
+}
+/**
+ * A coherent identity for what the processor implements: a P6-family integer core without an FPU
+ * (leaf 1 EDX: PSE, TSC, MSR, CX8, CMOV; FPU clear), running under a hypervisor (ECX bit 31) that
+ * names itself at leaf 0x40000000, as KVM does.
+ */
+export function defaultCpuid(): CpuidEntry[] {
+  const edx1 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
+  return [
+    { function: 0, index: 0, eax: 1, ebx: str4("Genu"), edx: str4("ineI"), ecx: str4("ntel") },
+    { function: 1, index: 0, eax: 0x0611, ebx: 0, ecx: 1 << 31, edx: edx1 },
+    { function: 0x40000000, index: 0, eax: 0x40000001, ebx: str4("vmxl"), ecx: str4("abvm"), edx: str4("xlab") },
+    { function: 0x40000001, index: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 },
+    { function: 0x80000000, index: 0, eax: 0x80000000, ebx: 0, ecx: 0, edx: 0 },
+  ];
+}
+
+/** kvm_arch_init: check the vendor ops, then kvm_timer_init, then kvm_arch_hardware_setup. */
+export function kvmArchInit(mod: KvmModule, ops: KvmX86Ops): void {
+  mod.initTrace.record("kvmArchInit");
+  mod.ops = ops;
+  kvmTimerInit(mod);
+  kvmArchHardwareSetup(mod);
+}
+/** kvm_timer_init: the TSC rate. The guest TSC counts retired instructions, so the rate is nominal (1 GHz). */
+function kvmTimerInit(mod: KvmModule): void {
+  mod.tscKhz = 1_000_000;
+  mod.initTrace.record("kvmTimerInit", { tscKhz: mod.tscKhz });
+}
+function kvmArchHardwareSetup(mod: KvmModule): void {
+  mod.initTrace.record("kvmArchHardwareSetup");
+  mod.ops.hardwareSetup(mod);
+}
+
+/** kvm_arch_vcpu_create → kvm_x86_ops->vcpu_create (vmxCreateVcpu). */
+export function kvmArchVcpuCreate(vcpu: Vcpu): void {
+  vcpu.vm.tracer?.record("kvmArchVcpuCreate", { id: vcpu.id });
+  vcpu.reset();
+  vcpu.vm.module.ops.vcpuCreate(vcpu);
+}
+
+/** kvm_vcpu_ioctl. */
+export function kvmVcpuIoctl(vcpu: Vcpu, ioctl: "KVM_RUN"): number {
+  const t = vcpu.vm.tracer;
+  if (t) t.record("kvmVcpuIoctl", { ioctl });
+  return kvmArchVcpuIoctlRun(vcpu);
+}
+
+/** kvm_arch_vcpu_ioctl_run: finish what userspace completed, then run. */
+function kvmArchVcpuIoctlRun(vcpu: Vcpu): number {
+  const t = vcpu.vm.tracer;
+  if (t) t.record("kvmArchVcpuIoctlRun");
+  const run = vcpu.kvmRun;
+  if (vcpu.shutDown) {
+    run.exitReason = KvmExit.SHUTDOWN;
+    return 0;
+  }
+  const cui = vcpu.completeUserspaceIo;
+  if (cui !== null) {
+    vcpu.completeUserspaceIo = null;
+    if (cui(vcpu) <= 0) return 0;
+  }
+  if (run.immediateExit) {
+    run.immediateExit = false;
+    run.exitReason = KvmExit.INTR;
+    return 0;
+  }
+  return vcpuRun(vcpu);
+}
+
+/** __vcpu_run: enter the guest until an exit needs userspace. */
+function vcpuRun(vcpu: Vcpu): number {
+  const t = vcpu.vm.tracer;
+  if (t) t.record("__vcpuRun");
+  for (;;) {
+    const r = vcpuEnterGuest(vcpu);
+    if (r <= 0) return r;
+  }
+}
+
+/** vcpu_enter_guest: inject pending events, run (vmxVcpuRun), handle the exit (vmxHandleExit). */
+export function vcpuEnterGuest(vcpu: Vcpu): number {
+  const t = vcpu.vm.tracer;
+  if (t) t.record("vcpuEnterGuest");
+  const ev = vcpu.pendingEvent;
+  if (ev !== null) injectPending(vcpu, ev);
+  const ops = vcpu.vm.module.ops;
+  ops.run(vcpu);
+  const run = vcpu.kvmRun;
+  const st = vcpu.cpu.st;
+  run.ifFlag = (st[St.RFLAGS] & Fl.IF) !== 0;
+  run.readyForInterruptInjection = run.ifFlag && vcpu.pendingEvent === null && st[St.INTERRUPTIBILITY] === 0;
+  return ops.handleExit(vcpu);
+}
+
+function injectPending(vcpu: Vcpu, ev: { vector: number; errorCode: number; type: number }): void {
+  const st = vcpu.cpu.st;
+  if (ev.type === IntrInfo.TYPE_EXT_INTR) {
+    // External interrupts wait for IF=1 and no STI/MOV SS blocking (SDM 6.8.3).
+    if (!(st[St.RFLAGS] & Fl.IF) || st[St.INTERRUPTIBILITY] !== 0) return;
+  }
+  vcpu.pendingEvent = null;
+  const info = ev.vector | (ev.type << IntrInfo.TYPE_SHIFT) | IntrInfo.VALID | (ev.errorCode >= 0 ? IntrInfo.ERROR_CODE_VALID : 0);
+  vcpu.vmcs.write(VmcsField.VM_ENTRY_INTR_INFO_FIELD, info >>> 0);
+  if (ev.errorCode >= 0) vcpu.vmcs.write(VmcsField.VM_ENTRY_EXCEPTION_ERROR_CODE, ev.errorCode);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PIO
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * kvm_emulate_pio: an IN or OUT (non-string) of `size` bytes at `port`.
+ * @returns 1 when an in-kernel device handled it (the guest resumes), 0 when kvm_run.io is
+ *   filled for userspace
+ */
+export function kvmEmulatePio(vcpu: Vcpu, isIn: boolean, size: number, port: number): number {
+  const vm = vcpu.vm;
+  const t = vm.tracer;
+  if (t) t.record("kvmEmulatePio", { port, size, direction: isIn ? "in" : "out" });
+  const pio = vcpu.pio;
+  pio.isIn = isIn; pio.size = size; pio.port = port; pio.count = 1; pio.string = false; pio.rep = false;
+  const run = vcpu.kvmRun;
+  const data = run.data;
+  if (!isIn) {
+    const v = vcpu.cpu.st[0];
+    data[0] = v; data[1] = v >> 8; data[2] = v >> 16; data[3] = v >> 24;
+  }
+  vm.pioCounts[port * 2 + (isIn ? 0 : 1)]++;
+  if (kernelPio(vcpu, data, 0)) return completeIo(vcpu);
+  run.exitReason = KvmExit.IO;
+  const io = run.io;
+  io.direction = isIn ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT;
+  io.size = size; io.port = port; io.count = 1; io.dataOffset = 0;
+  if (isIn) data.fill(0xff, 0, size); // what userspace leaves untouched reads as an open bus
+  vcpu.completeUserspaceIo = completeIo;
+  return 0;
+}
+
+/**
+ * INS/OUTS (with or without REP): up to one data page of elements per exit, the element count
+ * also capped by the instruction budget so that counts stay exact.
+ */
+export function kvmEmulatePioString(vcpu: Vcpu, isIn: boolean, size: number, port: number, rep: boolean): number {
+  const vm = vcpu.vm, cpu = vcpu.cpu, st = cpu.st;
+  const t = vm.tracer;
+  const info = vcpu.vmcs.vmxInstructionInfo;
+  const asz = (info >> 7) & 1 ? 4 : 2;
+  const seg = (info >> 15) & 7;
+  const cx = asz === 4 ? st[2] >>> 0 : cpu.st16[4];
+  let count = rep ? cx : 1;
+  count = Math.min(count, Math.floor(4096 / size), cpu.timer === Infinity ? count : Math.max(1, cpu.timer));
+  if (t) t.record("kvmEmulatePio", { port, size, direction: isIn ? "in" : "out", count, string: true, rep });
+  const pio = vcpu.pio;
+  pio.isIn = isIn; pio.size = size; pio.port = port; pio.string = true; pio.rep = rep; pio.asz = asz; pio.seg = seg;
+  const run = vcpu.kvmRun;
+  const data = run.data;
+  if (!isIn) {
+    // Gather the elements from DS:ESI (or the override); a fault stops the gathering there.
+    const delta = st[St.RFLAGS] & Fl.DF ? -size : size;
+    let si = asz === 4 ? st[12] : cpu.st16[24];
+    let k = 0;
+    try {
+      for (; k < count; k++) {
+        const v = cpu.rd(seg, si, size);
+        for (let b = 0; b < size; b++) data[k * size + b] = v >> (8 * b);
+        si = asz === 4 ? (si + delta) | 0 : (si + delta) & 0xffff;
+      }
+    } catch (e) {
+      if (!(e instanceof CpuFault)) throw e;
+      if (k === 0) {
+        vm.module.ops.queueException(vcpu, e.vector, e.errorCode);
+        return 1;
+      }
+    }
+    count = k;
+  }
+  pio.count = count;
+  vm.pioCounts[port * 2 + (isIn ? 0 : 1)] += count;
+  if (kernelPio(vcpu, data, 0)) return completeIo(vcpu);
+  run.exitReason = KvmExit.IO;
+  const io = run.io;
+  io.direction = isIn ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT;
+  io.size = size; io.port = port; io.count = count; io.dataOffset = 0;
+  if (isIn) data.fill(0xff, 0, size * count);
+  vcpu.completeUserspaceIo = completeIo;
+  return 0;
+}
+
+/**
+ * kernel_pio: offer the access to the in-kernel PIO bus.
+ * @returns true when a device on the bus claimed the port
+ */
+export function kernelPio(vcpu: Vcpu, data: Uint8Array, offset: number): boolean {
+  const vm = vcpu.vm;
+  const pio = vcpu.pio;
+  const dev = vm.pioBus.find(pio.port);
+  if (dev === undefined) return false;
+  const t = vm.tracer;
+  if (t) t.record("kernelPio", { port: pio.port, device: dev.name });
+  const size = pio.size as 1 | 2 | 4;
+  for (let k = 0; k < pio.count; k++) {
+    const o = offset + k * size;
+    if (pio.isIn) {
+      const v = dev.read(pio.port, size);
+      for (let b = 0; b < size; b++) data[o + b] = v >> (8 * b);
+    } else {
+      let v = 0;
+      for (let b = size - 1; b >= 0; b--) v = (v << 8) | data[o + b];
+      dev.write(pio.port, size, v >>> 0);
+    }
+  }
+  return true;
+}
+
+/**
+ * complete_io (complete_pio): move IN data into the guest, advance the string registers, and skip
+ * the instruction unless a REP string has elements left.
+ */
+export function completeIo(vcpu: Vcpu): number {
+  const t = vcpu.vm.tracer;
+  const pio = vcpu.pio, cpu = vcpu.cpu, st = cpu.st;
+  if (t) t.record("completeIo", { port: pio.port, direction: pio.isIn ? "in" : "out", count: pio.count });
+  const data = vcpu.kvmRun.data;
+  const size = pio.size;
+  const ops = vcpu.vm.module.ops;
+  if (!pio.string) {
+    if (pio.isIn) {
+      let v = 0;
+      for (let b = size - 1; b >= 0; b--) v = (v << 8) | data[b];
+      if (size === 1) cpu.st8[0] = v; else if (size === 2) cpu.st16[0] = v; else st[0] = v;
+    }
+    ops.skipEmulatedInstruction(vcpu);
+    return 1;
+  }
+  const asz = pio.asz;
+  const delta = st[St.RFLAGS] & Fl.DF ? -size : size;
+  const idxReg = pio.isIn ? 14 : 12; // EDI or ESI, Int32Array index
+  let idx = asz === 4 ? st[idxReg] : cpu.st16[idxReg * 2];
+  let done = 0;
+  try {
+    for (; done < pio.count; done++) {
+      if (pio.isIn) {
+        let v = 0;
+        for (let b = size - 1; b >= 0; b--) v = (v << 8) | data[done * size + b];
+        cpu.wr(Seg.ES, idx, size, v);
+      }
+      idx = asz === 4 ? (idx + delta) | 0 : (idx + delta) & 0xffff;
+    }
+  } catch (e) {
+    if (!(e instanceof CpuFault)) throw e;
+    ops.queueException(vcpu, e.vector, e.errorCode);
+  }
+  if (asz === 4) st[idxReg] = idx; else cpu.st16[idxReg * 2] = idx;
+  let remaining = 0;
+  if (pio.rep) {
+    if (asz === 4) { st[2] = (st[2] - done) | 0; remaining = st[2]; }
+    else { cpu.st16[4] = (cpu.st16[4] - done) & 0xffff; remaining = cpu.st16[4]; }
+  }
+  // Each element is one retired instruction (the REP rule of the processor).
+  if (remaining !== 0 || done < pio.count) cpu.retire(done);
+  else {
+    cpu.retire(Math.max(0, done - 1));
+    ops.skipEmulatedInstruction(vcpu);
+  }
+  return 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPUID, HLT, hypercalls, MSRs
+// ---------------------------------------------------------------------------------------------
+
+/** kvm_emulate_cpuid: answer from the CPUID table (KVM_SET_CPUID2); unknown leaves read as zero. */
+export function kvmEmulateCpuid(vcpu: Vcpu): number {
+  const st = vcpu.cpu.st;
+  const fn = st[0] >>> 0, idx = st[2] >>> 0;
+  const e = vcpu.vm.cpuid.find((x) => x.function === fn && (!x.significantIndex || x.index === idx));
+  vcpu.vm.tracer?.record("kvmEmulateCpuid", { function: fn, index: idx });
+  st[0] = e?.eax ?? 0;
+  st[6] = e?.ebx ?? 0;
+  st[2] = e?.ecx ?? 0;
+  st[4] = e?.edx ?? 0;
+  vcpu.vm.module.ops.skipEmulatedInstruction(vcpu);
+  return 1;
+}
+
+/** kvm_emulate_halt: skip the HLT and exit to userspace (no in-kernel interrupt source can wake it yet). */
+export function kvmEmulateHalt(vcpu: Vcpu): number {
+  vcpu.vm.tracer?.record("kvmEmulateHalt");
+  vcpu.vm.module.ops.skipEmulatedInstruction(vcpu);
+  vcpu.cpu.st[St.ACTIVITY] = 0;
+  vcpu.kvmRun.exitReason = KvmExit.HLT;
+  return 0;
+}
+
+/**
+ * kvm_emulate_hypercall: hypercall nr in RAX, arguments in RBX, RCX, RDX, RSI; every hypercall goes
+ * to userspace as KVM_EXIT_HYPERCALL, and the value userspace leaves in `hypercall.ret` (default
+ * -KVM_ENOSYS) lands in RAX when the guest resumes.
+ */
+export function kvmEmulateHypercall(vcpu: Vcpu): number {
+  const st = vcpu.cpu.st;
+  const run = vcpu.kvmRun;
+  const hc = run.hypercall;
+  hc.nr = st[0] >>> 0;
+  hc.args[0] = st[6] >>> 0; hc.args[1] = st[2] >>> 0; hc.args[2] = st[4] >>> 0; hc.args[3] = st[12] >>> 0;
+  hc.args[4] = 0; hc.args[5] = 0;
+  hc.ret = -KVM_ENOSYS;
+  vcpu.vm.tracer?.record("kvmEmulateHypercall", { nr: hc.nr });
+  run.exitReason = KvmExit.HYPERCALL;
+  vcpu.completeUserspaceIo = completeHypercall;
+  return 0;
+}
+function completeHypercall(vcpu: Vcpu): number {
+  vcpu.cpu.st[0] = vcpu.kvmRun.hypercall.ret;
+  vcpu.vm.module.ops.skipEmulatedInstruction(vcpu);
+  return 1;
+}
+
+/** The MSRs KVM emulates in the kernel (kvm_get_msr_common): a documented set. */
+export const KnownMsr = {
+  IA32_TSC: 0x10, IA32_APIC_BASE: 0x1b, IA32_FEATURE_CONTROL: 0x3a, IA32_SYSENTER_CS: 0x174,
+  IA32_SYSENTER_ESP: 0x175, IA32_SYSENTER_EIP: 0x176, IA32_MISC_ENABLE: 0x1a0, IA32_PAT: 0x277,
+  IA32_EFER: 0xc0000080, IA32_TSC_AUX: 0xc0000103,
+} as const;
+const MSR_DEFAULTS = new Map<number, number>([
+  [KnownMsr.IA32_APIC_BASE, 0xfee00900], [KnownMsr.IA32_MISC_ENABLE, 1], [KnownMsr.IA32_PAT, 0x0007040600070406],
+  [KnownMsr.IA32_FEATURE_CONTROL, 0],
+]);
+const KNOWN = new Set<number>(Object.values(KnownMsr));
+
+function msrValue(vcpu: Vcpu, msr: number): number {
+  if (msr === KnownMsr.IA32_TSC) return vcpu.cpu.icount + (vcpu.msrs.get(-1) ?? 0);
+  return vcpu.msrs.get(msr) ?? MSR_DEFAULTS.get(msr) ?? 0;
+}
+/** RDMSR: known MSRs in the kernel; others #GP(0), or KVM_EXIT_X86_RDMSR when userspace asked for them. */
+export function kvmEmulateRdmsr(vcpu: Vcpu): number {
+  const st = vcpu.cpu.st;
+  const msr = st[2] >>> 0;
+  const ops = vcpu.vm.module.ops;
+  vcpu.vm.tracer?.record("kvmEmulateRdmsr", { msr });
+  if (KNOWN.has(msr)) {
+    const v = msrValue(vcpu, msr);
+    st[0] = v % 2 ** 32;
+    st[4] = Math.floor(v / 2 ** 32);
+    ops.skipEmulatedInstruction(vcpu);
+    return 1;
+  }
+  if (vcpu.vm.userspaceMsr) {
+    const run = vcpu.kvmRun;
+    run.exitReason = KvmExit.X86_RDMSR;
+    run.msr.index = msr; run.msr.data = 0; run.msr.error = 0;
+    vcpu.completeUserspaceIo = (v) => {
+      if (v.kvmRun.msr.error) { ops.queueException(v, 13, 0); return 1; }
+      v.cpu.st[0] = v.kvmRun.msr.data % 2 ** 32;
+      v.cpu.st[4] = Math.floor(v.kvmRun.msr.data / 2 ** 32);
+      ops.skipEmulatedInstruction(v);
+      return 1;
+    };
+    return 0;
+  }
+  ops.queueException(vcpu, 13, 0);
+  return 1;
+}
+/** WRMSR: the counterpart of kvmEmulateRdmsr. */
+export function kvmEmulateWrmsr(vcpu: Vcpu): number {
+  const st = vcpu.cpu.st;
+  const msr = st[2] >>> 0;
+  const v = (st[0] >>> 0) + (st[4] >>> 0) * 2 ** 32;
+  const ops = vcpu.vm.module.ops;
+  vcpu.vm.tracer?.record("kvmEmulateWrmsr", { msr, value: v });
+  if (KNOWN.has(msr)) {
+    if (msr === KnownMsr.IA32_TSC) vcpu.msrs.set(-1, v - vcpu.cpu.icount);
+    else if (msr === KnownMsr.IA32_EFER && (v & 0x100)) { ops.queueException(vcpu, 13, 0); return 1; }
+    else vcpu.msrs.set(msr, v);
+    if (msr === KnownMsr.IA32_SYSENTER_CS) st[St.SYSENTER_CS] = v;
+    ops.skipEmulatedInstruction(vcpu);
+    return 1;
+  }
+  if (vcpu.vm.userspaceMsr) {
+    const run = vcpu.kvmRun;
+    run.exitReason = KvmExit.X86_WRMSR;
+    run.msr.index = msr; run.msr.data = v; run.msr.error = 0;
+    vcpu.completeUserspaceIo = (vc) => {
+      if (vc.kvmRun.msr.error) { ops.queueException(vc, 13, 0); return 1; }
+      ops.skipEmulatedInstruction(vc);
+      return 1;
+    };
+    return 0;
+  }
+  ops.queueException(vcpu, 13, 0);
+  return 1;
+}
+export { KvmError };

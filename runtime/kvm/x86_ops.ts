@@ -1,0 +1,28 @@
+/**
+ * `kvm_x86_ops`: the vendor module's operations, declared once (arch/x86/include/asm/kvm-x86-ops.h).
+ * `vmxX86Ops` (runtime/vmx/vmx.ts) is the one implementation today; a hardware tier over /dev/kvm
+ * would be another.
+ */
+import type { KvmModule } from "./kvm_main.ts";
+import type { Vcpu as KvmVcpu } from "./vcpu.ts";
+
+export interface KvmX86Ops {
+  readonly name: string;
+  /** Probe the "hardware" and build the VMCS configuration; throws when a required control is missing. */
+  hardwareSetup(mod: KvmModule): void;
+  /** Create the vendor part of a vCPU (allocVmcs), then set it up (vmxVcpuSetup). */
+  vcpuCreate(vcpu: KvmVcpu): void;
+  /** Enter the guest and return at the next VM exit. */
+  run(vcpu: KvmVcpu): void;
+  /**
+   * Handle the last VM exit.
+   * @returns 1 to re-enter the guest, 0 to return to userspace with kvm_run filled
+   */
+  handleExit(vcpu: KvmVcpu): number;
+  /** Advance RIP past the instruction that exited (kvm_skip_emulated_instruction). */
+  skipEmulatedInstruction(vcpu: KvmVcpu): void;
+  /** Queue an exception for injection at the next entry. */
+  queueException(vcpu: KvmVcpu, vector: number, errorCode?: number): void;
+  /** Inject an external interrupt (KVM_INTERRUPT) at the next entry. */
+  injectIrq(vcpu: KvmVcpu, vector: number): void;
+}

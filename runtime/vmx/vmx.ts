@@ -1,0 +1,433 @@
+/**
+ * The VMX vendor module (arch/x86/kvm/vmx.c): module init, VMCS configuration from the capability
+ * MSRs, per-CPU VMCS areas, vCPU creation and setup, VM entry, and the exit-handler table.
+ */
+import type { Cpu } from "../cpu/cpu.ts";
+import { Seg, SEG_ATTR, SEG_BASE, SEG_LIMIT, SEG_SEL, SEG_WORDS, St } from "../cpu/state.ts";
+import {
+  CpuBased, CpuBased2, EntryCtl, EXIT_REASON_NAMES, ExitCtl, ExitReason, type GuestStateAccess, IntrInfo, IoQual,
+  PinBased, Vmcs, VmcsField,
+} from "../cpu/vmcs.ts";
+import { KvmError, kvmInit, KvmModule, registerVendorModule } from "../kvm/kvm_main.ts";
+import { KvmExit, KvmInternalError } from "../kvm/kvm_run.ts";
+import type { Vcpu } from "../kvm/vcpu.ts";
+import {
+  kvmEmulateCpuid, kvmEmulateHalt, kvmEmulateHypercall, kvmEmulatePio, kvmEmulatePioString, kvmEmulateRdmsr,
+  kvmEmulateWrmsr,
+} from "../kvm/x86.ts";
+import type { KvmX86Ops } from "../kvm/x86_ops.ts";
+import { type ControlCaps, defaultVmxCapabilities, type VmxCapabilities } from "./capabilities.ts";
+
+/** What setupVmcsConfig settled on (struct vmcs_config). */
+export interface VmcsConfig {
+  size: number;
+  revisionId: number;
+  pinBasedExecCtrl: number;
+  cpuBasedExecCtrl: number;
+  cpuBased2ndExecCtrl: number;
+  vmexitCtrl: number;
+  vmentryCtrl: number;
+}
+
+/**
+ * adjust_vmx_controls: required controls `min` and optional `opt`, against the capability MSR.
+ * @throws KvmError("hardware") when a required control cannot be set
+ */
+function adjustVmxControls(min: number, opt: number, caps: ControlCaps, what: string): number {
+  let ctl = min | opt;
+  ctl &= caps.allowed1; // bit == 0 in high word ==> must be zero
+  ctl |= caps.allowed0; // bit == 1 in low word  ==> must be one
+  const missing = (min & ~ctl) >>> 0;
+  if (missing) {
+    throw new KvmError("hardware", `Cannot load KVM: the processor lacks required ${what} controls 0x${missing.toString(16)}`);
+  }
+  return ctl >>> 0;
+}
+
+/**
+ * setup_vmcs_config: the controls KVM needs (required) and wants (optional). Beyond vmx.c's own
+ * minimum, this emulator needs EPT and unrestricted guest (real-mode guests, memslots as EPT) and
+ * the preemption timer (the instruction budget).
+ */
+export function setupVmcsConfig(mod: KvmModule, caps: VmxCapabilities): VmcsConfig {
+  mod.initTrace.record("setupVmcsConfig");
+  const pinMin = PinBased.EXT_INTR_EXITING | PinBased.NMI_EXITING | PinBased.PREEMPTION_TIMER;
+  const pin = adjustVmxControls(pinMin, PinBased.VIRTUAL_NMIS, caps.pinBased, "pin-based");
+  const procMin = CpuBased.HLT_EXITING | CpuBased.UNCOND_IO_EXITING | CpuBased.USE_TSC_OFFSETTING |
+    CpuBased.MOV_DR_EXITING | CpuBased.MWAIT_EXITING | CpuBased.MONITOR_EXITING | CpuBased.ACTIVATE_SECONDARY_CONTROLS;
+  const procOpt = CpuBased.RDPMC_EXITING;
+  let proc = adjustVmxControls(procMin, procOpt, caps.procBased, "processor-based");
+  // MOV DR exiting and the IO/MSR bitmaps: we take every IO and MSR access, without bitmaps.
+  proc &= ~(CpuBased.MOV_DR_EXITING | CpuBased.USE_IO_BITMAPS | CpuBased.USE_MSR_BITMAPS) | caps.procBased.allowed0;
+  const proc2Min = CpuBased2.ENABLE_EPT | CpuBased2.UNRESTRICTED_GUEST;
+  const proc2 = adjustVmxControls(proc2Min, CpuBased2.ENABLE_VPID | CpuBased2.WBINVD_EXITING, caps.procBased2, "secondary processor-based");
+  const exitCtl = adjustVmxControls(ExitCtl.SAVE_PREEMPTION_TIMER, ExitCtl.ACK_INTR_ON_EXIT | ExitCtl.SAVE_IA32_EFER | ExitCtl.LOAD_IA32_EFER, caps.exit, "VM-exit");
+  const entryCtl = adjustVmxControls(0, EntryCtl.LOAD_IA32_EFER, caps.entry, "VM-entry");
+  return {
+    size: caps.basic.vmcsSize, revisionId: caps.basic.revisionId, pinBasedExecCtrl: pin, cpuBasedExecCtrl: proc,
+    cpuBased2ndExecCtrl: proc2, vmexitCtrl: exitCtl, vmentryCtrl: entryCtl,
+  };
+}
+
+/** alloc_vmcs_cpu: one VMCS region stamped with the revision id. */
+export function allocVmcsCpu(mod: KvmModule, cpu: number): Vmcs {
+  mod.initTrace.record("allocVmcsCpu", { cpu });
+  const v = new Vmcs();
+  v.revisionId = mod.vmcsConfig.revisionId;
+  return v;
+}
+/** alloc_kvm_area: a VMXON region per emulated processor. */
+export function allocKvmArea(mod: KvmModule): void {
+  mod.initTrace.record("allocKvmArea", { cpus: mod.caps.cpus });
+  mod.vmxArea = [];
+  for (let c = 0; c < mod.caps.cpus; c++) mod.vmxArea.push(allocVmcsCpu(mod, c));
+}
+/** hardware_setup (kvm_x86_ops->hardware_setup). */
+function hardwareSetup(mod: KvmModule): void {
+  mod.initTrace.record("hardwareSetup");
+  mod.vmcsConfig = setupVmcsConfig(mod, mod.caps);
+  allocKvmArea(mod);
+}
+
+/** vmx_init: load the vendor module on the given (or the default) emulated processor. */
+export function vmxInit(caps: VmxCapabilities = defaultVmxCapabilities()): KvmModule {
+  const mod = new KvmModule();
+  mod.caps = caps;
+  mod.initTrace.record("vmxInit");
+  kvmInit(mod, vmxX86Ops);
+  return mod;
+}
+registerVendorModule(() => ({ vmxInit }));
+
+// ---------------------------------------------------------------------------------------------
+// vCPU creation
+// ---------------------------------------------------------------------------------------------
+
+/** The guest-state area of the VMCS, read through the live processor state (SDM 24.4). */
+function guestStateOf(cpu: Cpu): GuestStateAccess {
+  const segField = (enc: number, base: number) => (enc - base) >> 1;
+  return {
+    readGuestField(enc: number): number | undefined {
+      const st = cpu.st;
+      if (enc >= VmcsField.GUEST_ES_SELECTOR && enc <= VmcsField.GUEST_TR_SELECTOR) return cpu.getSegSel(segField(enc, VmcsField.GUEST_ES_SELECTOR));
+      if (enc >= VmcsField.GUEST_ES_LIMIT && enc <= VmcsField.GUEST_TR_LIMIT) return cpu.getSegLimit(segField(enc, VmcsField.GUEST_ES_LIMIT));
+      if (enc >= VmcsField.GUEST_ES_AR_BYTES && enc <= VmcsField.GUEST_TR_AR_BYTES) return cpu.getSegAttr(segField(enc, VmcsField.GUEST_ES_AR_BYTES));
+      if (enc >= VmcsField.GUEST_ES_BASE && enc <= VmcsField.GUEST_TR_BASE) return cpu.getSegBase(segField(enc, VmcsField.GUEST_ES_BASE));
+      switch (enc) {
+        case VmcsField.GUEST_RIP: return st[St.RIP] >>> 0;
+        case VmcsField.GUEST_RSP: return st[8] >>> 0;
+        case VmcsField.GUEST_RFLAGS: return cpu.getFlags();
+        case VmcsField.GUEST_CR0: return st[St.CR0] >>> 0;
+        case VmcsField.GUEST_CR3: return st[St.CR3] >>> 0;
+        case VmcsField.GUEST_CR4: return st[St.CR4] >>> 0;
+        case VmcsField.GUEST_DR7: return st[St.DR + 14] >>> 0;
+        case VmcsField.GUEST_GDTR_BASE: return st[St.GDTR_BASE] >>> 0;
+        case VmcsField.GUEST_GDTR_LIMIT: return st[St.GDTR_LIMIT] & 0xffff;
+        case VmcsField.GUEST_IDTR_BASE: return st[St.IDTR_BASE] >>> 0;
+        case VmcsField.GUEST_IDTR_LIMIT: return st[St.IDTR_LIMIT] & 0xffff;
+        case VmcsField.GUEST_INTERRUPTIBILITY_INFO: return st[St.INTERRUPTIBILITY];
+        case VmcsField.GUEST_ACTIVITY_STATE: return st[St.ACTIVITY];
+        case VmcsField.GUEST_IA32_EFER: return st[St.EFER] >>> 0;
+        case VmcsField.GUEST_SYSENTER_CS: return st[St.SYSENTER_CS] >>> 0;
+      }
+      return undefined;
+    },
+    writeGuestField(enc: number, v: number): boolean {
+      const st = cpu.st;
+      const seg = (base: number, word: number) => {
+        const s = segField(enc, base);
+        st[St.SEG + s * SEG_WORDS + word] = v;
+        cpu.refreshSeg(s);
+        if (s === Seg.CS || s === Seg.SS) cpu.updateCpl();
+        return true;
+      };
+      if (enc >= VmcsField.GUEST_ES_SELECTOR && enc <= VmcsField.GUEST_TR_SELECTOR) return seg(VmcsField.GUEST_ES_SELECTOR, SEG_SEL);
+      if (enc >= VmcsField.GUEST_ES_LIMIT && enc <= VmcsField.GUEST_TR_LIMIT) return seg(VmcsField.GUEST_ES_LIMIT, SEG_LIMIT);
+      if (enc >= VmcsField.GUEST_ES_AR_BYTES && enc <= VmcsField.GUEST_TR_AR_BYTES) return seg(VmcsField.GUEST_ES_AR_BYTES, SEG_ATTR);
+      if (enc >= VmcsField.GUEST_ES_BASE && enc <= VmcsField.GUEST_TR_BASE) return seg(VmcsField.GUEST_ES_BASE, SEG_BASE);
+      switch (enc) {
+        case VmcsField.GUEST_RIP: st[St.RIP] = v; return true;
+        case VmcsField.GUEST_RSP: st[8] = v; return true;
+        case VmcsField.GUEST_RFLAGS: cpu.setFlags(v); return true;
+        case VmcsField.GUEST_CR0: st[St.CR0] = v; cpu.updateCpl(); cpu.flushTlb(); return true;
+        case VmcsField.GUEST_CR3: st[St.CR3] = v; cpu.flushTlb(); return true;
+        case VmcsField.GUEST_CR4: st[St.CR4] = v; cpu.flushTlb(); return true;
+        case VmcsField.GUEST_DR7: st[St.DR + 14] = v; return true;
+        case VmcsField.GUEST_GDTR_BASE: st[St.GDTR_BASE] = v; return true;
+        case VmcsField.GUEST_GDTR_LIMIT: st[St.GDTR_LIMIT] = v; return true;
+        case VmcsField.GUEST_IDTR_BASE: st[St.IDTR_BASE] = v; return true;
+        case VmcsField.GUEST_IDTR_LIMIT: st[St.IDTR_LIMIT] = v; return true;
+        case VmcsField.GUEST_INTERRUPTIBILITY_INFO: st[St.INTERRUPTIBILITY] = v; return true;
+        case VmcsField.GUEST_ACTIVITY_STATE: st[St.ACTIVITY] = v; return true;
+        case VmcsField.GUEST_IA32_EFER: st[St.EFER] = v; return true;
+        case VmcsField.GUEST_SYSENTER_CS: st[St.SYSENTER_CS] = v; return true;
+      }
+      return false;
+    },
+  };
+}
+
+/** alloc_vmcs: a VMCS for the current CPU. */
+function allocVmcs(vcpu: Vcpu): Vmcs {
+  vcpu.vm.tracer?.record("allocVmcs");
+  const mod = vcpu.vm.module;
+  const t = vcpu.vm.tracer;
+  if (t) t.record("allocVmcsCpu", { cpu: 0 });
+  const v = new Vmcs();
+  v.revisionId = mod.vmcsConfig.revisionId;
+  return v;
+}
+/** vmx_create_vcpu (kvm_x86_ops->vcpu_create). */
+function vmxCreateVcpu(vcpu: Vcpu): void {
+  vcpu.vm.tracer?.record("vmxCreateVcpu", { id: vcpu.id });
+  vcpu.vmcs = allocVmcs(vcpu);
+  vcpu.vmcs.guest = guestStateOf(vcpu.cpu);
+  vcpu.cpu.vmcs = vcpu.vmcs;
+  vmxVcpuSetup(vcpu);
+}
+/** vmcs_writel: VMWRITE of a natural-width field (traced: it is on the seed's vCPU-setup path). */
+export function vmcsWritel(vcpu: Vcpu, field: number, value: number): void {
+  vcpu.vm.tracer?.record("vmcsWritel", { field: `0x${field.toString(16)}`, value });
+  vcpu.vmcs.write(field, value);
+}
+/** guest_write_tsc: set TSC_OFFSET so the guest TSC reads `guestTsc` now. */
+export function guestWriteTsc(vcpu: Vcpu, guestTsc: number): void {
+  vcpu.vm.tracer?.record("guestWriteTsc", { guestTsc });
+  vcpu.vmcs.write(VmcsField.TSC_OFFSET, guestTsc - vcpu.cpu.icount);
+}
+/** vmx_vcpu_setup: program the controls from vmcs_config and the initial guest state. */
+function vmxVcpuSetup(vcpu: Vcpu): void {
+  vcpu.vm.tracer?.record("vmxVcpuSetup");
+  const cfg = vcpu.vm.module.vmcsConfig;
+  const v = vcpu.vmcs;
+  v.write(VmcsField.PIN_BASED_VM_EXEC_CONTROL, cfg.pinBasedExecCtrl & ~PinBased.PREEMPTION_TIMER);
+  v.write(VmcsField.CPU_BASED_VM_EXEC_CONTROL, cfg.cpuBasedExecCtrl);
+  v.write(VmcsField.SECONDARY_VM_EXEC_CONTROL, cfg.cpuBased2ndExecCtrl);
+  v.write(VmcsField.VM_EXIT_CONTROLS, cfg.vmexitCtrl);
+  v.write(VmcsField.VM_ENTRY_CONTROLS, cfg.vmentryCtrl);
+  v.write(VmcsField.EXCEPTION_BITMAP, 0);
+  v.write(VmcsField.PAGE_FAULT_ERROR_CODE_MASK, 0);
+  v.write(VmcsField.PAGE_FAULT_ERROR_CODE_MATCH, 0);
+  v.write(VmcsField.CR3_TARGET_COUNT, 0);
+  v.write(VmcsField.VMCS_LINK_POINTER, 2 ** 53 - 1);
+  // With EPT and unrestricted guest the guest owns CR0 and CR4: no bits are host-owned.
+  vmcsWritel(vcpu, VmcsField.CR0_GUEST_HOST_MASK, 0);
+  vmcsWritel(vcpu, VmcsField.CR4_GUEST_HOST_MASK, 0);
+  vmcsWritel(vcpu, VmcsField.HOST_RIP, 0);
+  guestWriteTsc(vcpu, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+// ---------------------------------------------------------------------------------------------
+
+/** vmx_vcpu_run: program the preemption timer from the budget, VMRESUME, and account the exit. */
+function vmxVcpuRun(vcpu: Vcpu): void {
+  const t = vcpu.vm.tracer;
+  if (t) t.record("vmxVcpuRun", { rip: vcpu.cpu.eip });
+  const v = vcpu.vmcs;
+  const budget = vcpu.budget;
+  const pin = v.read(VmcsField.PIN_BASED_VM_EXEC_CONTROL);
+  if (budget !== Infinity) {
+    if (!(pin & PinBased.PREEMPTION_TIMER)) v.write(VmcsField.PIN_BASED_VM_EXEC_CONTROL, pin | PinBased.PREEMPTION_TIMER);
+    v.write(VmcsField.VMX_PREEMPTION_TIMER_VALUE, budget);
+  } else if (pin & PinBased.PREEMPTION_TIMER) {
+    v.write(VmcsField.PIN_BASED_VM_EXEC_CONTROL, pin & ~PinBased.PREEMPTION_TIMER);
+  }
+  vcpu.cpu.vmEnter();
+  v.launched = true;
+  if (budget !== Infinity) vcpu.budget = v.read(VmcsField.VMX_PREEMPTION_TIMER_VALUE);
+  vcpu.vmxExitCounts[v.exitReason & 63]++;
+}
+
+/** kvm_skip_emulated_instruction: RIP += VM_EXIT_INSTRUCTION_LEN; the instruction retires. */
+function skipEmulatedInstruction(vcpu: Vcpu): void {
+  const cpu = vcpu.cpu;
+  const len = vcpu.vmcs.exitInstructionLen;
+  cpu.st[St.RIP] = (cpu.st[St.RIP] + len) & (cpu.code32 ? -1 : 0xffff);
+  cpu.st[St.INTERRUPTIBILITY] = 0;
+  cpu.retire(1);
+  if (vcpu.budget !== Infinity) vcpu.budget = Math.max(0, vcpu.budget - 1);
+}
+
+function queueException(vcpu: Vcpu, vector: number, errorCode = -1): void {
+  vcpu.pendingEvent = { vector, errorCode, type: IntrInfo.TYPE_HW_EXCEPTION };
+}
+function injectIrq(vcpu: Vcpu, vector: number): void {
+  vcpu.pendingEvent = { vector, errorCode: -1, type: IntrInfo.TYPE_EXT_INTR };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exit handlers. Contract (as vmx.c): return 1 to resume the guest, 0 to return to userspace
+// with kvm_run filled.
+// ---------------------------------------------------------------------------------------------
+
+/** handle_io: decode the exit qualification (SDM table 27-5) and emulate the port access. */
+export function handleIo(vcpu: Vcpu): number {
+  const q = vcpu.vmcs.exitQualification;
+  const size = (q & IoQual.SIZE_MASK) + 1;
+  const isIn = (q & IoQual.IN) !== 0;
+  const port = q >>> IoQual.PORT_SHIFT;
+  const t = vcpu.vm.tracer;
+  if (t) t.record("handleIo", { port, size, direction: isIn ? "in" : "out", string: (q & IoQual.STRING) !== 0 });
+  if (q & IoQual.STRING) return kvmEmulatePioString(vcpu, isIn, size, port, (q & IoQual.REP) !== 0);
+  return kvmEmulatePio(vcpu, isIn, size, port);
+}
+function handleHalt(vcpu: Vcpu): number {
+  return kvmEmulateHalt(vcpu);
+}
+function handleCpuid(vcpu: Vcpu): number {
+  return kvmEmulateCpuid(vcpu);
+}
+function handleVmcall(vcpu: Vcpu): number {
+  return kvmEmulateHypercall(vcpu);
+}
+function handleRdmsr(vcpu: Vcpu): number {
+  return kvmEmulateRdmsr(vcpu);
+}
+function handleWrmsr(vcpu: Vcpu): number {
+  return kvmEmulateWrmsr(vcpu);
+}
+/** handle_rdtsc (RDTSC exiting): the guest TSC is the instruction count plus TSC_OFFSET. */
+function handleRdtsc(vcpu: Vcpu): number {
+  const st = vcpu.cpu.st;
+  const tsc = vcpu.cpu.icount + vcpu.vmcs.read(VmcsField.TSC_OFFSET);
+  st[0] = tsc % 2 ** 32;
+  st[4] = Math.floor(tsc / 2 ** 32);
+  skipEmulatedInstruction(vcpu);
+  return 1;
+}
+function handleInvd(vcpu: Vcpu): number {
+  skipEmulatedInstruction(vcpu);
+  return 1;
+}
+/**
+ * handle_ept_violation: a guest-physical address without a memslot is MMIO. No in-kernel MMIO
+ * device exists yet, so it goes to userspace as KVM_EXIT_MMIO; the processor restarts the
+ * instruction on re-entry and consumes the completed access.
+ */
+function handleEptViolation(vcpu: Vcpu): number {
+  const cpu = vcpu.cpu;
+  const a = cpu.mmioPending;
+  const t = vcpu.vm.tracer;
+  if (t) t.record("handleEptViolation", { gpa: vcpu.vmcs.guestPhysicalAddress, write: a?.isWrite });
+  if (!a) {
+    vcpu.kvmRun.exitReason = KvmExit.INTERNAL_ERROR;
+    vcpu.kvmRun.internal.suberror = KvmInternalError.EMULATION;
+    vcpu.kvmRun.internal.data = [ExitReason.EPT_VIOLATION];
+    return 0;
+  }
+  const run = vcpu.kvmRun;
+  run.exitReason = KvmExit.MMIO;
+  run.mmio.physAddr = a.gpa;
+  run.mmio.len = a.size;
+  run.mmio.isWrite = a.isWrite;
+  run.mmio.data.fill(a.isWrite ? 0 : 0xff);
+  if (a.isWrite) for (let b = 0; b < a.size; b++) run.mmio.data[b] = a.value >> (8 * b);
+  vcpu.completeUserspaceIo = completeMmio;
+  return 0;
+}
+function completeMmio(vcpu: Vcpu): number {
+  const cpu = vcpu.cpu;
+  const a = cpu.mmioPending!;
+  cpu.mmioPending = null;
+  let v = 0;
+  if (!a.isWrite) for (let b = a.size - 1; b >= 0; b--) v = (v << 8) | vcpu.kvmRun.mmio.data[b];
+  cpu.mmioLog.push({ gpa: a.gpa, size: a.size, isWrite: a.isWrite, value: a.isWrite ? a.value : a.size === 4 ? v : v & ((1 << (8 * a.size)) - 1) });
+  return 1;
+}
+function handleTripleFault(vcpu: Vcpu): number {
+  const d = vcpu.cpu.shutdownDetail;
+  vcpu.vm.tracer?.record("handleTripleFault", { vectors: d?.vectors });
+  const run = vcpu.kvmRun;
+  run.exitReason = KvmExit.SHUTDOWN;
+  run.shutdown.vectors = d?.vectors ?? [];
+  run.shutdown.rip = d?.rip ?? vcpu.cpu.eip;
+  run.shutdown.bytes = d?.bytes ?? [];
+  vcpu.shutDown = true;
+  return 0;
+}
+/** handle_exception_nmi: an exception whose bit is set in EXCEPTION_BITMAP. */
+function handleExceptionNmi(vcpu: Vcpu): number {
+  const info = vcpu.vmcs.exitIntrInfo;
+  const vector = info & IntrInfo.VECTOR_MASK;
+  const run = vcpu.kvmRun;
+  vcpu.vm.tracer?.record("handleExceptionNmi", { vector });
+  if (vector === 1 || vector === 3) {
+    run.exitReason = KvmExit.DEBUG;
+    run.debug.exception = vector;
+    run.debug.pc = (vcpu.cpu.getSegBase(Seg.CS) + vcpu.cpu.eip) >>> 0;
+    return 0;
+  }
+  run.exitReason = KvmExit.EXCEPTION;
+  run.ex.exception = vector;
+  run.ex.errorCode = info & IntrInfo.ERROR_CODE_VALID ? vcpu.vmcs.exitIntrErrorCode : 0;
+  return 0;
+}
+/** The preemption timer is the instruction budget: it ends KVM_RUN (vmxlab's KVM_EXIT_BUDGET). */
+function handlePreemptionTimer(vcpu: Vcpu): number {
+  vcpu.kvmRun.exitReason = KvmExit.BUDGET;
+  return 0;
+}
+/** An external interrupt from the host (the wall-clock deadline): KVM_RUN returns -EINTR. */
+function handleExternalInterrupt(vcpu: Vcpu): number {
+  vcpu.kvmRun.exitReason = KvmExit.INTR;
+  return 0;
+}
+
+/**
+ * kvm_vmx_exit_handlers: the exit-handler table, by basic exit reason. A reason without an
+ * entry goes to unexpectedVmexit (KVM_EXIT_INTERNAL_ERROR), never a silent skip.
+ */
+export const kvmVmxExitHandlers: readonly ((vcpu: Vcpu) => number)[] = (() => {
+  const t: ((vcpu: Vcpu) => number)[] = [];
+  t[ExitReason.EXCEPTION_NMI] = handleExceptionNmi;
+  t[ExitReason.EXTERNAL_INTERRUPT] = handleExternalInterrupt;
+  t[ExitReason.TRIPLE_FAULT] = handleTripleFault;
+  t[ExitReason.CPUID] = handleCpuid;
+  t[ExitReason.HLT] = handleHalt;
+  t[ExitReason.INVD] = handleInvd;
+  t[ExitReason.RDTSC] = handleRdtsc;
+  t[ExitReason.VMCALL] = handleVmcall;
+  t[ExitReason.IO_INSTRUCTION] = handleIo;
+  t[ExitReason.MSR_READ] = handleRdmsr;
+  t[ExitReason.MSR_WRITE] = handleWrmsr;
+  t[ExitReason.EPT_VIOLATION] = handleEptViolation;
+  t[ExitReason.PREEMPTION_TIMER] = handlePreemptionTimer;
+  t[ExitReason.WBINVD] = handleInvd;
+  return t;
+})();
+
+function unexpectedVmexit(vcpu: Vcpu, reason: number): number {
+  vcpu.vm.tracer?.record("unexpectedVmexit", { reason });
+  const run = vcpu.kvmRun;
+  run.exitReason = KvmExit.INTERNAL_ERROR;
+  run.internal.suberror = KvmInternalError.UNEXPECTED_EXIT_REASON;
+  run.internal.data = [reason];
+  return 0;
+}
+
+/** vmx_handle_exit: script hooks first, then the handler table. */
+function vmxHandleExit(vcpu: Vcpu): number {
+  const v = vcpu.vmcs;
+  const reason = v.exitReason & 0xffff;
+  const t = vcpu.vm.tracer;
+  if (t) t.record("vmxHandleExit", { reason: EXIT_REASON_NAMES[reason] ?? reason, qualification: v.exitQualification });
+  const hook = vcpu.vmxExitHooks[reason];
+  if (hook !== undefined && hook(vcpu, reason) === "resume") return 1;
+  const handler = kvmVmxExitHandlers[reason];
+  if (handler === undefined) return unexpectedVmexit(vcpu, reason);
+  return handler(vcpu);
+}
+
+/** kvm_x86_ops for VMX (vmx_x86_ops). */
+export const vmxX86Ops: KvmX86Ops = {
+  name: "kvm_intel",
+  hardwareSetup,
+  vcpuCreate: vmxCreateVcpu,
+  run: vmxVcpuRun,
+  handleExit: vmxHandleExit,
+  skipEmulatedInstruction,
+  queueException,
+  injectIrq,
+};
