@@ -1,0 +1,597 @@
+/**
+ * The VMM (QEMU's kvm_all.c, kvmtool): a `Machine` lays out guest memory, loads an image, sets the
+ * CPU up for a boot mode, attaches devices in the kernel or in userspace, lets scripts hook IO
+ * ports, MMIO ranges, exits and hypercalls, and runs the loop `kvm_cpu_exec` runs: KVM_RUN, switch
+ * on the exit reason, `kvmHandleIo`, KVM_RUN again.
+ */
+import "../vmx/vmx.ts";
+import { Kvm, KVM_MEM_READONLY, Vm } from "../kvm/kvm_main.ts";
+import { KvmExit, kvmExitName, KvmRun, toVcpuExit, type VcpuExit, KVM_ENOSYS } from "../kvm/kvm_run.ts";
+import type { KvmRegs, Vcpu, VmxExitHook } from "../kvm/vcpu.ts";
+import type { TraceSink } from "../kvm/trace.ts";
+import { EXIT_REASON_NAMES } from "../cpu/vmcs.ts";
+import { PioBus } from "../devices/pio_bus.ts";
+import type { ByteSink, PioDevice } from "../devices/device.ts";
+import { DebugCon } from "../devices/debugcon.ts";
+import { PostCodePort } from "../devices/post.ts";
+import { Uart16550 } from "../devices/uart16550.ts";
+import { type BootMode, loadImage, MULTIBOOT_BOOTLOADER_MAGIC } from "./loader.ts";
+import { ImageError, type ImageFormat, type LoadedImage } from "./image.ts";
+
+/** Host-side failures of the VMM; `kind` says which. */
+export class MachineError extends Error {
+  constructor(
+    readonly kind: "hook" | "conflict" | "argument" | "mode" | "image",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "MachineError";
+  }
+}
+
+/** Where a device sits: on KVM's in-kernel PIO bus, in userspace (reached through KVM_EXIT_IO), or absent. */
+export type DevicePlacement = "kernel" | "userspace" | false;
+
+export interface MachineOptions {
+  /** Guest RAM in bytes (default 16 MiB), mapped at guest-physical 0. */
+  memSize?: number;
+  /** The boot mode the CPU is set up in (default "real"). */
+  mode?: BootMode;
+  /** Debug console at 0xE9 (default "kernel"), POST port at 0x80 (default "kernel"), 16550 UART at 0x3F8 (default "userspace"). */
+  devices?: { debugcon?: DevicePlacement; post?: DevicePlacement; serial?: DevicePlacement };
+  /** Receives every console byte (debug console and UART transmit) as it is written. */
+  console?: ByteSink;
+  /** Trace the kernel's stages (true collects them in `machine.vm.tracer`; a function receives each). */
+  trace?: boolean | TraceSink;
+  /** What an access to guest-physical memory with no memslot and no MMIO hook does: end the run (default) or read all ones / drop. */
+  unclaimedMmio?: "exit" | "open-bus";
+}
+
+/** What a hook may do with the machine. */
+export interface HookContext {
+  readonly machine: Machine;
+  readonly vcpu: Vcpu;
+  /** Read the registers (KVM_GET_REGS). */
+  getRegs(): KvmRegs;
+  /** Change registers (KVM_SET_REGS, only the fields given). */
+  setRegs(r: Partial<KvmRegs>): void;
+  /** Read and write guest-physical memory. */
+  read(gpa: number, len: number): Uint8Array;
+  write(gpa: number, data: Uint8Array): void;
+  /** End the run after this exit is handled; `run()` returns `{ reason: "stopped", detail }`. */
+  stop(detail?: string): void;
+}
+
+export interface IoAccess {
+  port: number;
+  size: 1 | 2 | 4;
+  direction: "in" | "out";
+  /** For OUT: the value written. */
+  value: number;
+}
+/** An IO hook: for IN return the value (undefined reads as all ones); for OUT the return is ignored. */
+export type IoHandler = (io: IoAccess, ctx: HookContext) => number | void;
+export interface IoHookSpec {
+  /** A port, or an inclusive [first, last] range. */
+  port: number | [number, number];
+  /** Which accesses (default both). */
+  direction?: "in" | "out" | "both";
+  /** Access sizes this hook accepts (default all); others are handled as an open bus. */
+  sizes?: (1 | 2 | 4)[];
+  /** A name for error messages and traces. */
+  name?: string;
+  handler: IoHandler;
+}
+export interface MmioHookSpec {
+  base: number;
+  size: number;
+  name?: string;
+  read?: (addr: number, size: number, ctx: HookContext) => number;
+  write?: (addr: number, size: number, value: number, ctx: HookContext) => void;
+}
+/** An exit hook in userspace: return "resume" to re-enter the guest instead of ending the run. */
+export type ExitHandler = (exit: VcpuExit, ctx: HookContext) => "resume" | void;
+/** A hypercall hook: args are RBX, RCX, RDX, RSI; the return value goes to RAX (default 0). */
+export type HypercallHandler = (args: number[], ctx: HookContext) => number | void;
+
+/** How a run ended. */
+export type RunExit =
+  | VcpuExit
+  | { reason: "stopped"; detail: string }
+  | { reason: "timeout" };
+
+export interface RunResult {
+  exit: RunExit;
+  /** Retired instructions in this run. */
+  instructions: number;
+  /** VM exits in this run by VMX basic exit reason (lower-case SDM names). */
+  exits: Record<string, number>;
+  /** Exits that reached userspace in this run, by KVM exit name. */
+  userspaceExits: Record<string, number>;
+  wallMs: number;
+}
+
+interface IoHook {
+  first: number;
+  last: number;
+  dirIn: boolean;
+  dirOut: boolean;
+  sizes: number;
+  name: string;
+  handler: IoHandler;
+}
+
+const MiB = 1 << 20;
+
+export class Machine {
+  readonly kvm: Kvm;
+  readonly vm: Vm;
+  readonly vcpu: Vcpu;
+  readonly memSize: number;
+  readonly mode: BootMode;
+  /** Userspace devices (the VMM's own port bus). */
+  readonly userBus = new PioBus();
+  readonly debugcon: DebugCon | null = null;
+  readonly post: PostCodePort | null = null;
+  readonly serial: Uart16550 | null = null;
+  /** Console bytes (debug console and UART) since creation. */
+  readonly consoleBytes: number[] = [];
+  private readonly consoleSink?: ByteSink;
+  private readonly ioIn: (IoHook | undefined)[] = new Array(65536);
+  private readonly ioOut: (IoHook | undefined)[] = new Array(65536);
+  private readonly ioHooks: IoHook[] = [];
+  private readonly mmioHooks: (MmioHookSpec & { name: string })[] = [];
+  private readonly exitHooks = new Map<number, { name: string; fn: ExitHandler }[]>();
+  private readonly hypercalls = new Map<number, { name: string; fn: HypercallHandler }>();
+  private readonly unclaimedMmio: "exit" | "open-bus";
+  private stopDetail: string | null = null;
+  private readonly ctx: HookContext;
+  /** The image loaded last. */
+  image: LoadedImage | null = null;
+
+  constructor(opts: MachineOptions = {}) {
+    this.memSize = opts.memSize ?? 16 * MiB;
+    this.mode = opts.mode ?? "real";
+    if (this.mode === "long") throw new MachineError("mode", "Long mode is not supported yet: it comes with a later issue (use real, protected or paged)");
+    if (!Number.isSafeInteger(this.memSize) || this.memSize < 4096 || this.memSize % 4096 || this.memSize > 3 * 1024 * MiB) {
+      throw new MachineError("argument", `Invalid guest memory size: ${opts.memSize} (a multiple of 4 KiB from 4 KiB to 3 GiB)`);
+    }
+    this.kvm = Kvm.openSync();
+    this.vm = this.kvm.createVm({ trace: opts.trace });
+    this.unclaimedMmio = opts.unclaimedMmio ?? "exit";
+    this.consoleSink = opts.console;
+    this.vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memorySize: this.memSize });
+    this.vcpu = this.vm.createVcpu(0);
+    const sink: ByteSink = (b) => {
+      this.consoleBytes.push(b);
+      this.consoleSink?.(b);
+    };
+    const dev = opts.devices ?? {};
+    const place = (d: PioDevice, where: DevicePlacement) => {
+      if (where === "kernel") this.vm.attachKernelDevice(d);
+      else if (where === "userspace") this.attachDevice(d);
+      return where ? d : null;
+    };
+    this.debugcon = place(new DebugCon(sink), dev.debugcon ?? "kernel") as DebugCon | null;
+    this.post = place(new PostCodePort(), dev.post ?? "kernel") as PostCodePort | null;
+    this.serial = place(new Uart16550(sink), dev.serial ?? "userspace") as Uart16550 | null;
+    this.ctx = this.makeContext();
+    this.setupMode();
+  }
+
+  /** The console output as text (UTF-8). */
+  get console(): string {
+    return new TextDecoder().decode(new Uint8Array(this.consoleBytes));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Boot modes, as KVM_SET_SREGS would set them (no descriptor tables needed in memory)
+  // -------------------------------------------------------------------------------------------
+  private setupMode(): void {
+    if (this.mode === "real") return; // the vCPU is in its reset state; load() points CS:IP at the entry
+    const s = this.vcpu.getSregs();
+    const flat = (selector: number, type: number) => ({
+      base: 0, limit: 0xffffffff, selector, type, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0,
+    });
+    s.cs = flat(0x08, 0xb);
+    s.ds = flat(0x10, 0x3);
+    s.es = flat(0x10, 0x3);
+    s.ss = flat(0x10, 0x3);
+    s.fs = flat(0x10, 0x3);
+    s.gs = flat(0x10, 0x3);
+    s.tr = { base: 0, limit: 0x67, selector: 0, type: 0xb, present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 0 };
+    s.ldt = { base: 0, limit: 0, selector: 0, type: 0x2, present: 0, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 1 };
+    s.cr0 = 0x11; // PE, ET
+    if (this.mode === "paged") {
+      // Identity-map all RAM with 4 MiB pages (CR4.PSE); the page directory is the last 4 KiB of RAM.
+      const pd = this.memSize - 4096;
+      const dir = new Uint8Array(4096);
+      const dv = new DataView(dir.buffer);
+      for (let i = 0; i * 4 * MiB < this.memSize; i++) dv.setUint32(i * 4, ((i << 22) | 0x87) >>> 0, true); // P, RW, US, PS
+      this.vm.writeGuest(pd, dir);
+      s.cr3 = pd;
+      s.cr4 = 0x10;
+      s.cr0 = 0x80000011;
+    }
+    this.vcpu.setSregs(s);
+    this.vcpu.setRegs({ rflags: 2 });
+  }
+
+  /**
+   * Load an image (raw, ELF32, multiboot, ROM) and point the CPU at its entry.
+   * @throws ImageError for a malformed image or one that does not fit
+   */
+  load(bytes: Uint8Array, opts: { format?: ImageFormat | "auto"; loadAddr?: number; entry?: number } = {}): LoadedImage {
+    const img = loadImage(bytes, { format: opts.format ?? "auto", loadAddr: opts.loadAddr, memSize: this.memSize, mode: this.mode });
+    if (img.format === "rom") {
+      this.mapRom(img);
+    } else {
+      for (const seg of img.segments) {
+        if (this.mode === "paged" && seg.addr + seg.memSize > this.memSize - 4096) {
+          throw new ImageError("placement", `Image segment 0x${seg.addr.toString(16)}..0x${(seg.addr + seg.memSize).toString(16)} overlaps the page directory in the last 4 KiB of RAM`);
+        }
+        this.vm.writeGuest(seg.addr, seg.data);
+        if (seg.memSize > seg.data.length) this.vm.writeGuest(seg.addr + seg.data.length, new Uint8Array(seg.memSize - seg.data.length));
+      }
+    }
+    const entry = opts.entry ?? img.entry;
+    if (img.format !== "rom") {
+      if (!Number.isInteger(entry) || entry < 0 || entry >= this.memSize) {
+        throw new ImageError("placement", `Entry point 0x${entry.toString(16)} is outside guest memory (${this.memSize / MiB} MiB)`);
+      }
+      this.setEntry(entry);
+    }
+    if (img.format === "multiboot") this.vcpu.setRegs({ rax: MULTIBOOT_BOOTLOADER_MAGIC, rbx: img.multibootInfo ?? 0 });
+    this.image = img;
+    return img;
+  }
+
+  /** Point the CPU at `entry`: CS:IP in real mode (CS = entry >> 4 rounded to 64 KiB), EIP otherwise. */
+  setEntry(entry: number): void {
+    if (this.mode === "real") {
+      if (entry > 0xfffff) throw new ImageError("placement", `Entry point 0x${entry.toString(16)} is not reachable in real mode (above 1 MiB)`);
+      const cs = (entry >>> 4) & 0xf000;
+      const s = this.vcpu.getSregs();
+      s.cs.selector = cs;
+      s.cs.base = cs << 4;
+      this.vcpu.setSregs(s);
+      this.vcpu.setRegs({ rip: entry - (cs << 4), rflags: 2 });
+    } else {
+      this.vcpu.setRegs({ rip: entry });
+    }
+  }
+
+  /** A ROM ends at 1 MiB and again at 4 GiB (read-only, one copy); the CPU starts from the reset state. */
+  private mapRom(img: LoadedImage): void {
+    const size = img.romSize!;
+    const low = 0x100000 - size;
+    const host = this.vm.mmap(size);
+    new Uint8Array(this.vm.memory.buffer, host, size).set(img.segments[0].data);
+    // Carve the low alias out of RAM.
+    const slots = this.vm.memslots();
+    this.vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memorySize: 0 });
+    const ram = slots[0];
+    this.vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memorySize: Math.min(low, this.memSize), userspaceAddr: ram.userspaceAddr });
+    if (this.memSize > 0x100000) {
+      this.vm.setUserMemoryRegion({ slot: 3, guestPhysAddr: 0x100000, memorySize: this.memSize - 0x100000, userspaceAddr: ram.userspaceAddr + 0x100000 });
+    }
+    this.vm.setUserMemoryRegion({ slot: 1, guestPhysAddr: low, memorySize: size, flags: KVM_MEM_READONLY, userspaceAddr: host });
+    this.vm.setUserMemoryRegion({ slot: 2, guestPhysAddr: 2 ** 32 - size, memorySize: size, flags: KVM_MEM_READONLY, userspaceAddr: host });
+    this.vcpu.reset();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Devices and hooks
+  // -------------------------------------------------------------------------------------------
+  private checkPortsFree(first: number, last: number, what: string, dirIn = true, dirOut = true): void {
+    const k = this.vm.pioBus.claimed(first, last);
+    if (k) throw new MachineError("conflict", `Cannot register ${what} for ports ${hexRange(first, last)}: ports are claimed by in-kernel device "${k.name}"`);
+    const u = this.userBus.claimed(first, last);
+    if (u) throw new MachineError("conflict", `Cannot register ${what} for ports ${hexRange(first, last)}: ports are claimed by userspace device "${u.name}"`);
+    for (let p = first; p <= last; p++) {
+      const h = (dirIn ? this.ioIn[p] : undefined) ?? (dirOut ? this.ioOut[p] : undefined);
+      if (h) throw new MachineError("conflict", `Cannot register ${what} for ports ${hexRange(first, last)}: port 0x${p.toString(16)} is claimed by IO hook "${h.name}"`);
+    }
+  }
+  /** Attach a device in userspace (reached through KVM_EXIT_IO). */
+  attachDevice(dev: PioDevice): void {
+    for (const r of dev.ports) this.checkPortsFree(r.first, r.last, `device "${dev.name}"`);
+    this.userBus.attach(dev);
+  }
+  /** Attach a device on KVM's in-kernel bus (OUTs to it never leave KVM_RUN). */
+  attachKernelDevice(dev: PioDevice): void {
+    for (const r of dev.ports) this.checkPortsFree(r.first, r.last, `device "${dev.name}"`);
+    this.vm.attachKernelDevice(dev);
+  }
+
+  /**
+   * Hook IO ports. String instructions (INS/OUTS) call the hook once per element.
+   * @throws MachineError("conflict") when a device or another hook has any of the ports
+   * @returns a function that removes the hook
+   */
+  onIo(spec: IoHookSpec): () => void {
+    const [first, last] = typeof spec.port === "number" ? [spec.port, spec.port] : spec.port;
+    if (!isPort(first) || !isPort(last) || first > last) throw new MachineError("argument", `Invalid port range: ${JSON.stringify(spec.port)}`);
+    const dir = spec.direction ?? "both";
+    if (dir !== "in" && dir !== "out" && dir !== "both") throw new MachineError("argument", `Invalid IO hook direction: ${dir}`);
+    const name = spec.name ?? `io ${hexRange(first, last)}`;
+    const h: IoHook = {
+      first, last, dirIn: dir !== "out", dirOut: dir !== "in",
+      sizes: (spec.sizes ?? [1, 2, 4]).reduce((m, s) => m | s, 0), name, handler: spec.handler,
+    };
+    this.checkPortsFree(first, last, `IO hook "${name}"`, h.dirIn, h.dirOut);
+    for (let p = first; p <= last; p++) {
+      if (h.dirIn) this.ioIn[p] = h;
+      if (h.dirOut) this.ioOut[p] = h;
+    }
+    this.ioHooks.push(h);
+    return () => {
+      for (let p = first; p <= last; p++) {
+        if (this.ioIn[p] === h) this.ioIn[p] = undefined;
+        if (this.ioOut[p] === h) this.ioOut[p] = undefined;
+      }
+    };
+  }
+  /** Hook a guest-physical range with no memslot behind it (MMIO). */
+  onMmio(spec: MmioHookSpec): () => void {
+    const name = spec.name ?? `mmio 0x${spec.base.toString(16)}`;
+    if (!Number.isSafeInteger(spec.base) || !Number.isSafeInteger(spec.size) || spec.size <= 0 || spec.base < 0 || spec.base + spec.size > 2 ** 32) {
+      throw new MachineError("argument", `Invalid MMIO range: base ${spec.base}, size ${spec.size}`);
+    }
+    for (const m of this.mmioHooks) {
+      if (spec.base < m.base + m.size && m.base < spec.base + spec.size) {
+        throw new MachineError("conflict", `Cannot register MMIO hook "${name}": range overlaps MMIO hook "${m.name}"`);
+      }
+    }
+    if (this.vm.gpaToHost(spec.base) >= 0 || this.vm.gpaToHost(spec.base + spec.size - 1) >= 0) {
+      throw new MachineError("conflict", `Cannot register MMIO hook "${name}": guest-physical 0x${spec.base.toString(16)} is RAM (a memslot covers it)`);
+    }
+    const entry = { ...spec, name };
+    this.mmioHooks.push(entry);
+    return () => {
+      const i = this.mmioHooks.indexOf(entry);
+      if (i >= 0) this.mmioHooks.splice(i, 1);
+    };
+  }
+  /**
+   * Hook a userspace exit by KVM exit reason (a KvmExit number or its lower-case name, e.g. "hlt").
+   * Hooks of one reason run in registration order; one returning "resume" re-enters the guest.
+   */
+  onExit(reason: number | string, fn: ExitHandler, name = `exit ${reason}`): void {
+    const code = typeof reason === "number" ? reason : exitCodeByName(reason);
+    const list = this.exitHooks.get(code) ?? [];
+    list.push({ name, fn });
+    this.exitHooks.set(code, list);
+  }
+  /** Hook a VMX exit reason at vmxHandleExit (before KVM's own handler). */
+  onVmxExit(reason: number, hook: VmxExitHook): void {
+    this.vcpu.onVmxExit(reason, hook);
+  }
+  /** Handle hypercall `nr` (VMCALL with RAX = nr). */
+  onHypercall(nr: number, fn: HypercallHandler, name = `hypercall ${nr}`): void {
+    if (this.hypercalls.has(nr)) throw new MachineError("conflict", `Cannot register hypercall hook "${name}": hypercall ${nr} is claimed by "${this.hypercalls.get(nr)!.name}"`);
+    this.hypercalls.set(nr, { name, fn });
+  }
+  /** Feed bytes to the UART's receive FIFO. */
+  feedSerial(bytes: Uint8Array | string): void {
+    if (!this.serial) throw new MachineError("argument", "This machine has no serial port");
+    this.serial.feed(bytes);
+  }
+
+  private makeContext(): HookContext {
+    const m = this;
+    return {
+      machine: m,
+      vcpu: m.vcpu,
+      getRegs: () => m.vcpu.getRegs(),
+      setRegs: (r) => m.vcpu.setRegs(r),
+      read: (gpa, len) => m.vm.readGuest(gpa, len),
+      write: (gpa, data) => m.vm.writeGuest(gpa, data),
+      stop: (detail = "stopped by a hook") => { m.stopDetail = detail; },
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The run loop (kvm_cpu_exec)
+  // -------------------------------------------------------------------------------------------
+  /**
+   * Run until the guest halts, shuts down, a hook stops it, the budget or the time runs out, or an
+   * exit nobody handles.
+   * @param opts.budget instructions (the VMX preemption timer); the run ends with reason "budget"
+   * @param opts.timeoutMs wall-clock limit; the run ends with reason "timeout"
+   * @throws MachineError("hook") when a hook throws; the machine stays inspectable
+   */
+  run(opts: { budget?: number; timeoutMs?: number } = {}): RunResult {
+    const vcpu = this.vcpu;
+    const t0 = performance.now();
+    const i0 = vcpu.instructions;
+    const vmx0 = Float64Array.from(vcpu.vmxExitCounts);
+    const user: Record<string, number> = {};
+    vcpu.setBudget(opts.budget ?? null);
+    vcpu.setDeadline(opts.timeoutMs !== undefined ? t0 + opts.timeoutMs : null);
+    this.stopDetail = null;
+    let exit: RunExit;
+    try {
+      exit = this.loop(user);
+    } finally {
+      vcpu.setDeadline(null);
+    }
+    const exits: Record<string, number> = {};
+    vcpu.vmxExitCounts.forEach((n, r) => {
+      const d = n - vmx0[r];
+      if (d > 0) exits[(EXIT_REASON_NAMES[r] ?? `reason_${r}`).toLowerCase()] = d;
+    });
+    return { exit, instructions: vcpu.instructions - i0, exits, userspaceExits: user, wallMs: performance.now() - t0 };
+  }
+
+  private loop(user: Record<string, number>): RunExit {
+    const vcpu = this.vcpu;
+    const run = vcpu.kvmRun;
+    for (;;) {
+      vcpu.run();
+      const reason = run.exitReason;
+      const name = kvmExitName(reason);
+      user[name] = (user[name] ?? 0) + 1;
+      const hooks = this.exitHooks.get(reason);
+      if (hooks !== undefined && this.runExitHooks(hooks, run)) {
+        if (this.stopDetail !== null) return { reason: "stopped", detail: this.stopDetail };
+        continue;
+      }
+      switch (reason) {
+        case KvmExit.IO:
+          this.kvmHandleIo(run);
+          break;
+        case KvmExit.MMIO:
+          if (!this.kvmHandleMmio(run)) return toVcpuExit(run);
+          break;
+        case KvmExit.HYPERCALL:
+          this.handleHypercall(run);
+          break;
+        case KvmExit.INTR:
+          return { reason: "timeout" };
+        default:
+          return toVcpuExit(run);
+      }
+      if (this.stopDetail !== null) return { reason: "stopped", detail: this.stopDetail };
+    }
+  }
+
+  private runExitHooks(hooks: { name: string; fn: ExitHandler }[], run: KvmRun): boolean {
+    const exit = toVcpuExit(run);
+    for (const h of hooks) {
+      let r: "resume" | void;
+      try {
+        r = h.fn(exit, this.ctx);
+      } catch (e) {
+        throw this.hookError(h.name, exit, e);
+      }
+      if (r === "resume") return true;
+    }
+    return false;
+  }
+
+  private hookError(hook: string, exit: VcpuExit | string, e: unknown): MachineError {
+    const what = typeof exit === "string" ? exit : describeExit(exit);
+    const msg = e instanceof Error ? e.message : String(e);
+    return new MachineError("hook", `Hook "${hook}" threw on ${what}: ${msg}`, { cause: e });
+  }
+
+  /** kvm_handle_io: each element of a KVM_EXIT_IO goes to the port's hook or userspace device. */
+  kvmHandleIo(run: KvmRun): void {
+    const io = run.io;
+    const isIn = io.direction === 0;
+    const size = io.size as 1 | 2 | 4;
+    const port = io.port;
+    const data = run.data;
+    const hook = isIn ? this.ioIn[port] : this.ioOut[port];
+    const dev = hook === undefined ? this.userBus.find(port) : undefined;
+    for (let k = 0; k < io.count; k++) {
+      const off = io.dataOffset + k * size;
+      if (isIn) {
+        let v = -1;
+        if (hook !== undefined && hook.sizes & size) {
+          let r: number | void;
+          try {
+            r = hook.handler({ port, size, direction: "in", value: 0 }, this.ctx);
+          } catch (e) {
+            throw this.hookError(hook.name, `KVM_EXIT_IO in port 0x${port.toString(16)}`, e);
+          }
+          v = r === undefined ? -1 : r;
+        } else if (dev !== undefined) {
+          v = dev.read(port, size);
+        }
+        for (let b = 0; b < size; b++) data[off + b] = v >> (8 * b);
+      } else {
+        let v = 0;
+        for (let b = size - 1; b >= 0; b--) v = (v << 8) | data[off + b];
+        v >>>= 0;
+        if (hook !== undefined && hook.sizes & size) {
+          try {
+            hook.handler({ port, size, direction: "out", value: v }, this.ctx);
+          } catch (e) {
+            throw this.hookError(hook.name, `KVM_EXIT_IO out port 0x${port.toString(16)}`, e);
+          }
+        } else if (dev !== undefined) {
+          dev.write(port, size, v);
+        }
+        // Nobody claims the port: the OUT is counted (vm.pioCounts) and dropped.
+      }
+    }
+  }
+
+  private kvmHandleMmio(run: KvmRun): boolean {
+    const { physAddr, len, isWrite, data } = run.mmio;
+    const h = this.mmioHooks.find((m) => physAddr >= m.base && physAddr < m.base + m.size);
+    if (!h) {
+      if (this.unclaimedMmio === "exit") return false;
+      if (!isWrite) data.fill(0xff);
+      return true;
+    }
+    try {
+      if (isWrite) {
+        let v = 0;
+        for (let b = len - 1; b >= 0; b--) v = (v << 8) | data[b];
+        h.write?.(physAddr, len, v >>> 0, this.ctx);
+      } else {
+        const v = h.read ? h.read(physAddr, len, this.ctx) : -1;
+        for (let b = 0; b < len; b++) data[b] = v >> (8 * b);
+      }
+    } catch (e) {
+      throw this.hookError(h.name, `KVM_EXIT_MMIO ${isWrite ? "write" : "read"} at 0x${physAddr.toString(16)}`, e);
+    }
+    return true;
+  }
+
+  private handleHypercall(run: KvmRun): void {
+    const hc = run.hypercall;
+    const h = this.hypercalls.get(hc.nr);
+    if (!h) {
+      hc.ret = -KVM_ENOSYS;
+      return;
+    }
+    try {
+      const r = h.fn(hc.args.slice(0, 4), this.ctx);
+      hc.ret = r === undefined ? 0 : r;
+    } catch (e) {
+      throw this.hookError(h.name, `KVM_EXIT_HYPERCALL nr ${hc.nr}`, e);
+    }
+  }
+
+  /** Port counts: `{ "0x3f8": { out: 2 } }`. */
+  portCounts(): Record<string, { in?: number; out?: number }> {
+    const out: Record<string, { in?: number; out?: number }> = {};
+    const c = this.vm.pioCounts;
+    for (let p = 0; p < 65536; p++) {
+      const i = c[p * 2], o = c[p * 2 + 1];
+      if (i || o) {
+        const e: { in?: number; out?: number } = {};
+        if (i) e.in = i;
+        if (o) e.out = o;
+        out[`0x${p.toString(16)}`] = e;
+      }
+    }
+    return out;
+  }
+}
+
+function isPort(p: number): boolean {
+  return Number.isInteger(p) && p >= 0 && p <= 0xffff;
+}
+function hexRange(a: number, b: number): string {
+  return a === b ? `0x${a.toString(16)}` : `0x${a.toString(16)}-0x${b.toString(16)}`;
+}
+function exitCodeByName(name: string): number {
+  const key = name.toUpperCase().replace(/^KVM_EXIT_/, "");
+  const v = (KvmExit as Record<string, number>)[key];
+  if (v === undefined) throw new MachineError("argument", `Unknown KVM exit reason: ${name}`);
+  return v;
+}
+function describeExit(e: VcpuExit): string {
+  switch (e.reason) {
+    case "io": return `KVM_EXIT_IO ${e.direction} port 0x${e.port.toString(16)}`;
+    case "mmio": return `KVM_EXIT_MMIO ${e.isWrite ? "write" : "read"} at 0x${e.physAddr.toString(16)}`;
+    case "hypercall": return `KVM_EXIT_HYPERCALL nr ${e.nr}`;
+    default: return `KVM_EXIT_${e.reason.toUpperCase()}`;
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * vmrun: run a guest image from the command line.
+ *
+ *   npm run vmrun -- [options] IMAGE
+ *   node_modules/.bin/deno run -A scripts/vmrun.ts [options] IMAGE
+ *   node_modules/.bin/bun scripts/vmrun.ts [options] IMAGE
+ *
+ * stdout carries the guest's console bytes (port 0xE9 and the UART); with --json the last line is
+ * a JSON report. Exit status: 0 after HLT, 3 when the budget ran out, 1 on shutdown, internal
+ * error or any other end, 2 on a usage or image error.
+ */
+import { readFileSync, writeSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { Machine, MachineError, type RunResult } from "../runtime/vmm/machine.ts";
+import { parseAddress, parseSize } from "../runtime/vmm/loader.ts";
+import { ImageError } from "../runtime/vmm/image.ts";
+import { KvmError } from "../runtime/kvm/kvm_main.ts";
+import { Seg } from "../runtime/cpu/state.ts";
+
+export const USAGE = `Usage: vmrun [options] IMAGE
+
+Run an x86 guest image on vmxlab's emulated VMX processor.
+
+Options:
+  --mode real|protected|paged|long   CPU mode at entry (default real)
+  --format raw|elf|multiboot|rom|auto
+                                     image format (default auto)
+  --load ADDR                        load address of a raw image (default 0x1000 in real mode, 0x100000 otherwise)
+  --entry ADDR                       entry point (default: the load address, or the ELF/multiboot entry)
+  --mem SIZE                         guest RAM, with K/M/G suffixes (default 16M)
+  --engine interp|jit|auto|kvm       execution engine (default interp)
+  --reg NAME=VALUE                   set a register before the run (repeatable): eax..edi, esp, ebp, eip,
+                                     eflags, the 16-bit names (ax, sp, ...) and the 64-bit names (rax, ...)
+  --budget N                         stop after N instructions (exit status 3)
+  --timeout MS                       stop after MS milliseconds of wall time
+  --dump ADDR:LEN                    include guest memory in the JSON report (repeatable)
+  --serial-input TEXT                bytes for the UART's receive FIFO
+  --trace exits|path|insn            trace to stderr, one JSON object a line
+  --json                             end stdout with a JSON report
+  --help                             show this help
+
+Examples:
+  vmrun tests/guests/hello16.bin --reg eax=2 --reg ebx=2
+  vmrun --mode protected --json tests/guests/pm_fib.bin
+  vmrun --format elf --budget 100000 tests/guests/cguest_O2.elf
+`;
+
+/** A usage error: exit status 2 with a one-line message. */
+class UsageError extends Error {}
+
+const REG64 = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi"];
+const REG32 = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"];
+const REG16 = ["ax", "cx", "dx", "bx", "sp", "bp", "si", "di"];
+
+interface Options {
+  image: string;
+  mode: "real" | "protected" | "paged" | "long";
+  format: "raw" | "elf" | "multiboot" | "rom" | "auto";
+  load?: number;
+  entry?: number;
+  mem: number;
+  engine: string;
+  regs: [string, number][];
+  budget?: number;
+  timeout?: number;
+  dumps: [number, number][];
+  trace?: "exits" | "path" | "insn";
+  json: boolean;
+  serialInput?: string;
+}
+
+function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
+  if (v === undefined) return dflt;
+  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`Invalid --${name}: ${v} (expected ${allowed.join(", ")})`);
+  return v as T;
+}
+function num(name: string, v: string): number {
+  try {
+    return parseAddress(v);
+  } catch {
+    throw new UsageError(`Invalid --${name}: ${v} (expected a decimal or 0x-hex number)`);
+  }
+}
+
+export function parseCli(argv: string[]): Options | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        mode: { type: "string" }, format: { type: "string" }, load: { type: "string" }, entry: { type: "string" },
+        mem: { type: "string" }, engine: { type: "string" }, reg: { type: "string", multiple: true },
+        budget: { type: "string" }, timeout: { type: "string" }, dump: { type: "string", multiple: true },
+        trace: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean" },
+        "serial-input": { type: "string" },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split("\n")[0]);
+  }
+  const v = parsed.values;
+  if (v.help) return "help";
+  if (parsed.positionals.length !== 1) {
+    throw new UsageError(parsed.positionals.length === 0 ? "Missing IMAGE (see --help)" : `Expected one IMAGE, got ${parsed.positionals.length}`);
+  }
+  let mem: number;
+  try {
+    mem = v.mem === undefined ? 16 << 20 : parseSize(v.mem);
+  } catch (e) {
+    throw new UsageError(`Invalid --mem: ${(e as Error).message}`);
+  }
+  const regs: [string, number][] = (v.reg ?? []).map((r) => {
+    const m = /^([a-z0-9]+)=(.+)$/i.exec(r);
+    if (!m) throw new UsageError(`Invalid --reg: ${r} (expected NAME=VALUE)`);
+    const name = m[1].toLowerCase();
+    if (![...REG64, ...REG32, ...REG16, "eip", "rip", "ip", "eflags", "rflags", "flags"].includes(name)) {
+      throw new UsageError(`Invalid --reg: unknown register ${m[1]}`);
+    }
+    return [name, num("reg", m[2])];
+  });
+  const dumps: [number, number][] = (v.dump ?? []).map((d) => {
+    const m = /^([^:]+):(.+)$/.exec(d);
+    if (!m) throw new UsageError(`Invalid --dump: ${d} (expected ADDR:LEN)`);
+    const len = num("dump", m[2]);
+    if (len > 1 << 20) throw new UsageError(`Invalid --dump: ${d} (at most 1 MiB)`);
+    return [num("dump", m[1]), len];
+  });
+  const intOpt = (name: string, s: string | undefined) => {
+    if (s === undefined) return undefined;
+    if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new UsageError(`Invalid --${name}: ${s} (expected a whole number)`);
+    return Number(s);
+  };
+  return {
+    image: parsed.positionals[0],
+    mode: oneOf("mode", v.mode, ["real", "protected", "paged", "long"] as const, "real"),
+    format: oneOf("format", v.format, ["raw", "elf", "multiboot", "rom", "auto"] as const, "auto"),
+    load: v.load === undefined ? undefined : num("load", v.load),
+    entry: v.entry === undefined ? undefined : num("entry", v.entry),
+    mem,
+    engine: oneOf("engine", v.engine, ["interp", "jit", "auto", "kvm"] as const, "interp"),
+    regs,
+    budget: intOpt("budget", v.budget),
+    timeout: intOpt("timeout", v.timeout),
+    dumps,
+    trace: v.trace === undefined ? undefined : oneOf("trace", v.trace, ["exits", "path", "insn"] as const, "exits"),
+    json: v.json ?? false,
+    serialInput: v["serial-input"],
+  };
+}
+
+function applyReg(m: Machine, name: string, value: number): void {
+  const vcpu = m.vcpu;
+  const r = vcpu.getRegs() as unknown as Record<string, number>;
+  let i = REG64.indexOf(name);
+  if (i >= 0) { r[REG64[i]] = value; vcpu.setRegs(r); return; }
+  i = REG32.indexOf(name);
+  if (i >= 0) { r[REG64[i]] = value >>> 0; vcpu.setRegs(r); return; }
+  i = REG16.indexOf(name);
+  if (i >= 0) { r[REG64[i]] = (r[REG64[i]] & 0xffff0000) + (value & 0xffff); vcpu.setRegs(r); return; }
+  if (name === "eip" || name === "rip" || name === "ip") { vcpu.setRegs({ rip: value }); return; }
+  vcpu.setRegs({ rflags: value });
+}
+
+const out = (s: string) => writeSync(1, s);
+const err = (s: string) => writeSync(2, s);
+
+/** Run vmrun with `argv`; returns the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  let opts: Options | "help";
+  try {
+    opts = parseCli(argv);
+  } catch (e) {
+    if (e instanceof UsageError) { err(`vmrun: ${e.message}\n`); return 2; }
+    throw e;
+  }
+  if (opts === "help") { out(USAGE); return 0; }
+  if (opts.engine !== "interp") {
+    const what = opts.engine === "kvm" ? "the hardware tier over /dev/kvm" : "the binaryen JIT";
+    err(`vmrun: Engine "${opts.engine}" is not built yet (${what} comes with a later issue); use --engine interp\n`);
+    return 2;
+  }
+  if (opts.mode === "long") {
+    err("vmrun: Long mode is not supported yet: it comes with a later issue (use real, protected or paged)\n");
+    return 2;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(opts.image));
+  } catch (e) {
+    err(`vmrun: Cannot read image ${opts.image}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+    return 2;
+  }
+  const consoleBuf: number[] = [];
+  const flush = () => { if (consoleBuf.length) { writeSync(1, new Uint8Array(consoleBuf)); consoleBuf.length = 0; } };
+  let m: Machine;
+  try {
+    m = new Machine({
+      memSize: opts.mem,
+      mode: opts.mode,
+      console: (b) => { consoleBuf.push(b); if (b === 10 || consoleBuf.length >= 4096) flush(); },
+      trace: opts.trace === "path" ? (e) => err(JSON.stringify(e) + "\n") : undefined,
+    });
+    m.load(bytes, { format: opts.format, loadAddr: opts.load, entry: opts.entry });
+    for (const [name, value] of opts.regs) applyReg(m, name, value);
+    if (opts.serialInput !== undefined) m.feedSerial(opts.serialInput);
+  } catch (e) {
+    if (e instanceof ImageError || e instanceof MachineError || e instanceof KvmError || e instanceof RangeError) {
+      err(`vmrun: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (opts.trace === "exits") {
+    m.onExit("io", (x) => {
+      if (x.reason === "io") err(JSON.stringify({ exit: "io", port: x.port, size: x.size, direction: x.direction, count: x.count, data: [...x.data] }) + "\n");
+    }, "trace");
+    for (const r of ["hlt", "mmio", "shutdown", "hypercall", "exception", "debug", "internal_error", "budget"]) {
+      m.onExit(r, (x) => void err(JSON.stringify({ exit: r, ...x }) + "\n"), "trace");
+    }
+  }
+  if (opts.trace === "insn") {
+    const { loadDisassembler, disassembleSync } = await import("../runtime/vmm/disasm.ts");
+    await loadDisassembler();
+    m.vcpu.cpu.onInsn = (cpu, ins, eip) => {
+      const bits = cpu.code32 ? 32 : 16;
+      const d = disassembleSync(new Uint8Array(ins.bytes), eip, bits, 1)[0];
+      err(JSON.stringify({ cs: cpu.getSegSel(Seg.CS), eip, bytes: ins.bytes.map((b) => b.toString(16).padStart(2, "0")).join(" "), text: d?.text ?? "(bad)" }) + "\n");
+    };
+  }
+  let result: RunResult;
+  try {
+    result = m.run({ budget: opts.budget, timeoutMs: opts.timeout });
+  } catch (e) {
+    flush();
+    if (e instanceof MachineError) {
+      err(`vmrun: ${e.message}\n`);
+      if (opts.json) out(JSON.stringify(report(m, opts, { exit: { reason: "hook_error", message: e.message } as never, instructions: m.vcpu.instructions, exits: {}, userspaceExits: {}, wallMs: 0 })) + "\n");
+      return 1;
+    }
+    throw e;
+  }
+  flush();
+  if (opts.json) {
+    const c = m.consoleBytes;
+    if (c.length && c[c.length - 1] !== 10) out("\n");
+    out(JSON.stringify(report(m, opts, result)) + "\n");
+  } else if (result.exit.reason !== "hlt") {
+    err(`vmrun: ${summary(result)}\n`);
+  }
+  switch (result.exit.reason) {
+    case "hlt": return 0;
+    case "budget": return 3;
+    default: return 1;
+  }
+}
+
+function summary(r: RunResult): string {
+  const e = r.exit;
+  switch (e.reason) {
+    case "shutdown": {
+      const names = e.vectors.map((v) => ["#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "", "#TS", "#NP", "#SS", "#GP", "#PF"][v] ?? `vector ${v}`);
+      return `Guest shut down (triple fault after ${names.join(", ")}) at eip 0x${e.rip.toString(16)}, bytes ${e.bytes.map((b) => b.toString(16).padStart(2, "0")).join(" ")}`;
+    }
+    case "budget": return `Instruction budget ran out after ${r.instructions} instructions`;
+    case "timeout": return `Wall-time limit reached after ${r.instructions} instructions`;
+    case "mmio": return `Unhandled MMIO ${e.isWrite ? "write" : "read"} at guest-physical 0x${e.physAddr.toString(16)}`;
+    default: return `Run ended: ${JSON.stringify(e)}`;
+  }
+}
+
+/** The JSON report, as KVM_GET_REGS/KVM_GET_SREGS would show the state after the exit. */
+export function report(m: Machine, opts: Options, r: RunResult): Record<string, unknown> {
+  const regs = m.vcpu.getRegs();
+  const sregs = m.vcpu.getSregs();
+  const u32 = (v: number) => v % 2 ** 32;
+  const exit: Record<string, unknown> = { ...r.exit };
+  for (const k of Object.keys(exit)) if (exit[k] instanceof Uint8Array) exit[k] = [...(exit[k] as Uint8Array)];
+  const memory: Record<string, string> = {};
+  for (const [addr, len] of opts.dumps) {
+    memory[`0x${addr.toString(16)}`] = [...m.vm.readGuest(addr, len)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  return {
+    exit,
+    regs: {
+      eax: u32(regs.rax), ebx: u32(regs.rbx), ecx: u32(regs.rcx), edx: u32(regs.rdx), esi: u32(regs.rsi),
+      edi: u32(regs.rdi), esp: u32(regs.rsp), ebp: u32(regs.rbp), eip: u32(regs.rip), eflags: regs.rflags,
+      cs: sregs.cs.selector, ds: sregs.ds.selector, es: sregs.es.selector, fs: sregs.fs.selector,
+      gs: sregs.gs.selector, ss: sregs.ss.selector,
+    },
+    instructions: r.instructions,
+    exits: r.exits,
+    userspaceExits: r.userspaceExits,
+    ports: m.portCounts(),
+    memory,
+    console: m.console,
+    engine: opts.engine,
+    wallMs: Math.round(r.wallMs * 1000) / 1000,
+  };
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  process.exitCode = code;
+}
