@@ -52,8 +52,14 @@ export class Block {
     readonly insns: Insn[],
     /** Host pages the block's bytes occupy (one, or two when the last instruction straddles). */
     readonly pages: number[],
-  ) {}
+    /** EIP wraps at 64 KiB in 16-bit code. */
+    readonly ipMask: number,
+  ) {
+    this.hasRep = insns.some((i) => i.rep !== 0);
+  }
   valid = true;
+  /** Holds a REP-prefixed instruction (whose iterations share the preemption timer). */
+  readonly hasRep: boolean;
 }
 
 /** Access kinds for translation. */
@@ -166,8 +172,8 @@ export class Cpu {
   // ------------------------------------------------------------------------------------------
   get eip(): number { return this.st[St.RIP] >>> 0; }
   set eip(v: number) { this.st[St.RIP] = v; }
-  get icount(): number { return this.stf[St.ICOUNT_F64]; }
-  set icount(v: number) { this.stf[St.ICOUNT_F64] = v; }
+  get icount(): number { return this.icountLive; }
+  set icount(v: number) { this.icountLive = v; }
   get cpl(): number { return this.st[St.CPL]; }
   get cr0(): number { return this.st[St.CR0]; }
   get cr4(): number { return this.st[St.CR4]; }
@@ -1090,7 +1096,7 @@ export class Cpu {
       }
       if (ins.terminal || insns.length >= BLOCK_MAX_INSNS || ((la0 + off) & 0xfff) === 0) break;
     }
-    const b = new Block(key, insns, [...pages]);
+    const b = new Block(key, insns, [...pages], ipMask);
     this.blocks.set(key, b);
     for (const p of pages) {
       let list = this.pageBlocks.get(p);
@@ -1135,11 +1141,15 @@ export class Cpu {
    * The preemption timer, when active, counts retired instructions (IA32_VMX_MISC rate: every
    * instruction) and exits with reason 52 when it reaches zero.
    */
+  private ctlVersion = -1;
   vmEnter(): void {
     const v = this.vmcs!;
-    this.cpuBased = v.read(VmcsField.CPU_BASED_VM_EXEC_CONTROL);
-    this.pinBased = v.read(VmcsField.PIN_BASED_VM_EXEC_CONTROL);
-    this.exceptionBitmap = v.read(VmcsField.EXCEPTION_BITMAP);
+    if (v.version !== this.ctlVersion) {
+      this.cpuBased = v.read(VmcsField.CPU_BASED_VM_EXEC_CONTROL);
+      this.pinBased = v.read(VmcsField.PIN_BASED_VM_EXEC_CONTROL);
+      this.exceptionBitmap = v.read(VmcsField.EXCEPTION_BITMAP);
+      this.ctlVersion = v.version;
+    }
     this.timer = this.pinBased & PinBased.PREEMPTION_TIMER ? v.read(VmcsField.VMX_PREEMPTION_TIMER_VALUE) : Infinity;
     this.exitPending = false;
     this.interruptedByHost = false;
@@ -1173,6 +1183,7 @@ export class Cpu {
 
   private vmExitCommon(): void {
     const v = this.vmcs!;
+    this.stf[St.ICOUNT_F64] = this.icountLive;
     if ((this.pinBased & PinBased.PREEMPTION_TIMER) && (v.read(VmcsField.VM_EXIT_CONTROLS) & ExitCtl.SAVE_PREEMPTION_TIMER)) {
       v.write(VmcsField.VMX_PREEMPTION_TIMER_VALUE, Math.max(0, this.timer));
     }
@@ -1180,9 +1191,11 @@ export class Cpu {
 
   /** Count `n` retired instructions against the instruction counter and the preemption timer. */
   retire(n: number): void {
-    this.stf[St.ICOUNT_F64] += n;
+    this.icountLive += n;
     this.timer -= n;
   }
+  /** The instruction counter while running (written back to the state block by `icount`). */
+  private icountLive = 0;
 
   private runLoop(): void {
     const st = this.st;
@@ -1213,8 +1226,8 @@ export class Cpu {
       const insns = blk.insns;
       let n = insns.length;
       if (n > this.timer) n = this.timer;
-      const ipMask = this.code32 ? -1 : 0xffff;
-      this.repLimit = Math.min(this.timer - (n - 1), 1 << 20);
+      const ipMask = blk.ipMask;
+      if (blk.hasRep) this.repLimit = Math.min(this.timer - (n - 1), 1 << 20);
       this.repExtra = 0;
       this.stop = false;
       this.curBlockEip = eip;

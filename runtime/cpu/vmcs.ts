@@ -171,8 +171,17 @@ export class Vmcs {
   vmxInstructionInfo = 0;
   idtVectoringInfo = 0;
 
+  /** Bumped by every VMWRITE, so the processor re-reads its controls only after a change. */
+  version = 0;
+
   /** VMREAD. */
   read(encoding: number): number {
+    const type = (encoding >> 10) & 3;
+    if (type === 0 || type === 3) {
+      // Control and host-state fields: the common case (the processor reads controls at every entry).
+      const v = this.fields.get(encoding);
+      if (v !== undefined) return v;
+    }
     switch (encoding) {
       case VmcsField.EXIT_REASON: return this.exitReason;
       case VmcsField.EXIT_QUALIFICATION: return this.exitQualification;
@@ -208,6 +217,7 @@ export class Vmcs {
     else if (width === 32) value >>>= 0;
     if (type === 2 && this.guest && this.guest.writeGuestField(encoding, value)) return;
     this.fields.set(encoding, value);
+    this.version++;
   }
 
   /** Fields stored in the region itself (controls, host state), for dumps and tests. */

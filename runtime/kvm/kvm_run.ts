@@ -12,10 +12,10 @@ export const KvmExit = {
   BUDGET: 1000,
 } as const;
 export type KvmExitName = keyof typeof KvmExit;
-const EXIT_NAMES: Record<number, string> = Object.fromEntries(Object.entries(KvmExit).map(([k, v]) => [v, k]));
+const EXIT_NAMES: Record<number, string> = Object.fromEntries(Object.entries(KvmExit).map(([k, v]) => [v, k.toLowerCase()]));
 /** "KVM_EXIT_HLT" → "hlt": the lower-case name without the prefix, as vmrun's JSON reports it. */
 export function kvmExitName(reason: number): string {
-  return (EXIT_NAMES[reason] ?? `unknown_${reason}`).toLowerCase();
+  return EXIT_NAMES[reason] ?? `unknown_${reason}`;
 }
 export const KVM_EXIT_IO_IN = 0;
 export const KVM_EXIT_IO_OUT = 1;
