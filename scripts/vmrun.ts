@@ -42,7 +42,7 @@ Options:
 Examples:
   vmrun tests/guests/hello16.bin --reg eax=2 --reg ebx=2
   vmrun --mode protected --json tests/guests/pm_fib.bin
-  vmrun --format elf --budget 100000 tests/guests/cguest_O2.elf
+  vmrun --mode protected --budget 1000000 tests/guests/cguest_O2.elf
 `;
 
 /** A usage error: exit status 2 with a one-line message. */
