@@ -31,6 +31,11 @@ export interface OpEntry {
   mod3?: Record<number, OpEntry>;
   /** Decoding needs a ModRM byte. */
   modrm: boolean;
+  /**
+   * The ModRM byte names registers only (an `R` operand: MOV to and from CRn/DRn): the mod bits are
+   * ignored and no SIB or displacement follows (SDM MOV—Move to/from Control Registers).
+   */
+  regOnly: boolean;
 }
 
 interface EntryOpts {
@@ -57,11 +62,11 @@ export function op(name: string, spec: string, sem: SemName, o: EntryOpts = {}):
   const ops = parseOps(spec);
   return {
     name, sem, ops, sub: o.sub ?? 0, lock: o.lock ?? false, terminal: o.term ?? false,
-    modrm: ops.some((x) => MODRM_METHODS.has(x.m)),
+    modrm: ops.some((x) => MODRM_METHODS.has(x.m)), regOnly: ops.some((x) => x.m === "R"),
   };
 }
 function group(name: string, entries: (OpEntry | undefined)[], mod3?: Record<number, OpEntry>): OpEntry {
-  return { name, sem: "ud", ops: [], sub: 0, lock: false, terminal: false, group: entries, mod3, modrm: true };
+  return { name, sem: "ud", ops: [], sub: 0, lock: false, terminal: false, group: entries, mod3, modrm: true, regOnly: false };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -133,7 +138,7 @@ oneByte[0x88] = op("mov", "Eb,Gb", "mov");
 oneByte[0x89] = op("mov", "Ev,Gv", "mov");
 oneByte[0x8a] = op("mov", "Gb,Eb", "mov");
 oneByte[0x8b] = op("mov", "Gv,Ev", "mov");
-oneByte[0x8c] = op("mov", "Ev,Sw", "movFromSeg");
+oneByte[0x8c] = op("mov", "Ew,Sw", "movFromSeg"); // Rv/Mw: a word in memory, a whole register
 oneByte[0x8d] = op("lea", "Gv,M", "lea");
 oneByte[0x8e] = op("mov", "Sw,Ew", "movToSeg", { term: true });
 oneByte[0x8f] = group("grp1a", [op("pop", "Ev", "pop")]);
@@ -234,6 +239,7 @@ oneByte[0xff] = group("grp5", [
 // ---------------------------------------------------------------------------------------------
 // The two-byte opcode map, 0F xx (SDM volume 2, table A-3)
 // ---------------------------------------------------------------------------------------------
+// SLDT, STR and SMSW are Rv/Mw in the SDM: a word in memory, a whole register (ops.ts writes it).
 twoByte[0x00] = group("grp6", [
   op("sldt", "Ew", "sldt"), op("str", "Ew", "str"), op("lldt", "Ew", "lldt", { term: true }),
   op("ltr", "Ew", "ltr", { term: true }), op("verr", "Ew", "verrw", { sub: 0 }), op("verw", "Ew", "verrw", { sub: 1 }),
@@ -378,9 +384,12 @@ export function decode(fetch: FetchByte, code32: boolean, out: Insn = new Insn()
     i.reg = (modrm >> 3) & 7;
     i.rm = modrm & 7;
     if (entry.group) {
-      const g: OpEntry | undefined = i.mod === 3 && entry.mod3 ? entry.mod3[i.reg << 3 | i.rm] : entry.group[i.reg];
+      // With mod = 3, a group with a mod3 table (0F 01) holds whole instructions keyed by reg and
+      // rm (VMCALL is 0F 01 C1); the other members (SMSW, LMSW) take a register operand as usual.
+      const g: OpEntry | undefined = (i.mod === 3 && entry.mod3 ? entry.mod3[i.reg << 3 | i.rm] : undefined) ?? entry.group[i.reg];
       entry = g;
     }
+    if (entry && entry.regOnly) i.mod = 3;
     if (entry && i.mod !== 3 && entry.modrm) {
       if (asz === 2) decodeModrm16(i, next, seg);
       else decodeModrm32(i, next, seg);
@@ -416,7 +425,15 @@ export function decode(fetch: FetchByte, code32: boolean, out: Insn = new Insn()
         break;
       case "G": kind = OpKind.REG; idx = regIndex(i.reg, size); break;
       case "R": kind = OpKind.REG; idx = i.rm; break;
-      case "C": case "D": case "S": kind = OpKind.REG; idx = i.reg; break;
+      case "C":
+        // CR1 and CR5–CR7 do not exist (SDM MOV—Move to/from Control Registers: #UD).
+        if (i.reg === 1 || i.reg >= 5) i.exec = execs.ud;
+        kind = OpKind.REG; idx = i.reg; break;
+      case "D": kind = OpKind.REG; idx = i.reg; break;
+      case "S":
+        // Only ES..GS exist, and CS cannot be loaded by MOV (SDM MOV: #UD).
+        if (i.reg > 5 || (k === 0 && i.reg === Seg.CS)) i.exec = execs.ud;
+        kind = OpKind.REG; idx = i.reg; break;
       case "Z": kind = OpKind.REG; idx = regIndex(b & 7, size); break;
       case "I": {
         let v: number;

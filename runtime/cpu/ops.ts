@@ -9,7 +9,7 @@
 import type { Cpu } from "./cpu.ts";
 import { descAttr, descBase, descLimit } from "./cpu.ts";
 import type { Insn } from "./insn.ts";
-import { OpKind } from "./insn.ts";
+import { OpKind, regIndex } from "./insn.ts";
 import { CpuFault } from "./fault.ts";
 import { Ar, Cr0, Cr4, Fl, Seg, St, Vec } from "./state.ts";
 import { CpuBased, CpuBased2, ExitReason, VmcsField } from "./vmcs.ts";
@@ -1086,7 +1086,7 @@ function movFromSeg(c: Cpu, i: Insn): void {
   if (i.sr > 5) throw new CpuFault(Vec.UD);
   const v = c.getSegSel(i.sr);
   if (i.dk === MEM) { const off = ea(c, i); c.checkWritable(i.seg); c.wr16(i.seg, off, v); }
-  else c.setReg(i.dr, i.osz, v); // a 32-bit register destination is zero-extended
+  else setRegV(c, i, v); // a 32-bit register destination is zero-extended
 }
 function movToSeg(c: Cpu, i: Insn): void {
   if (i.dr === Seg.CS || i.dr > 5) throw new CpuFault(Vec.UD);
@@ -1204,7 +1204,7 @@ function ldt(c: Cpu, i: Insn): void {
 function smsw(c: Cpu, i: Insn): void {
   const v = c.st[St.CR0];
   if (i.dk === MEM) { const off = ea(c, i); c.checkWritable(i.seg); c.wr16(i.seg, off, v); }
-  else c.setReg(i.dr, i.osz, i.osz === 4 ? v : v & 0xffff);
+  else setRegV(c, i, i.osz === 4 ? v : v & 0xffff);
 }
 function lmsw(c: Cpu, i: Insn): void {
   requireCpl0(c);
@@ -1217,15 +1217,22 @@ function clts(c: Cpu): void {
   requireCpl0(c);
   c.st[St.CR0] &= ~Cr0.TS;
 }
+/**
+ * Write the ModRM.rm register at the operand size for the Rv/Mw forms (SLDT, STR, SMSW), whose
+ * table operand is Ew: a 32-bit operand size writes (zero-extends into) the whole register.
+ */
+function setRegV(c: Cpu, i: Insn, v: number): void {
+  c.setReg(regIndex(i.rm, i.osz), i.osz, v);
+}
 function sldt(c: Cpu, i: Insn): void {
   if (!c.protectedMode || c.v86) throw new CpuFault(Vec.UD);
   const v = c.getSegSel(Seg.LDTR);
-  if (i.dk === MEM) c.wr16(i.seg, ea(c, i), v); else c.setReg(i.dr, i.osz, v);
+  if (i.dk === MEM) c.wr16(i.seg, ea(c, i), v); else setRegV(c, i, v);
 }
 function str(c: Cpu, i: Insn): void {
   if (!c.protectedMode || c.v86) throw new CpuFault(Vec.UD);
   const v = c.getSegSel(Seg.TR);
-  if (i.dk === MEM) c.wr16(i.seg, ea(c, i), v); else c.setReg(i.dr, i.osz, v);
+  if (i.dk === MEM) c.wr16(i.seg, ea(c, i), v); else setRegV(c, i, v);
 }
 function lldt(c: Cpu, i: Insn): void {
   if (!c.protectedMode || c.v86) throw new CpuFault(Vec.UD);
