@@ -60,6 +60,16 @@ export class Block {
   valid = true;
   /** Holds a REP-prefixed instruction (whose iterations share the preemption timer). */
   readonly hasRep: boolean;
+  /**
+   * Links to the blocks that followed this one (the taken and fall-through successors), so a hot
+   * loop goes from block to block without the translate-and-look-up of getBlock. A link holds while
+   * the processor's `linkEpoch` is the one it was made in (CS, paging and privilege unchanged).
+   */
+  link0: Block | null = null;
+  link0Eip = -1;
+  link1: Block | null = null;
+  link1Eip = -1;
+  linkEpoch = -1;
 }
 
 /** Access kinds for translation. */
@@ -335,6 +345,7 @@ export class Cpu {
     st[o + SEG_BASE] = base;
     st[o + SEG_BASE + 1] = 0;
     this.refreshSeg(seg);
+    if (seg === Seg.CS) this.linkEpoch++;
     if (seg === Seg.CS || seg === Seg.SS) this.updateCpl();
   }
   getSegSel(seg: number): number { return this.st[St.SEG + seg * SEG_WORDS + SEG_SEL]; }
@@ -485,6 +496,7 @@ export class Cpu {
 
   /** Flush the whole software TLB (MOV CR3, CR0/CR4 paging changes, CPL changes). */
   flushTlb(): void {
+    this.linkEpoch++;
     this.tlbR.fill(-1);
     this.tlbW.fill(-1);
   }
@@ -918,6 +930,7 @@ export class Cpu {
     const st = this.st;
     st[o + SEG_SEL] = sel & 0xffff;
     st[o + SEG_BASE] = (sel & 0xffff) << 4;
+    if (seg === Seg.CS) this.linkEpoch++;
     if (this.v86) {
       st[o + SEG_LIMIT] = 0xffff;
       st[o + SEG_ATTR] = 0xf3;
@@ -1197,9 +1210,13 @@ export class Cpu {
   /** The instruction counter while running (written back to the state block by `icount`). */
   private icountLive = 0;
 
+  /** Bumped when block links may be stale: TLB flushes (paging, CPL) and CS reloads. */
+  linkEpoch = 0;
+
   private runLoop(): void {
     const st = this.st;
     let sinceCheck = 0;
+    let prev: Block | null = null;
     for (;;) {
       if (this.timer <= 0) {
         this.recordExit(ExitReason.PREEMPTION_TIMER, 0);
@@ -1214,15 +1231,33 @@ export class Cpu {
         }
       }
       const eip = st[St.RIP];
-      let blk: Block;
-      try {
-        blk = this.getBlock(eip >>> 0);
-      } catch (e) {
-        if (!(e instanceof CpuFault)) throw e;
-        this.deliver(e.vector, e.errorCode, false);
-        if (this.exitPending) return;
-        continue;
+      let blk: Block | null = null;
+      if (prev !== null && prev.linkEpoch === this.linkEpoch && prev.valid) {
+        if (prev.link0Eip === eip) blk = prev.link0;
+        else if (prev.link1Eip === eip) blk = prev.link1;
+        if (blk !== null && !blk.valid) blk = null;
       }
+      if (blk === null) {
+        try {
+          blk = this.getBlock(eip >>> 0);
+        } catch (e) {
+          prev = null;
+          if (!(e instanceof CpuFault)) throw e;
+          this.deliver(e.vector, e.errorCode, false);
+          if (this.exitPending) return;
+          continue;
+        }
+        if (prev !== null) {
+          if (prev.linkEpoch !== this.linkEpoch) {
+            prev.linkEpoch = this.linkEpoch;
+            prev.link0 = prev.link1 = null;
+            prev.link0Eip = prev.link1Eip = -1;
+          }
+          if (prev.link0 === null) { prev.link0 = blk; prev.link0Eip = eip; }
+          else { prev.link1 = blk; prev.link1Eip = eip; }
+        }
+      }
+      prev = blk;
       const insns = blk.insns;
       let n = insns.length;
       if (n > this.timer) n = this.timer;
