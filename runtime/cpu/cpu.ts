@@ -1298,15 +1298,19 @@ export class Cpu {
         if (this.exitPending) return;
         continue;
       }
-      this.mmioLog.length = 0;
-      this.mmioPos = 0;
+      if (this.mmioPos !== 0 || this.mmioLog.length !== 0) {
+        this.mmioLog.length = 0;
+        this.mmioPos = 0;
+      }
       if (this.exitPending) {
         // The exiting instruction (last executed) has not retired; the kernel retires it if it
         // emulates it.
         this.retire(k - 1 + this.repExtra);
         return;
       }
-      this.retire(k + this.repExtra);
+      const retired = k + this.repExtra;
+      this.icountLive += retired;
+      this.timer -= retired;
     }
   }
 

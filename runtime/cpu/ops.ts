@@ -796,15 +796,18 @@ function cmpxchg8b(c: Cpu, i: Insn): void {
 function dfDelta(c: Cpu, size: number): number {
   return c.st[St.RFLAGS] & Fl.DF ? -size : size;
 }
-function repRun(c: Cpu, i: Insn, body: () => boolean): void {
-  if (!i.rep) { body(); return; }
+type StringBody = (c: Cpu, i: Insn, size: number, d: number, v: number) => boolean;
+/** Run a string instruction's body once, or per REP iteration (module-level bodies: no allocation). */
+function repRun(c: Cpu, i: Insn, size: number, d: number, v: number, body: StringBody): void {
+  if (!i.rep) { body(c, i, size, d, v); return; }
   let n = getCount(c, i);
   if (n === 0) return;
   const limit = c.repLimit;
+  const m = cxMask(i);
   let done = 0;
   for (;;) {
-    const cont = body();
-    n = (n - 1) & cxMask(i);
+    const cont = body(c, i, size, d, v);
+    n = (n - 1) & m;
     setCount(c, i, n);
     done++;
     c.repExtra++;
@@ -818,60 +821,58 @@ function repRun(c: Cpu, i: Insn, body: () => boolean): void {
   }
   c.repExtra--; // the run loop counts the instruction itself once
 }
+function movsBody(c: Cpu, i: Insn, size: number, d: number): boolean {
+  const si = getIdx(c, i, ESI), di = getIdx(c, i, EDI);
+  c.wr(Seg.ES, di, size, c.rd(i.seg, si, size));
+  setIdx(c, i, ESI, si + d);
+  setIdx(c, i, EDI, di + d);
+  return true;
+}
+function stosBody(c: Cpu, i: Insn, size: number, d: number, v: number): boolean {
+  const di = getIdx(c, i, EDI);
+  c.wr(Seg.ES, di, size, v);
+  setIdx(c, i, EDI, di + d);
+  return true;
+}
+function lodsBody(c: Cpu, i: Insn, size: number, d: number): boolean {
+  const si = getIdx(c, i, ESI);
+  c.setReg(0, size, c.rd(i.seg, si, size));
+  setIdx(c, i, ESI, si + d);
+  return true;
+}
+function cmpsBody(c: Cpu, i: Insn, size: number, d: number): boolean {
+  const si = getIdx(c, i, ESI), di = getIdx(c, i, EDI);
+  const a = c.rd(i.seg, si, size), b = c.rd(Seg.ES, di, size);
+  setIdx(c, i, ESI, si + d);
+  setIdx(c, i, EDI, di + d);
+  c.flagsSub(size, a, b, a - b);
+  const eq = ((a ^ b) & mask(size)) === 0;
+  return i.rep === 1 ? eq : !eq;
+}
+function scasBody(c: Cpu, i: Insn, size: number, d: number, a: number): boolean {
+  const di = getIdx(c, i, EDI);
+  const b = c.rd(Seg.ES, di, size);
+  setIdx(c, i, EDI, di + d);
+  c.flagsSub(size, a, b, a - b);
+  const eq = ((a ^ b) & mask(size)) === 0;
+  return i.rep === 1 ? eq : !eq;
+}
 function movs(c: Cpu, i: Insn): void {
-  const size = i.size, d = dfDelta(c, size);
   c.checkWritable(Seg.ES);
-  repRun(c, i, () => {
-    const si = getIdx(c, i, ESI), di = getIdx(c, i, EDI);
-    c.wr(Seg.ES, di, size, c.rd(i.seg, si, size));
-    setIdx(c, i, ESI, si + d);
-    setIdx(c, i, EDI, di + d);
-    return true;
-  });
+  repRun(c, i, i.size, dfDelta(c, i.size), 0, movsBody);
 }
 function stos(c: Cpu, i: Insn): void {
-  const size = i.size, d = dfDelta(c, size);
-  const v = c.getReg(0, size);
   c.checkWritable(Seg.ES);
-  repRun(c, i, () => {
-    const di = getIdx(c, i, EDI);
-    c.wr(Seg.ES, di, size, v);
-    setIdx(c, i, EDI, di + d);
-    return true;
-  });
+  repRun(c, i, i.size, dfDelta(c, i.size), c.getReg(0, i.size), stosBody);
 }
 function lods(c: Cpu, i: Insn): void {
-  const size = i.size, d = dfDelta(c, size);
-  repRun(c, i, () => {
-    const si = getIdx(c, i, ESI);
-    c.setReg(0, size, c.rd(i.seg, si, size));
-    setIdx(c, i, ESI, si + d);
-    return true;
-  });
+  repRun(c, i, i.size, dfDelta(c, i.size), 0, lodsBody);
 }
 function cmps(c: Cpu, i: Insn): void {
-  const size = i.size, d = dfDelta(c, size);
-  repRun(c, i, () => {
-    const si = getIdx(c, i, ESI), di = getIdx(c, i, EDI);
-    const a = c.rd(i.seg, si, size), b = c.rd(Seg.ES, di, size);
-    setIdx(c, i, ESI, si + d);
-    setIdx(c, i, EDI, di + d);
-    c.flagsSub(size, a, b, a - b);
-    const eq = ((a ^ b) & mask(size)) === 0;
-    return i.rep === 1 ? eq : !eq;
-  });
+  repRun(c, i, i.size, dfDelta(c, i.size), 0, cmpsBody);
 }
 function scas(c: Cpu, i: Insn): void {
-  const size = i.size, d = dfDelta(c, size);
-  const a = c.getReg(0, size);
-  repRun(c, i, () => {
-    const di = getIdx(c, i, EDI);
-    const b = c.rd(Seg.ES, di, size);
-    setIdx(c, i, EDI, di + d);
-    c.flagsSub(size, a, b, a - b);
-    const eq = ((a ^ b) & mask(size)) === 0;
-    return i.rep === 1 ? eq : !eq;
-  });
+  repRun(c, i, i.size, dfDelta(c, i.size), c.getReg(0, i.size), scasBody);
 }
 
 // ---------------------------------------------------------------------------------------------
