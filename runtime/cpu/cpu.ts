@@ -199,8 +199,9 @@ export class Cpu {
   reg32(r: number): number { return this.st[r << 1]; }
   setReg32(r: number, v: number): void { this.st[r << 1] = v; }
   /** The stack pointer as the current stack size sees it (SS.B, SDM 6.2.3). */
-  get stack32(): boolean { return (this.st[St.SEG + Seg.SS * SEG_WORDS + SEG_ATTR] & Ar.DB) !== 0; }
-  get code32(): boolean { return (this.st[St.SEG + Seg.CS * SEG_WORDS + SEG_ATTR] & Ar.DB) !== 0; }
+  /** SS.B and CS.D, cached by refreshSeg (read on every push, pop and block). */
+  stack32 = false;
+  code32 = false;
   get protectedMode(): boolean { return (this.st[St.CR0] & Cr0.PE) !== 0; }
   get v86(): boolean { return (this.st[St.RFLAGS] & Fl.VM) !== 0; }
 
@@ -358,6 +359,10 @@ export class Cpu {
     const attr = this.st[o + SEG_ATTR];
     const limit = this.st[o + SEG_LIMIT] >>> 0;
     this.segBase[seg] = this.st[o + SEG_BASE] >>> 0;
+    if (seg === Seg.SS) this.stack32 = (attr & Ar.DB) !== 0;
+    else if (seg === Seg.CS) this.code32 = (attr & Ar.DB) !== 0;
+    const pm = (this.st[St.CR0] & Cr0.PE) !== 0 && (this.st[St.RFLAGS] & Fl.VM) === 0;
+    this.segNoWrite[seg] = pm && ((attr & Ar.CODE) !== 0 || (attr & Ar.WRITABLE) === 0) ? 1 : 0;
     if (attr & Ar.UNUSABLE) {
       this.segLo[seg] = 1;
       this.segHi[seg] = 0;
@@ -397,10 +402,12 @@ export class Cpu {
     if (off < this.segLo[seg] || off + size - 1 > this.segHi[seg]) this.segFault(seg);
     return (this.segBase[seg] + off) | 0;
   }
+  /** Writes through a code or read-only data segment fault in protected mode (SDM 5.5). */
   checkWritable(seg: number): void {
-    const attr = this.getSegAttr(seg);
-    if (this.protectedMode && !this.v86 && ((attr & Ar.CODE) || !(attr & Ar.WRITABLE))) this.segFault(seg);
+    if (this.segNoWrite[seg]) this.segFault(seg);
   }
+  /** Per segment: 1 when a write must fault (derived in refreshSeg). */
+  readonly segNoWrite = new Uint8Array(8);
   rd8(seg: number, off: number): number { return this.rdLin8(this.lin(seg, off, 1)); }
   rd16(seg: number, off: number): number { return this.rdLin16(this.lin(seg, off, 2)); }
   rd32(seg: number, off: number): number { return this.rdLin32(this.lin(seg, off, 4)); }
@@ -1017,6 +1024,7 @@ export class Cpu {
         const old = st[St.CR0];
         st[St.CR0] = v | Cr0.ET;
         if ((old ^ v) & (Cr0.PG | Cr0.WP | Cr0.PE)) this.flushTlb();
+        if ((old ^ v) & Cr0.PE) this.refreshAllSegs();
         this.updateCpl();
         break;
       }
