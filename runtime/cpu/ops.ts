@@ -218,9 +218,10 @@ function popSeg(c: Cpu, i: Insn): void {
 function pusha(c: Cpu, i: Insn): void {
   const size = i.osz;
   const sp0 = c.stack32 ? c.st[ESP] : c.st16[ESP * 2];
-  // Check the whole frame first so a fault leaves nothing half-pushed.
-  const spBottom = c.stack32 ? (sp0 - 8 * size) | 0 : (sp0 - 8 * size) & 0xffff;
-  c.lin(Seg.SS, spBottom, 8 * size);
+  // Check every slot first so a fault leaves nothing half-pushed. Each slot is checked on its own:
+  // the stack pointer wraps within the segment (SP=8 pushes down to FFF8), and only a slot that
+  // straddles the limit faults (SDM PUSHA: #GP in real mode when SP is 7, 9, 11, 13 or 15).
+  for (let k = 1; k <= 8; k++) c.lin(Seg.SS, c.stack32 ? (sp0 - k * size) | 0 : (sp0 - k * size) & 0xffff, size);
   const vals: number[] = [];
   for (let r = 0; r < 8; r++) vals.push(r === 4 ? sp0 : c.getReg(size === 4 ? r * 2 : r * 4, size));
   for (let r = 0; r < 8; r++) c.push(vals[r], size);
@@ -651,7 +652,9 @@ function shift(c: Cpu, i: Insn): void {
       r = a >>> cnt;
       const cf = (a >>> (cnt - 1)) & 1;
       writeDst(c, i, size, r, off);
-      c.flagsResult(size, r, cf, msb(a));
+      // OF is the original MSB for a 1-bit shift (SDM SHR) and undefined otherwise; silicon gives
+      // MSB(r) XOR bit n-2 of r, which is 0 for counts of 2 and more (80286 vectors, C0 /5).
+      c.flagsResult(size, r, cf, msb(r) ^ ((r >>> (bits - 2)) & 1));
       return;
     }
     default: { // SAR
