@@ -64,6 +64,8 @@ export class Kvm {
    * @throws KvmError("hardware") when the emulated processor lacks a control KVM requires
    * @example
    * ```ts
+   * import { Kvm } from "../mod.ts"; // mod.ts also loads the vendor module (runtime/vmx)
+   *
    * const kvm = await Kvm.open();
    * const vm = kvm.createVm();
    * ```
@@ -193,7 +195,13 @@ export class Vm implements PhysMap {
         throw new KvmError("memslot", `Memslot ${r.slot} at 0x${r.guestPhysAddr.toString(16)} overlaps memslot ${s.slot} at 0x${s.gpa.toString(16)}`);
       }
     }
-    const host = r.userspaceAddr ?? this.mmap(r.memorySize);
+    const old = existing >= 0 ? this.slots[existing] : undefined;
+    if (old !== undefined && old.end - old.gpa !== r.memorySize) {
+      // KVM refuses to resize a slot in place (EINVAL): delete it and create it again.
+      throw new KvmError("memslot", `Cannot resize memslot ${r.slot} from 0x${(old.end - old.gpa).toString(16)} to 0x${r.memorySize.toString(16)} bytes: delete it first`);
+    }
+    // Moving a slot or changing its flags keeps its memory unless another mapping is given.
+    const host = r.userspaceAddr ?? old?.host ?? this.mmap(r.memorySize);
     if (host % PAGE || host + r.memorySize > this.brk) throw new KvmError("memslot", `Memslot ${r.slot}: userspaceAddr 0x${host.toString(16)} is not mapped memory of this VM`);
     const slot: MemSlot = { slot: r.slot, flags: r.flags ?? 0, gpa: r.guestPhysAddr, end, host };
     if (existing >= 0) this.slots[existing] = slot; else this.slots.push(slot);

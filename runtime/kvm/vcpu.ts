@@ -61,8 +61,12 @@ export class Vcpu {
   pendingEvent: { vector: number; errorCode: number; type: number } | null = null;
   /** The guest shut down (triple fault); KVM_RUN keeps returning KVM_EXIT_SHUTDOWN until the state is set again. */
   shutDown = false;
-  /** Instructions left before a KVM_EXIT_BUDGET exit (the VMX preemption timer); Infinity for none. */
-  budget = Infinity;
+  /**
+   * The retired-instruction count at which the budget runs out (Infinity for none). Kept as an end
+   * point rather than a remaining count so that every retirement (the processor's, a handler's
+   * skip, the elements of a string IO that KVM emulates) is charged without separate bookkeeping.
+   */
+  budgetEnd = Infinity;
   /** Hooks at vmxHandleExit, indexed by basic exit reason. */
   readonly vmxExitHooks: (VmxExitHook | undefined)[] = [];
   /** VM exits by basic reason, and userspace exits by KVM reason. */
@@ -152,7 +156,21 @@ export class Vcpu {
   /** Stop after `n` more retired instructions with KVM_EXIT_BUDGET (null: no budget). */
   setBudget(n: number | null): void {
     if (n !== null && (!Number.isSafeInteger(n) || n < 0)) throw new RangeError(`Invalid instruction budget: ${n}`);
-    this.budget = n === null ? Infinity : n;
+    this.budgetEnd = n === null ? Infinity : this.cpu.icount + n;
+  }
+  /** Instructions left before KVM_EXIT_BUDGET (Infinity for no budget); assigning sets a new budget. */
+  get budget(): number {
+    return this.budgetEnd === Infinity ? Infinity : Math.max(0, this.budgetEnd - this.cpu.icount);
+  }
+  set budget(n: number) {
+    this.setBudget(n === Infinity ? null : n);
+  }
+  /**
+   * Advance RIP past the instruction that exited and retire it (kvm_skip_emulated_instruction),
+   * for a VMX exit hook that emulates the instruction itself and returns "resume".
+   */
+  skipEmulatedInstruction(): void {
+    this.vm.module.ops.skipEmulatedInstruction(this);
   }
   /** Make KVM_RUN return KVM_EXIT_INTR once host time (performance.now()) passes `ms` (as a signal would). */
   setDeadline(ms: number | null): void {

@@ -354,8 +354,24 @@ const MSR_DEFAULTS = new Map<number, number>([
 ]);
 const KNOWN = new Set<number>(Object.values(KnownMsr));
 
+/**
+ * MSRs whose value is guest state the processor (and the VMCS guest-state area) keeps: reading
+ * them through RDMSR, KVM_GET_SREGS or VMREAD must agree, so they live in one place, the state block.
+ */
+const MSR_STATE = new Map<number, number>([
+  [KnownMsr.IA32_EFER, St.EFER], [KnownMsr.IA32_SYSENTER_CS, St.SYSENTER_CS],
+  [KnownMsr.IA32_SYSENTER_ESP, St.SYSENTER_ESP], [KnownMsr.IA32_SYSENTER_EIP, St.SYSENTER_EIP],
+  [KnownMsr.IA32_TSC_AUX, St.TSC_AUX],
+]);
+
+/** The guest TSC: retired instructions plus TSC_OFFSET, as RDTSC reads it (SDM 25.3). */
+export function kvmReadTsc(vcpu: Vcpu): number {
+  return vcpu.cpu.icount + vcpu.vmcs.read(VmcsField.TSC_OFFSET);
+}
 function msrValue(vcpu: Vcpu, msr: number): number {
-  if (msr === KnownMsr.IA32_TSC) return vcpu.cpu.icount + (vcpu.msrs.get(-1) ?? 0);
+  if (msr === KnownMsr.IA32_TSC) return kvmReadTsc(vcpu);
+  const word = MSR_STATE.get(msr);
+  if (word !== undefined) return (vcpu.cpu.st[word] >>> 0) + (vcpu.cpu.st[word + 1] >>> 0) * 2 ** 32;
   return vcpu.msrs.get(msr) ?? MSR_DEFAULTS.get(msr) ?? 0;
 }
 /** RDMSR: known MSRs in the kernel; others #GP(0), or KVM_EXIT_X86_RDMSR when userspace asked for them. */
@@ -395,10 +411,12 @@ export function kvmEmulateWrmsr(vcpu: Vcpu): number {
   const ops = vcpu.vm.module.ops;
   vcpu.vm.tracer?.record("kvmEmulateWrmsr", { msr, value: v });
   if (KNOWN.has(msr)) {
-    if (msr === KnownMsr.IA32_TSC) vcpu.msrs.set(-1, v - vcpu.cpu.icount);
+    const word = MSR_STATE.get(msr);
+    // guest_write_tsc: a write to IA32_TSC moves TSC_OFFSET, so RDTSC and RDMSR keep agreeing.
+    if (msr === KnownMsr.IA32_TSC) vcpu.vmcs.write(VmcsField.TSC_OFFSET, v - vcpu.cpu.icount);
     else if (msr === KnownMsr.IA32_EFER && (v & 0x100)) { ops.queueException(vcpu, 13, 0); return 1; }
+    else if (word !== undefined) { st[word] = v % 2 ** 32; st[word + 1] = Math.floor(v / 2 ** 32); }
     else vcpu.msrs.set(msr, v);
-    if (msr === KnownMsr.IA32_SYSENTER_CS) st[St.SYSENTER_CS] = v;
     ops.skipEmulatedInstruction(vcpu);
     return 1;
   }

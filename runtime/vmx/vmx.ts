@@ -12,7 +12,7 @@ import { KvmError, kvmInit, KvmModule, registerVendorModule } from "../kvm/kvm_m
 import { KvmExit, KvmInternalError } from "../kvm/kvm_run.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import {
-  kvmEmulateCpuid, kvmEmulateHalt, kvmEmulateHypercall, kvmEmulatePio, kvmEmulatePioString, kvmEmulateRdmsr,
+  kvmEmulateCpuid, kvmEmulateHalt, kvmReadTsc, kvmEmulateHypercall, kvmEmulatePio, kvmEmulatePioString, kvmEmulateRdmsr,
   kvmEmulateWrmsr,
 } from "../kvm/x86.ts";
 import type { KvmX86Ops } from "../kvm/x86_ops.ts";
@@ -33,15 +33,35 @@ export interface VmcsConfig {
  * adjust_vmx_controls: required controls `min` and optional `opt`, against the capability MSR.
  * @throws KvmError("hardware") when a required control cannot be set
  */
-function adjustVmxControls(min: number, opt: number, caps: ControlCaps, what: string): number {
+function adjustVmxControls(
+  min: number,
+  opt: number,
+  caps: ControlCaps,
+  what: string,
+  names: Readonly<Record<string, number>>,
+): number {
   let ctl = min | opt;
   ctl &= caps.allowed1; // bit == 0 in high word ==> must be zero
   ctl |= caps.allowed0; // bit == 1 in low word  ==> must be one
   const missing = (min & ~ctl) >>> 0;
   if (missing) {
-    throw new KvmError("hardware", `Cannot load KVM: the processor lacks required ${what} controls 0x${missing.toString(16)}`);
+    throw new KvmError(
+      "hardware",
+      `Cannot load KVM: the processor lacks required ${what} controls ${controlNames(missing, names)} (0x${missing.toString(16)})`,
+    );
   }
   return ctl >>> 0;
+}
+/** "HLT_EXITING, UNCOND_IO_EXITING": the SDM names of the bits set in `bits`. */
+function controlNames(bits: number, names: Readonly<Record<string, number>>): string {
+  const out: string[] = [];
+  for (let b = 0; b < 32; b++) {
+    const m = (1 << b) >>> 0;
+    if (!((bits >>> 0) & m)) continue;
+    const name = Object.keys(names).find((k) => names[k] >>> 0 === m);
+    out.push(name ?? `bit ${b}`);
+  }
+  return out.join(", ");
 }
 
 /**
@@ -52,19 +72,19 @@ function adjustVmxControls(min: number, opt: number, caps: ControlCaps, what: st
 export function setupVmcsConfig(mod: KvmModule, caps: VmxCapabilities): VmcsConfig {
   mod.initTrace.record("setupVmcsConfig");
   const pinMin = PinBased.EXT_INTR_EXITING | PinBased.NMI_EXITING | PinBased.PREEMPTION_TIMER;
-  const pin = adjustVmxControls(pinMin, PinBased.VIRTUAL_NMIS, caps.pinBased, "pin-based");
+  const pin = adjustVmxControls(pinMin, PinBased.VIRTUAL_NMIS, caps.pinBased, "pin-based", PinBased);
   const procMin = CpuBased.HLT_EXITING | CpuBased.UNCOND_IO_EXITING | CpuBased.USE_TSC_OFFSETTING |
     CpuBased.MOV_DR_EXITING | CpuBased.MWAIT_EXITING | CpuBased.MONITOR_EXITING | CpuBased.ACTIVATE_SECONDARY_CONTROLS;
   const procOpt = CpuBased.RDPMC_EXITING;
-  let proc = adjustVmxControls(procMin, procOpt, caps.procBased, "processor-based");
+  let proc = adjustVmxControls(procMin, procOpt, caps.procBased, "processor-based", CpuBased);
   // MOV DR exiting and the IO/MSR bitmaps: we take every IO and MSR access, without bitmaps.
   proc &= ~(CpuBased.MOV_DR_EXITING | CpuBased.USE_IO_BITMAPS | CpuBased.USE_MSR_BITMAPS) | caps.procBased.allowed0;
   const proc2Min = CpuBased2.ENABLE_EPT | CpuBased2.UNRESTRICTED_GUEST;
-  const proc2 = adjustVmxControls(proc2Min, CpuBased2.ENABLE_VPID | CpuBased2.WBINVD_EXITING, caps.procBased2, "secondary processor-based");
-  const exitCtl = adjustVmxControls(ExitCtl.SAVE_PREEMPTION_TIMER, ExitCtl.ACK_INTR_ON_EXIT | ExitCtl.SAVE_IA32_EFER | ExitCtl.LOAD_IA32_EFER, caps.exit, "VM-exit");
-  const entryCtl = adjustVmxControls(0, EntryCtl.LOAD_IA32_EFER, caps.entry, "VM-entry");
+  const proc2 = adjustVmxControls(proc2Min, CpuBased2.ENABLE_VPID | CpuBased2.WBINVD_EXITING, caps.procBased2, "secondary processor-based", CpuBased2);
+  const exitCtl = adjustVmxControls(ExitCtl.SAVE_PREEMPTION_TIMER, ExitCtl.ACK_INTR_ON_EXIT | ExitCtl.SAVE_IA32_EFER | ExitCtl.LOAD_IA32_EFER, caps.exit, "VM-exit", ExitCtl);
+  const entryCtl = adjustVmxControls(0, EntryCtl.LOAD_IA32_EFER, caps.entry, "VM-entry", EntryCtl);
   return {
-    size: caps.basic.vmcsSize, revisionId: caps.basic.revisionId, pinBasedExecCtrl: pin, cpuBasedExecCtrl: proc,
+    size: caps.basic.vmcsSize, revisionId: caps.basic.revisionId, pinBasedExecCtrl: pin, cpuBasedExecCtrl: proc >>> 0,
     cpuBased2ndExecCtrl: proc2, vmexitCtrl: exitCtl, vmentryCtrl: entryCtl,
   };
 }
@@ -129,6 +149,8 @@ function guestStateOf(cpu: Cpu): GuestStateAccess {
         case VmcsField.GUEST_ACTIVITY_STATE: return st[St.ACTIVITY];
         case VmcsField.GUEST_IA32_EFER: return st[St.EFER] >>> 0;
         case VmcsField.GUEST_SYSENTER_CS: return st[St.SYSENTER_CS] >>> 0;
+        case VmcsField.GUEST_SYSENTER_ESP: return st[St.SYSENTER_ESP] >>> 0;
+        case VmcsField.GUEST_SYSENTER_EIP: return st[St.SYSENTER_EIP] >>> 0;
       }
       return undefined;
     },
@@ -149,7 +171,7 @@ function guestStateOf(cpu: Cpu): GuestStateAccess {
         case VmcsField.GUEST_RIP: st[St.RIP] = v; return true;
         case VmcsField.GUEST_RSP: st[8] = v; return true;
         case VmcsField.GUEST_RFLAGS: cpu.setFlags(v); return true;
-        case VmcsField.GUEST_CR0: st[St.CR0] = v; cpu.updateCpl(); cpu.flushTlb(); return true;
+        case VmcsField.GUEST_CR0: st[St.CR0] = v; cpu.refreshAllSegs(); cpu.flushTlb(); return true;
         case VmcsField.GUEST_CR3: st[St.CR3] = v; cpu.flushTlb(); return true;
         case VmcsField.GUEST_CR4: st[St.CR4] = v; cpu.flushTlb(); return true;
         case VmcsField.GUEST_DR7: st[St.DR + 14] = v; return true;
@@ -161,6 +183,8 @@ function guestStateOf(cpu: Cpu): GuestStateAccess {
         case VmcsField.GUEST_ACTIVITY_STATE: st[St.ACTIVITY] = v; return true;
         case VmcsField.GUEST_IA32_EFER: st[St.EFER] = v; return true;
         case VmcsField.GUEST_SYSENTER_CS: st[St.SYSENTER_CS] = v; return true;
+        case VmcsField.GUEST_SYSENTER_ESP: st[St.SYSENTER_ESP] = v; return true;
+        case VmcsField.GUEST_SYSENTER_EIP: st[St.SYSENTER_EIP] = v; return true;
       }
       return false;
     },
@@ -230,13 +254,13 @@ function vmxVcpuRun(vcpu: Vcpu): void {
   const pin = v.read(VmcsField.PIN_BASED_VM_EXEC_CONTROL);
   if (budget !== Infinity) {
     if (!(pin & PinBased.PREEMPTION_TIMER)) v.write(VmcsField.PIN_BASED_VM_EXEC_CONTROL, pin | PinBased.PREEMPTION_TIMER);
+    // The timer ticks once per retired instruction (IA32_VMX_MISC rate 0 over an instruction-count TSC).
     v.write(VmcsField.VMX_PREEMPTION_TIMER_VALUE, budget);
   } else if (pin & PinBased.PREEMPTION_TIMER) {
     v.write(VmcsField.PIN_BASED_VM_EXEC_CONTROL, pin & ~PinBased.PREEMPTION_TIMER);
   }
   vcpu.cpu.vmEnter();
   v.launched = true;
-  if (budget !== Infinity) vcpu.budget = v.read(VmcsField.VMX_PREEMPTION_TIMER_VALUE);
   vcpu.vmxExitCounts[v.exitReason & 63]++;
 }
 
@@ -247,7 +271,6 @@ function skipEmulatedInstruction(vcpu: Vcpu): void {
   cpu.st[St.RIP] = (cpu.st[St.RIP] + len) & (cpu.code32 ? -1 : 0xffff);
   cpu.st[St.INTERRUPTIBILITY] = 0;
   cpu.retire(1);
-  if (vcpu.budget !== Infinity) vcpu.budget = Math.max(0, vcpu.budget - 1);
 }
 
 function queueException(vcpu: Vcpu, vector: number, errorCode = -1): void {
@@ -291,7 +314,7 @@ function handleWrmsr(vcpu: Vcpu): number {
 /** handle_rdtsc (RDTSC exiting): the guest TSC is the instruction count plus TSC_OFFSET. */
 function handleRdtsc(vcpu: Vcpu): number {
   const st = vcpu.cpu.st;
-  const tsc = vcpu.cpu.icount + vcpu.vmcs.read(VmcsField.TSC_OFFSET);
+  const tsc = kvmReadTsc(vcpu);
   st[0] = tsc % 2 ** 32;
   st[4] = Math.floor(tsc / 2 ** 32);
   skipEmulatedInstruction(vcpu);
