@@ -9,6 +9,10 @@
  * - The run stops at the first exit that is not IO: HLT normally, or SHUTDOWN, MMIO, BUDGET ...
  * - A zero IVT entry jumps to 0:0 as on silicon unless `nullVectorIsFatal` is set.
  *
+ * Memory layout: the real-mode IVT at 0 (0x400 bytes); in protected mode a GDT at 0x500 (null, flat
+ * code 0x08, flat data 0x10) and an IDT at 0x600 (256 gates, not present until `setHandler`); code
+ * at 0x1000 by default; the stack below 0x8000 (real) or 0x80000 (protected).
+ *
  * @example
  * ```ts
  * import { runCode } from "./cpu_harness.ts";
@@ -39,6 +43,10 @@ export function flatSeg(selector: number, code = false): KvmSegment {
     avl: 0, unusable: 0,
   };
 }
+
+/** Where protected mode keeps its descriptor tables (see the layout above). */
+export const GDT_BASE = 0x500;
+export const IDT_BASE = 0x600;
 
 /** One OUT the guest did (port writes are otherwise ignored). */
 export interface IoWrite {
@@ -79,8 +87,26 @@ export class CpuHarness {
       s.cr0 |= 1;
       s.cs = flatSeg(0x08, true);
       s.ds = s.es = s.ss = s.fs = s.gs = flatSeg(0x10);
+      // null; 0x08: code, base 0, 4 GiB, 32-bit; 0x10: data, the same (SDM 3.4.5)
+      this.write(GDT_BASE, [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0x9b, 0xcf, 0, 0xff, 0xff, 0, 0, 0, 0x93, 0xcf, 0]);
+      this.write(IDT_BASE, new Uint8Array(256 * 8));
+      s.gdt = { base: GDT_BASE, limit: 3 * 8 - 1 };
+      s.idt = { base: IDT_BASE, limit: 256 * 8 - 1 };
     }
     this.vcpu.setSregs(s);
+  }
+
+  /**
+   * Route interrupt or exception `vector` to code at `addr`: an IVT entry 0:addr in real mode (addr
+   * below 0x10000), a 32-bit interrupt gate to 0x08:addr in protected mode (the processor pushes
+   * EFLAGS, CS, EIP and, for #DF #TS #NP #SS #GP #PF #AC, an error code).
+   */
+  setHandler(vector: number, addr: number): void {
+    if (this.vcpu.getSregs().cr0 & 1) {
+      this.write(IDT_BASE + vector * 8, [addr & 0xff, (addr >> 8) & 0xff, 0x08, 0, 0, 0x8e, (addr >> 16) & 0xff, (addr >>> 24) & 0xff]);
+    } else {
+      this.write(vector * 4, [addr & 0xff, (addr >> 8) & 0xff, 0, 0]);
+    }
   }
 
   /** Set segment registers by name (`{ ds: realSeg(0x1234) }`), keeping the others. */
