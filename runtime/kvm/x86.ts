@@ -3,9 +3,9 @@
  * (`__vcpu_run` → `vcpu_enter_guest`), the PIO path (`kvm_emulate_pio` → `kernel_pio` /
  * userspace → `complete_io`), CPUID, MSRs, hypercalls and HLT.
  */
-import { Fl, Seg, St } from "../cpu/state.ts";
+import { Cr0, Fl, Seg, St } from "../cpu/state.ts";
 import { CpuFault } from "../cpu/fault.ts";
-import { IntrInfo, VmcsField } from "../cpu/vmcs.ts";
+import { CpuBased, IntrInfo, VmcsField } from "../cpu/vmcs.ts";
 import type { KvmModule } from "./kvm_main.ts";
 import { KvmError } from "./kvm_main.ts";
 import { KVM_ENOSYS, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KvmExit } from "./kvm_run.ts";
@@ -68,7 +68,10 @@ export function kvmArchVcpuCreate(vcpu: Vcpu): void {
 export function kvmVcpuIoctl(vcpu: Vcpu, ioctl: "KVM_RUN"): number {
   const t = vcpu.vm.tracer;
   if (t) t.record("kvmVcpuIoctl", { ioctl });
-  return kvmArchVcpuIoctlRun(vcpu);
+  const r = kvmArchVcpuIoctlRun(vcpu);
+  const counts = vcpu.userExitCounts, reason = vcpu.kvmRun.exitReason;
+  counts.set(reason, (counts.get(reason) ?? 0) + 1);
+  return r;
 }
 
 /** kvm_arch_vcpu_ioctl_run: finish what userspace completed, then run. */
@@ -125,9 +128,12 @@ function injectPending(vcpu: Vcpu, ev: { vector: number; errorCode: number; type
     if (!(st[St.RFLAGS] & Fl.IF) || st[St.INTERRUPTIBILITY] !== 0) return;
   }
   vcpu.pendingEvent = null;
-  const info = ev.vector | (ev.type << IntrInfo.TYPE_SHIFT) | IntrInfo.VALID | (ev.errorCode >= 0 ? IntrInfo.ERROR_CODE_VALID : 0);
+  // Real-mode exceptions push no error code, and VM entry refuses to deliver one with CR0.PE=0
+  // (SDM 26.2.1.3), so KVM drops it there (kvm_inject_exception: has_error_code &= is_protmode).
+  const hasErrorCode = ev.errorCode >= 0 && (st[St.CR0] & Cr0.PE) !== 0;
+  const info = ev.vector | (ev.type << IntrInfo.TYPE_SHIFT) | IntrInfo.VALID | (hasErrorCode ? IntrInfo.ERROR_CODE_VALID : 0);
   vcpu.vmcs.write(VmcsField.VM_ENTRY_INTR_INFO_FIELD, info >>> 0);
-  if (ev.errorCode >= 0) vcpu.vmcs.write(VmcsField.VM_ENTRY_EXCEPTION_ERROR_CODE, ev.errorCode);
+  if (hasErrorCode) vcpu.vmcs.write(VmcsField.VM_ENTRY_EXCEPTION_ERROR_CODE, ev.errorCode);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,9 +370,11 @@ const MSR_STATE = new Map<number, number>([
   [KnownMsr.IA32_TSC_AUX, St.TSC_AUX],
 ]);
 
-/** The guest TSC: retired instructions plus TSC_OFFSET, as RDTSC reads it (SDM 25.3). */
+/** The guest TSC: retired instructions plus TSC_OFFSET when TSC offsetting is on, as RDTSC reads it (SDM 25.3). */
 export function kvmReadTsc(vcpu: Vcpu): number {
-  return vcpu.cpu.icount + vcpu.vmcs.read(VmcsField.TSC_OFFSET);
+  const v = vcpu.vmcs;
+  const offsetting = (v.read(VmcsField.CPU_BASED_VM_EXEC_CONTROL) & CpuBased.USE_TSC_OFFSETTING) !== 0;
+  return vcpu.cpu.icount + (offsetting ? v.read(VmcsField.TSC_OFFSET) : 0);
 }
 function msrValue(vcpu: Vcpu, msr: number): number {
   if (msr === KnownMsr.IA32_TSC) return kvmReadTsc(vcpu);

@@ -262,6 +262,19 @@ test("RDTSC with RDTSC exiting is answered by handleRdtsc with the same value", 
   assertEquals(rdtscAfterThree(true, 1000), { tsc: 1003, exits: 1 });
 });
 
+test("without TSC offsetting, RDTSC and RDMSR(IA32_TSC) ignore TSC_OFFSET alike", () => {
+  for (const exiting of [false, true]) {
+    // out 0x80,al; rdtsc; mov ebx,eax; mov ecx,0x10; rdmsr; hlt
+    const { vcpu } = realModeGuest([0xe6, 0x80, 0x0f, 0x31, 0x66, 0x89, 0xc3, 0x66, 0xb9, 0x10, 0x00, 0x00, 0x00, 0x0f, 0x32, HLT]);
+    const proc = vcpu.vmcsRead(VmcsField.CPU_BASED_VM_EXEC_CONTROL) & ~CpuBased.USE_TSC_OFFSETTING;
+    vcpu.vmcsWrite(VmcsField.CPU_BASED_VM_EXEC_CONTROL, exiting ? proc | CpuBased.RDTSC_EXITING : proc);
+    vcpu.vmcsWrite(VmcsField.TSC_OFFSET, 500);
+    runExpect(vcpu, KvmExit.IO);
+    runExpect(vcpu, KvmExit.HLT);
+    assertEquals([vcpu.getRegs().rbx, vcpu.getRegs().rax], [1, 4], exiting ? "RDTSC exiting" : "RDTSC in the guest");
+  }
+});
+
 test("RDTSC in the middle of a block counts the instructions before it", { todo: "processor bug: RDTSC reads the count at the block's start" }, () => {
   // nop; nop; rdtsc; hlt
   const { vcpu } = realModeGuest([0x90, 0x90, 0x0f, 0x31, HLT]);
@@ -364,6 +377,26 @@ test("RDMSR of an unknown MSR injects #GP, a fault with RIP at the RDMSR", () =>
   assertEquals(vcpu.getRegs().rip, 0x1101, "in the #GP handler");
   const frame = vm.readGuest(0x8000 - 6, 6);
   assertEquals(frame[0] | (frame[1] << 8), CODE + 6, "the pushed IP is the RDMSR's");
+});
+
+test("in protected mode the #GP for an unknown MSR pushes its error code", () => {
+  // mov ecx,0x1234; rdmsr; hlt   (32-bit code; IDT at 0x500 with an interrupt gate 13 → 0x08:0x1100)
+  const { vm, vcpu } = protectedModeGuest([0xb9, 0x34, 0x12, 0x00, 0x00, 0x0f, 0x32, HLT]);
+  const gdt = new DataView(new ArrayBuffer(24));
+  gdt.setBigUint64(8, 0x00cf9a000000ffffn, true); // 0x08: flat code
+  gdt.setBigUint64(16, 0x00cf92000000ffffn, true); // 0x10: flat data
+  vm.writeGuest(0, new Uint8Array(gdt.buffer));
+  vm.writeGuest(0x500 + 13 * 8, new Uint8Array([0x00, 0x11, 0x08, 0x00, 0x00, 0x8e, 0x00, 0x00]));
+  vm.writeGuest(0x1100, new Uint8Array([HLT]));
+  const s = vcpu.getSregs();
+  s.gdt = { base: 0, limit: 23 };
+  s.idt = { base: 0x500, limit: 0x7ff };
+  vcpu.setSregs(s);
+  runExpect(vcpu, KvmExit.HLT);
+  assertEquals(vcpu.getRegs().rip, 0x1101);
+  assertEquals(vcpu.getRegs().rsp, 0x8000 - 16, "EFLAGS, CS, EIP and the error code");
+  const frame = new DataView(vm.readGuest(0x8000 - 16, 16).buffer);
+  assertEquals([frame.getUint32(0, true), frame.getUint32(4, true), frame.getUint32(8, true)], [0, CODE + 5, 0x08]);
 });
 
 test("with vm.userspaceMsr, RDMSR of an unknown MSR exits with KVM_EXIT_X86_RDMSR and the data lands in EDX:EAX", () => {
@@ -502,6 +535,76 @@ test("an exception in the bitmap with an error code reports it: #GP(selector) in
   assertEquals([run.ex.exception, run.ex.errorCode], [13, 0x18]);
   assert(vcpu.vmcsRead(VmcsField.VM_EXIT_INTR_INFO) & IntrInfo.ERROR_CODE_VALID);
   assertEquals(vcpu.getRegs().rip, CODE + 4);
+});
+
+test("vcpu counts VM exits by basic reason and KVM_RUN returns by KVM exit reason", () => {
+  // cpuid; out 0x80,al; out 0x80,al; hlt
+  const { vcpu } = realModeGuest([0x0f, 0xa2, 0xe6, 0x80, 0xe6, 0x80, HLT]);
+  runExpect(vcpu, KvmExit.IO);
+  runExpect(vcpu, KvmExit.IO);
+  runExpect(vcpu, KvmExit.HLT);
+  assertEquals([...vcpu.userExitCounts].sort((a, b) => a[0] - b[0]), [[KvmExit.IO, 2], [KvmExit.HLT, 1]]);
+  assertEquals(
+    [ExitReason.CPUID, ExitReason.IO_INSTRUCTION, ExitReason.HLT].map((r) => vcpu.vmxExitCounts[r]),
+    [1, 2, 1],
+  );
+});
+
+test("a host deadline ends KVM_RUN with KVM_EXIT_INTR through an external-interrupt exit", () => {
+  const { vcpu } = realModeGuest(SPIN);
+  vcpu.setDeadline(performance.now() - 1);
+  runExpect(vcpu, KvmExit.INTR);
+  assertEquals(vcpu.vmcsRead(VmcsField.EXIT_REASON), ExitReason.EXTERNAL_INTERRUPT);
+  assert(vcpu.instructions > 0 && vcpu.instructions <= 8192, `stopped after ${vcpu.instructions}`);
+  vcpu.setDeadline(null);
+  vcpu.setBudget(10);
+  const before = vcpu.instructions;
+  runExpect(vcpu, KvmExit.BUDGET);
+  assertEquals(vcpu.instructions, before + 10, "the guest resumes where it was interrupted");
+});
+
+test("immediate_exit returns KVM_EXIT_INTR at once, after completing the pending IN", () => {
+  // in al,0x60; hlt
+  const { vcpu } = realModeGuest([0xe4, 0x60, HLT]);
+  const run = runExpect(vcpu, KvmExit.IO);
+  run.data[0] = 0x42;
+  run.immediateExit = true;
+  runExpect(vcpu, KvmExit.INTR);
+  assertEquals(vcpu.getRegs().rax & 0xff, 0x42);
+  assertEquals(vcpu.getRegs().rip, CODE + 2);
+  assertEquals(run.immediateExit, false);
+  runExpect(vcpu, KvmExit.HLT);
+});
+
+test("KVM_INTERRUPT delivers the vector through the IVT once IF=1", () => {
+  // sti; out 0x80,al; hlt     handler at 0x1100: mov al,0x42; out 0x81,al; iret
+  const { vm, vcpu } = realModeGuest([0xfb, 0xe6, 0x80, HLT]);
+  vm.writeGuest(0x20 * 4, new Uint8Array([0x00, 0x11, 0x00, 0x00]));
+  vm.writeGuest(0x1100, new Uint8Array([0xb0, 0x42, 0xe6, 0x81, 0xcf]));
+  let run = runExpect(vcpu, KvmExit.IO);
+  assertEquals(run.io.port, 0x80);
+  assertEquals(run.ifFlag, true);
+  vcpu.interrupt(0x20);
+  run = runExpect(vcpu, KvmExit.IO);
+  assertEquals([run.io.port, run.data[0]], [0x81, 0x42]);
+  runExpect(vcpu, KvmExit.HLT);
+  assertEquals(vcpu.getRegs().rip, CODE + 4, "IRET returned past the OUT");
+  assertEquals(vcpu.instructions, 6);
+});
+
+test("KVM_INTERRUPT waits while IF=0", () => {
+  // out 0x80,al; sti; nop; out 0x80,al; hlt     handler at 0x1100: out 0x81,al; iret
+  const { vm, vcpu } = realModeGuest([0xe6, 0x80, 0xfb, 0x90, 0xe6, 0x80, HLT]);
+  vm.writeGuest(0x20 * 4, new Uint8Array([0x00, 0x11, 0x00, 0x00]));
+  vm.writeGuest(0x1100, new Uint8Array([0xe6, 0x81, 0xcf]));
+  runExpect(vcpu, KvmExit.IO);
+  vcpu.interrupt(0x20);
+  const run = runExpect(vcpu, KvmExit.IO);
+  assertEquals(run.io.port, 0x80, "not delivered with IF=0: the second OUT comes first");
+  assertEquals(run.ifFlag, true);
+  assertEquals(run.readyForInterruptInjection, false, "the interrupt is still queued");
+  assertEquals(runExpect(vcpu, KvmExit.IO).io.port, 0x81, "delivered at the next entry");
+  runExpect(vcpu, KvmExit.HLT);
 });
 
 // ---------------------------------------------------------------------------------------------
