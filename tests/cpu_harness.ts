@@ -16,9 +16,10 @@
  * @example
  * ```ts
  * import { runCode } from "./cpu_harness.ts";
+ * import { assertEquals } from "./assert.ts";
  * // mov eax, 7; add eax, eax; hlt
  * const r = runCode([0xb8, 7, 0, 0, 0, 0x01, 0xc0, 0xf4], { mode: "protected" });
- * // r.exit.reason === "hlt", r.regs.rax === 14, r.insns === 3
+ * assertEquals([r.exit.reason, r.regs.rax, r.insns], ["hlt", 14, 3]);
  * ```
  * @module
  */
