@@ -639,9 +639,8 @@ export class Cpu {
     const v = this.vmcs!;
     v.guestPhysicalAddress = this.lastGpa;
     v.guestLinearAddress = this.lastLa >>> 0;
-    v.exitQualification = (isWrite ? EptQual.WRITE : EptQual.READ) | EptQual.GLA_VALID | EptQual.GLA_TRANSLATED;
     void this.lastWrite;
-    this.recordExit(ExitReason.EPT_VIOLATION, 0);
+    this.recordExit(ExitReason.EPT_VIOLATION, (isWrite ? EptQual.WRITE : EptQual.READ) | EptQual.GLA_VALID | EptQual.GLA_TRANSLATED);
     throw VmExitSignal.instance;
   }
 
@@ -1108,6 +1107,7 @@ export class Cpu {
       for (let k = 0; k < ins.len; k++) ins.bytes.push(this.fetchByte(k));
       off += ins.len;
       ins.nextOff = off;
+      ins.pos = insns.length;
       insns.push(ins);
       const endLa = (la0 + off - 1) | 0;
       if ((endLa >>> 12) !== (la0 >>> 12)) {
@@ -1298,6 +1298,10 @@ export class Cpu {
         const ins = insns[k];
         st[St.RIP] = (eip + ins.nextOff - ins.len) & ipMask;
         this.retire(k + this.repExtra);
+        // Completed MMIO accesses belong to the instruction being restarted. One that restarts is
+        // always first in its block, so when a later instruction exits the log holds only
+        // accesses of instructions that completed: drop them.
+        if (k > 0) this.mmioLog.length = 0;
         this.mmioPos = 0;
         if (e === VmExitSignal.instance) return;
         if (!(e instanceof CpuFault)) throw e;

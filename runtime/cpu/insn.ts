@@ -18,6 +18,8 @@ export class Insn {
   len = 0;
   /** Offset of the next instruction from the block's first instruction. */
   nextOff = 0;
+  /** Position in its block: the instructions before it in the block have retired when it runs. */
+  pos = 0;
   /** Operand size in bytes for "v" operands (2 or 4), and address size (2 or 4). */
   osz = 4;
   asz = 4;

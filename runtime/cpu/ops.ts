@@ -1130,7 +1130,9 @@ function rdtsc(c: Cpu, i: Insn): void {
   if ((c.cr4 & Cr4.TSD) && c.protectedMode && c.cpl > 0) throw new CpuFault(Vec.GP, 0);
   if (c.cpuBased & CpuBased.RDTSC_EXITING) { c.exitAtInsn(i, ExitReason.RDTSC); return; }
   // The guest TSC counts retired instructions (deterministic), plus TSC_OFFSET (SDM 25.3).
-  let tsc = c.icount;
+  // The run loop counts a block's instructions when the block ends; RDTSC ends its block, so the
+  // instructions before it in the block are its position.
+  let tsc = c.icount + i.pos;
   if (c.cpuBased & CpuBased.USE_TSC_OFFSETTING) tsc += c.vmcs!.read(VmcsField.TSC_OFFSET);
   c.st[EAX] = tsc % 4294967296;
   c.st[EDX] = Math.floor(tsc / 4294967296);

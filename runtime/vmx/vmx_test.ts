@@ -275,7 +275,7 @@ test("without TSC offsetting, RDTSC and RDMSR(IA32_TSC) ignore TSC_OFFSET alike"
   }
 });
 
-test("RDTSC in the middle of a block counts the instructions before it", { todo: "processor bug: RDTSC reads the count at the block's start" }, () => {
+test("RDTSC in the middle of a block counts the instructions before it", () => {
   // nop; nop; rdtsc; hlt
   const { vcpu } = realModeGuest([0x90, 0x90, 0x0f, 0x31, HLT]);
   runExpect(vcpu, KvmExit.HLT);
@@ -452,9 +452,7 @@ test("an EPT violation on a read becomes KVM_EXIT_MMIO, and the value userspace 
   assertEquals(vcpu.instructions, 6);
 });
 
-test("an EPT violation's exit qualification says read or write, with a valid linear address", {
-  todo: "processor bug: mmioExit's recordExit overwrites EXIT_QUALIFICATION with 0",
-}, () => {
+test("an EPT violation's exit qualification says read or write, with a valid linear address", () => {
   // mov ax,0x2000; mov ds,ax; mov ax,[0]; mov [2],ax; hlt
   const { vcpu } = realModeGuest([0xb8, 0x00, 0x20, 0x8e, 0xd8, 0xa1, 0x00, 0x00, 0xa3, 0x02, 0x00, HLT]);
   runExpect(vcpu, KvmExit.MMIO);
@@ -465,9 +463,7 @@ test("an EPT violation's exit qualification says read or write, with a valid lin
   assertEquals(vcpu.vmcsRead(VmcsField.EXIT_QUALIFICATION), 0x182);
 });
 
-test("an MMIO read after a completed MMIO write in the same block gets userspace's value", {
-  todo: "processor bug: runLoop keeps mmioLog entries consumed by an earlier instruction of the block",
-}, () => {
+test("an MMIO read after a completed MMIO write in the same block gets userspace's value", () => {
   // mov ax,0x2000; mov ds,ax; mov word [0],0xbeef; mov ax,[2]; hlt
   const { vcpu } = realModeGuest([0xb8, 0x00, 0x20, 0x8e, 0xd8, 0xc7, 0x06, 0x00, 0x00, 0xef, 0xbe, 0xa1, 0x02, 0x00, HLT]);
   assertEquals(runExpect(vcpu, KvmExit.MMIO).mmio.isWrite, true);
