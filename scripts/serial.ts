@@ -1,0 +1,51 @@
+/**
+ * A serial console: the guest's 16550 UART at 0x3F8 is wired to this process's stdin and stdout.
+ * Bytes you type (or pipe in) go to the UART's receive FIFO; what the guest transmits is printed.
+ *
+ *   node_modules/.bin/deno run -A scripts/serial.ts [--mode real|protected|paged] [--input TEXT] IMAGE
+ *   echo hello | node_modules/.bin/bun scripts/serial.ts tests/guests/rm_echo.bin
+ *
+ * Without an IMAGE it runs a built-in real-mode echo guest that reads the UART until it sees a
+ * newline, echoes each byte, and halts.
+ */
+import { readFileSync, writeSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { Machine } from "../runtime/vmm/machine.ts";
+
+/**
+ * A real-mode echo guest:
+ *   mov dx,0x3fd
+ * wait: in al,dx ; test al,1 ; jz wait        ; LSR.DR: a byte has arrived
+ *   mov dx,0x3f8 ; in al,dx ; out dx,al       ; read RBR, write THR
+ *   cmp al,10 ; jne (back to mov dx,0x3fd) ; hlt
+ */
+export const ECHO_GUEST = new Uint8Array([
+  0xba, 0xfd, 0x03, 0xec, 0xa8, 0x01, 0x74, 0xfb, 0xba, 0xf8, 0x03, 0xec, 0xee, 0x3c, 0x0a, 0x75, 0xef, 0xf4,
+]);
+
+/** Run `image` with the UART fed from `input`; returns what the guest transmitted and how it ended. */
+export function runSerial(image: Uint8Array, input: string | Uint8Array, mode: "real" | "protected" | "paged" = "real", sink?: (b: number) => void) {
+  const m = new Machine({ mode, console: sink });
+  m.load(image);
+  m.feedSerial(input);
+  const r = m.run({ budget: 100_000_000, timeoutMs: 10_000 });
+  return { output: m.console, exit: r.exit.reason, instructions: r.instructions };
+}
+
+if (import.meta.main) {
+  const { values, positionals } = parseArgs({
+    args: process.argv.slice(2), allowPositionals: true,
+    options: { mode: { type: "string" }, input: { type: "string" } },
+  });
+  const image = positionals[0] ? new Uint8Array(readFileSync(positionals[0])) : ECHO_GUEST;
+  let input: string | Uint8Array = values.input ?? "";
+  if (values.input === undefined) {
+    try {
+      input = new Uint8Array(readFileSync(0)); // stdin, when piped
+    } catch {
+      input = "hello from the serial console\n";
+    }
+  }
+  const r = runSerial(image, input, (values.mode ?? "real") as "real", (b) => void writeSync(1, new Uint8Array([b])));
+  writeSync(2, `\n[serial] guest ended with ${r.exit} after ${r.instructions} instructions\n`);
+}
