@@ -1,0 +1,72 @@
+/**
+ * A worker of the pool: owns the machines of the runs and sessions sent to it and performs one
+ * request at a time (guest code runs synchronously, so nothing else would interleave anyway).
+ */
+import { loadHookScripts } from "./hooks.ts";
+import { ActionError, VmHost } from "./actions.ts";
+import type { WorkerError, WorkerMessage, WorkerRequest } from "./_protocol.ts";
+
+// deno-lint-ignore no-explicit-any
+const port = globalThis as any as {
+  postMessage(m: WorkerMessage, transfer?: Transferable[]): void;
+  onmessage: ((e: MessageEvent<{ id: number; req: WorkerRequest }>) => void) | null;
+};
+
+let host: VmHost | null = null;
+let idleTimer: ReturnType<typeof setTimeout> | undefined;
+
+function post(m: WorkerMessage, transfer?: Transferable[]): void {
+  port.postMessage(m, transfer);
+}
+
+async function handle(req: WorkerRequest): Promise<unknown> {
+  if (req.op === "init") {
+    const { sets, info } = await loadHookScripts(req.scripts);
+    host = new VmHost(req.limits, sets, (event) => post({ event }));
+    return { hookSets: info };
+  }
+  if (!host) throw new ActionError({ kind: "internal", message: "Worker is not initialised" });
+  const t0 = performance.now();
+  switch (req.op) {
+    case "run": {
+      const r = await host.run(req.machine, req.run);
+      r.timings.workerMs = Math.round((performance.now() - t0) * 1000) / 1000;
+      return r;
+    }
+    case "create": return await host.create(req.session, req.machine);
+    case "sessionRun": {
+      const r = host.sessionRun(req.session, req.run);
+      r.timings.workerMs = Math.round((performance.now() - t0) * 1000) / 1000;
+      return r;
+    }
+    case "getRegs": return host.getRegs(req.session);
+    case "setRegs": return host.setRegs(req.session, req.regs);
+    case "readMemory": return host.readMemory(req.session, req.addr, req.len);
+    case "writeMemory": return host.writeMemory(req.session, req.addr, req.data);
+    case "disasm": return await host.disasm(req.session, req.addr, req.count, req.bits);
+    case "destroy": return host.destroy(req.session);
+  }
+}
+
+function toWorkerError(e: unknown): WorkerError {
+  if (e instanceof ActionError) return e.error;
+  const err = e as Error;
+  return { kind: "internal", message: `${err?.name ?? "Error"}: ${err?.message ?? String(e)}` };
+}
+
+port.onmessage = async (ev) => {
+  const { id, req } = ev.data;
+  clearTimeout(idleTimer);
+  try {
+    const value = await handle(req);
+    post({ id, ok: true, value }, value instanceof Uint8Array ? [value.buffer as ArrayBuffer] : undefined);
+  } catch (e) {
+    post({ id, ok: false, error: toWorkerError(e) });
+  }
+  // Idle: make the next machine now, so the next run does not pay for it.
+  idleTimer = setTimeout(() => {
+    try {
+      host?.prepareSpare();
+    } catch { /* a spare is an optimisation */ }
+  }, 0);
+};

@@ -1,0 +1,441 @@
+/**
+ * The VMM actions a worker performs (Firecracker's `VmmAction`s): build a machine from a request,
+ * run it under the limits, read and write its registers and memory, disassemble. Everything here
+ * runs inside a worker; the main thread only sends `WorkerRequest`s.
+ */
+import { Machine, MachineError, type RunResult } from "../runtime/vmm/machine.ts";
+import { ImageError } from "../runtime/vmm/image.ts";
+import { KvmError } from "../runtime/kvm/kvm_main.ts";
+import { disassemble, type DisasmBits } from "../runtime/vmm/disasm.ts";
+import type { TraceEvent } from "../runtime/kvm/trace.ts";
+import type { Limits } from "./config.ts";
+import type { HookSet } from "./hooks.ts";
+import { loadQuickJs, ScriptFailure, ScriptSandbox } from "./sandbox.ts";
+import { REG16, REG32, REG64 } from "./_protocol.ts";
+import type { MachineSpec, RegAssignment, RegsReport, RunReport, RunSpec, SessionEvent, WorkerError } from "./_protocol.ts";
+
+/** A failure to report to the main thread as a `WorkerError`. */
+export class ActionError extends Error {
+  constructor(readonly error: WorkerError) {
+    super(error.message);
+    this.name = "ActionError";
+  }
+}
+
+
+/**
+ * The instruction slice a run is cut into. The runtime checks its wall-clock deadline only inside
+ * long stretches of guest code, so a guest that exits every few instructions would outlive its
+ * time limit; between slices the host checks the clock and the console cap itself. The slices are
+ * invisible to the guest: the budget (the VMX preemption timer) stops between instructions.
+ */
+const SLICE = 1_000_000;
+
+/** Console bytes of the current run, capped. */
+class ConsoleBuffer {
+  bytes = new Uint8Array(256);
+  length = 0;
+  truncated = false;
+  /** For sessions: bytes not yet sent as an event. */
+  pendingFrom = 0;
+  constructor(private readonly cap: number) {}
+  push(b: number): boolean {
+    if (this.length >= this.cap) {
+      this.truncated = true;
+      return false;
+    }
+    if (this.length === this.bytes.length) {
+      const n = new Uint8Array(Math.min(this.cap, this.bytes.length * 2));
+      n.set(this.bytes);
+      this.bytes = n;
+    }
+    this.bytes[this.length++] = b;
+    return true;
+  }
+  reset(): void {
+    this.length = 0;
+    this.pendingFrom = 0;
+    this.truncated = false;
+    if (this.bytes.length > 65536) this.bytes = new Uint8Array(256);
+  }
+  text(from = 0): string {
+    return new TextDecoder().decode(this.bytes.subarray(from, this.length));
+  }
+}
+
+/** A machine the worker holds: a one-shot run's, or a session's. */
+interface Vm {
+  machine: Machine;
+  console: ConsoleBuffer;
+  logs: string[];
+  sandbox: ScriptSandbox | null;
+  trace: { kind: "exits" | "path"; events: Record<string, unknown>[]; dropped: number } | null;
+  /** Set while a run is in progress. */
+  running: boolean;
+  session?: string;
+  lastEventAt: number;
+}
+
+/**
+ * The worker's side of the service: holds session machines, a few fresh machines made ahead of
+ * time, and performs the actions.
+ */
+export class VmHost {
+  private readonly sessions = new Map<string, Vm>();
+  /** Fresh machines by "mode/memBytes", made while the worker was idle: a new Machine costs ~2 ms. */
+  private readonly spare = new Map<string, { machine: Machine; target: { vm: Vm | null } }[]>();
+  private lastKey: string | null = null;
+
+  constructor(
+    private readonly limits: Limits,
+    private readonly hookSets: Map<string, HookSet>,
+    private readonly emit: (e: SessionEvent) => void,
+  ) {}
+
+  /** Build, run and drop a machine. */
+  async run(spec: MachineSpec, run: RunSpec): Promise<RunReport> {
+    const t0 = performance.now();
+    const vm = await this.build(spec);
+    try {
+      return this.runVm(vm, run, performance.now() - t0);
+    } finally {
+      vm.sandbox?.dispose();
+    }
+  }
+
+  /** Build a session's machine. */
+  async create(session: string, spec: MachineSpec): Promise<{ regs: RegsReport }> {
+    if (this.sessions.has(session)) throw new ActionError({ kind: "internal", message: `Session ${session} exists already` });
+    const vm = await this.build(spec);
+    vm.session = session;
+    this.sessions.set(session, vm);
+    return { regs: regsReport(vm.machine) };
+  }
+
+  sessionRun(session: string, run: RunSpec): RunReport {
+    return this.runVm(this.vm(session), run, 0);
+  }
+
+  getRegs(session: string): { regs: RegsReport } {
+    return { regs: regsReport(this.vm(session).machine) };
+  }
+
+  setRegs(session: string, regs: RegAssignment[]): { regs: RegsReport } {
+    const vm = this.vm(session);
+    applyRegs(vm.machine, regs, "regs");
+    return { regs: regsReport(vm.machine) };
+  }
+
+  readMemory(session: string, addr: number, len: number): Uint8Array {
+    const vm = this.vm(session);
+    checkRange(vm.machine, addr, len);
+    return vm.machine.vm.readGuest(addr, len);
+  }
+
+  writeMemory(session: string, addr: number, data: Uint8Array): { addr: number; len: number } {
+    const vm = this.vm(session);
+    checkRange(vm.machine, addr, data.length);
+    try {
+      vm.machine.vm.writeGuest(addr, data);
+    } catch (e) {
+      if (e instanceof KvmError) throw new ActionError({ kind: "argument", message: e.message, field: "addr", where: "query" });
+      throw e;
+    }
+    return { addr, len: data.length };
+  }
+
+  async disasm(session: string, addr: number | undefined, count: number, bits: 16 | 32 | undefined) {
+    const m = this.vm(session).machine;
+    const sregs = m.vcpu.getSregs();
+    const b: DisasmBits = bits ?? (sregs.cs.db ? 32 : 16);
+    // Without an address, start at CS:EIP (a linear address; the modes vmxlab sets up map it 1:1).
+    const start = addr ?? (sregs.cs.base + m.vcpu.getRegs().rip) % 2 ** 32;
+    const len = Math.min(count * 15, Math.max(0, m.memSize - start));
+    if (start >= m.memSize) throw new ActionError({ kind: "argument", message: `Address 0x${start.toString(16)} is outside guest RAM (${m.memSize} bytes)`, field: "addr", where: "query" });
+    const ins = await disassemble(m.vm.readGuest(start, len), start, b, count);
+    return {
+      addr: start,
+      bits: b,
+      instructions: ins.map((i) => ({ address: i.address, bytes: i.bytes.map((x) => x.toString(16).padStart(2, "0")).join(""), text: i.text })),
+    };
+  }
+
+  destroy(session: string): void {
+    const vm = this.vm(session);
+    vm.sandbox?.dispose();
+    this.sessions.delete(session);
+  }
+
+  /** While the worker is idle: make a fresh machine for the configuration used last. */
+  prepareSpare(): void {
+    const key = this.lastKey;
+    if (key === null) return;
+    const list = this.spare.get(key) ?? [];
+    if (list.length >= 2) return;
+    const [mode, mem] = key.split("/");
+    list.push(this.newMachine(mode as MachineSpec["mode"], Number(mem)));
+    this.spare.set(key, list);
+  }
+
+  private vm(session: string): Vm {
+    const vm = this.sessions.get(session);
+    if (!vm) throw new ActionError({ kind: "not-found", message: `No session ${session}`, field: "id", where: "path" });
+    return vm;
+  }
+
+  private newMachine(mode: MachineSpec["mode"], memBytes: number): { machine: Machine; target: { vm: Vm | null } } {
+    // The console sink is fixed at construction; it forwards to whichever Vm owns the machine.
+    const target: { vm: Vm | null } = { vm: null };
+    const machine = new Machine({ mode, memSize: memBytes, console: (b) => this.onConsole(target.vm, b) });
+    return { machine, target };
+  }
+
+  private async build(spec: MachineSpec): Promise<Vm> {
+    const key = `${spec.mode}/${spec.memBytes}`;
+    this.lastKey = key;
+    let made: { machine: Machine; target: { vm: Vm | null } };
+    try {
+      made = this.spare.get(key)?.pop() ?? this.newMachine(spec.mode, spec.memBytes);
+    } catch (e) {
+      if (e instanceof MachineError && e.kind === "mode") throw new ActionError({ kind: "unsupported", message: e.message, field: "mode" });
+      if (e instanceof MachineError) throw new ActionError({ kind: "argument", message: e.message, field: "mem" });
+      throw e;
+    }
+    const { machine } = made;
+    const vm: Vm = {
+      machine, console: new ConsoleBuffer(this.limits.maxConsoleBytes), logs: [], sandbox: null, trace: null, running: false, lastEventAt: 0,
+    };
+    made.target.vm = vm;
+    try {
+      machine.load(spec.image, { format: spec.format, loadAddr: spec.load, entry: spec.entry });
+    } catch (e) {
+      if (e instanceof ImageError) {
+        const field = e.kind === "placement" ? (/^Entry point/.test(e.message) && spec.entry !== undefined ? "entry" : spec.load !== undefined ? "load" : "image") : "image";
+        throw new ActionError({ kind: "image", message: e.message, field, imageKind: e.kind });
+      }
+      if (e instanceof MachineError || e instanceof KvmError) throw new ActionError({ kind: "image", message: e.message, field: "image" });
+      throw e;
+    }
+    applyRegs(machine, spec.regs, "regs");
+    const env = { log: (line: string) => this.log(vm, line) };
+    for (const name of spec.hooks) {
+      const set = this.hookSets.get(name);
+      if (!set) throw new ActionError({ kind: "argument", message: `Unknown hook set "${name}"`, field: `hooks.${spec.hooks.indexOf(name)}` });
+      try {
+        set.install(machine, env);
+      } catch (e) {
+        const kind = e instanceof MachineError && e.kind === "conflict" ? "conflict" : "internal";
+        throw new ActionError({ kind, message: `Hook set "${name}" cannot be installed: ${(e as Error).message}`, field: `hooks.${spec.hooks.indexOf(name)}` });
+      }
+    }
+    if (spec.script !== undefined) {
+      const qjs = await loadQuickJs();
+      vm.sandbox = new ScriptSandbox(qjs, machine, this.limits.hookScript, env.log);
+      try {
+        vm.sandbox.setup(spec.script);
+      } catch (e) {
+        vm.sandbox.dispose();
+        vm.sandbox = null;
+        if (e instanceof ScriptFailure) throw new ActionError({ kind: "script", message: e.message, field: "script", cause: e.reason });
+        if (e instanceof MachineError) throw new ActionError({ kind: e.kind === "conflict" ? "conflict" : "script", message: e.message, field: "script" });
+        throw e;
+      }
+    }
+    if (spec.trace === "path") {
+      const trace = vm.trace = { kind: "path" as const, events: [] as Record<string, unknown>[], dropped: 0 };
+      machine.vm.setTrace((e: TraceEvent) => {
+        if (trace.events.length < this.limits.maxTraceEvents) trace.events.push(e.args ? { stage: e.stage, args: e.args } : { stage: e.stage });
+        else trace.dropped++;
+      });
+    } else if (spec.trace === "exits") {
+      const trace = vm.trace = { kind: "exits" as const, events: [] as Record<string, unknown>[], dropped: 0 };
+      for (const r of ["io", "hlt", "mmio", "shutdown", "hypercall", "exception", "debug", "internal_error", "x86_rdmsr", "x86_wrmsr"]) {
+        machine.onExit(r, (x) => {
+          if (trace.events.length >= this.limits.maxTraceEvents) {
+            trace.dropped++;
+            return;
+          }
+          const ev: Record<string, unknown> = { ...x };
+          for (const k of Object.keys(ev)) if (ev[k] instanceof Uint8Array) ev[k] = [...(ev[k] as Uint8Array)];
+          trace.events.push(ev);
+        }, "trace");
+      }
+    }
+    return vm;
+  }
+
+  private log(vm: Vm, line: string): void {
+    if (vm.logs.length < this.limits.hookScript.maxLogLines) vm.logs.push(line.length > 4096 ? line.slice(0, 4096) + "…" : line);
+  }
+
+  private onConsole(vm: Vm | null, b: number): void {
+    if (vm === null) return;
+    if (!vm.console.push(b)) {
+      // Over the cap: make the next KVM_RUN return at once; the slice loop ends the run.
+      vm.machine.vcpu.kvmRun.immediateExit = true;
+      return;
+    }
+    if (vm.session !== undefined && (b === 10 || vm.console.length - vm.console.pendingFrom >= 4096)) {
+      const now = performance.now();
+      if (now - vm.lastEventAt >= 20 || vm.console.length - vm.console.pendingFrom >= 4096) this.flushConsole(vm, now);
+    }
+  }
+
+  private flushConsole(vm: Vm, now = performance.now()): void {
+    const c = vm.console;
+    if (vm.session === undefined || c.length === c.pendingFrom) return;
+    this.emit({ session: vm.session, type: "console", data: { text: c.text(c.pendingFrom), bytes: c.length - c.pendingFrom } });
+    c.pendingFrom = c.length;
+    vm.lastEventAt = now;
+  }
+
+  private runVm(vm: Vm, spec: RunSpec, setupMs: number): RunReport {
+    const m = vm.machine;
+    if (spec.serialInput !== undefined) {
+      if (!m.serial) throw new ActionError({ kind: "argument", message: "This machine has no serial port", field: "serialInput" });
+      m.feedSerial(spec.serialInput);
+    }
+    vm.console.reset();
+    vm.logs = [];
+    if (vm.trace) {
+      vm.trace.events = [];
+      vm.trace.dropped = 0;
+    }
+    vm.sandbox?.beginRun();
+    vm.running = true;
+    const t0 = performance.now();
+    const deadline = t0 + spec.timeoutMs;
+    const total: RunResult = { exit: { reason: "budget" }, instructions: 0, exits: {}, userspaceExits: {}, wallMs: 0 };
+    let hookFailure: { hook: string; cause: string; message: string } | null = null;
+    try {
+      let left = spec.budget;
+      for (;;) {
+        const slice = Math.min(left, SLICE);
+        const now = performance.now();
+        const r = m.run({ budget: slice, timeoutMs: Math.max(0, deadline - now) });
+        m.consoleBytes.length = 0; // the console is collected by the sink; keep the machine's copy small
+        merge(total, r);
+        left -= r.instructions;
+        if (r.exit.reason === "budget" && left > 0) {
+          if (vm.console.truncated) {
+            total.exit = { reason: "stopped", detail: `Console output limit reached (${this.limits.maxConsoleBytes} bytes)` };
+            break;
+          }
+          if (performance.now() >= deadline) {
+            total.exit = { reason: "timeout" };
+            break;
+          }
+          // An intermediate slice end is not an exit the caller asked for.
+          unmerge(total, "preemption_timer", "budget");
+          continue;
+        }
+        total.exit = r.exit;
+        if (r.exit.reason === "timeout" && vm.console.truncated) {
+          total.exit = { reason: "stopped", detail: `Console output limit reached (${this.limits.maxConsoleBytes} bytes)` };
+        }
+        break;
+      }
+    } catch (e) {
+      if (!(e instanceof MachineError && e.kind === "hook")) throw e;
+      // MachineError's message names the hook and the exit; a script failure says why it failed.
+      const m = /^Hook "([^"]*)" threw on (.*?): /.exec(e.message);
+      const hook = e.cause instanceof ScriptFailure && e.cause.hook ? e.cause.hook : (m?.[1] ?? "unknown");
+      const cause = e.cause instanceof ScriptFailure ? e.cause.reason : "exception";
+      const message = e.cause instanceof ScriptFailure && m ? `${e.cause.message} (on ${m[2]})` : e.message;
+      hookFailure = { hook, cause, message };
+      total.exit = { reason: "stopped", detail: message };
+    } finally {
+      vm.running = false;
+      m.vcpu.kvmRun.immediateExit = false;
+      m.consoleBytes.length = 0;
+    }
+    total.wallMs = performance.now() - t0;
+    this.flushConsole(vm);
+    const report = buildReport(vm, total, spec, setupMs);
+    if (hookFailure) {
+      report.exit = { reason: "hook_error", hook: hookFailure.hook, cause: hookFailure.cause, message: hookFailure.message };
+      throw new ActionError({ kind: "hook", message: hookFailure.message, hook: hookFailure.hook, cause: hookFailure.cause, field: vm.sandbox && hookFailure.hook.startsWith("script ") ? "script" : undefined, run: report });
+    }
+    return report;
+  }
+}
+
+function merge(total: RunResult, r: RunResult): void {
+  total.instructions += r.instructions;
+  for (const [k, v] of Object.entries(r.exits)) total.exits[k] = (total.exits[k] ?? 0) + v;
+  for (const [k, v] of Object.entries(r.userspaceExits)) total.userspaceExits[k] = (total.userspaceExits[k] ?? 0) + v;
+}
+function unmerge(total: RunResult, vmx: string, user: string): void {
+  if (total.exits[vmx] && --total.exits[vmx] === 0) delete total.exits[vmx];
+  if (total.userspaceExits[user] && --total.userspaceExits[user] === 0) delete total.userspaceExits[user];
+}
+
+function checkRange(m: Machine, addr: number, len: number): void {
+  if (addr + len > m.memSize) {
+    throw new ActionError({ kind: "argument", message: `Range 0x${addr.toString(16)}+${len} is outside guest RAM (${m.memSize} bytes)`, field: addr >= m.memSize ? "addr" : "len", where: "query" });
+  }
+}
+
+/** Set registers by vmrun's names; the 32- and 16-bit names change only their part. */
+export function applyRegs(m: Machine, regs: RegAssignment[], field: string): void {
+  if (regs.length === 0) return;
+  const vcpu = m.vcpu;
+  const r = vcpu.getRegs() as unknown as Record<string, number>;
+  for (const [name, value] of regs) {
+    const r64 = REG64 as readonly string[], r32 = REG32 as readonly string[], r16 = REG16 as readonly string[];
+    let i = r64.indexOf(name);
+    if (i >= 0) r[REG64[i]] = value;
+    else if ((i = r32.indexOf(name)) >= 0) r[REG64[i]] = value >>> 0;
+    else if ((i = r16.indexOf(name)) >= 0) r[REG64[i]] = (r[REG64[i]] - (r[REG64[i]] % 65536)) + (value & 0xffff);
+    else if (name === "eip" || name === "rip" || name === "ip") r.rip = name === "ip" ? value & 0xffff : value;
+    else if (name === "eflags" || name === "rflags" || name === "flags") r.rflags = value;
+    else throw new ActionError({ kind: "argument", message: `Unknown register ${name}`, field: `${field}.${name}` });
+  }
+  try {
+    vcpu.setRegs(r);
+  } catch (e) {
+    if (e instanceof KvmError || e instanceof RangeError) throw new ActionError({ kind: "state", message: e.message, field });
+    throw e;
+  }
+}
+
+/** The registers as vmrun's report has them (32-bit values and segment selectors). */
+export function regsReport(m: Machine): RegsReport {
+  const regs = m.vcpu.getRegs();
+  const s = m.vcpu.getSregs();
+  const u32 = (v: number) => v % 2 ** 32;
+  return {
+    eax: u32(regs.rax), ebx: u32(regs.rbx), ecx: u32(regs.rcx), edx: u32(regs.rdx), esi: u32(regs.rsi),
+    edi: u32(regs.rdi), esp: u32(regs.rsp), ebp: u32(regs.rbp), eip: u32(regs.rip), eflags: u32(regs.rflags),
+    cs: s.cs.selector, ds: s.ds.selector, es: s.es.selector, fs: s.fs.selector, gs: s.gs.selector, ss: s.ss.selector,
+  };
+}
+
+function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number): RunReport {
+  const m = vm.machine;
+  const exit: Record<string, unknown> = { ...r.exit };
+  for (const k of Object.keys(exit)) if (exit[k] instanceof Uint8Array) exit[k] = [...(exit[k] as Uint8Array)];
+  const memory: Record<string, string> = {};
+  for (const { addr, len } of spec.dumps) {
+    const n = Math.max(0, Math.min(len, m.memSize - addr));
+    memory[`0x${addr.toString(16)}`] = Array.from(m.vm.readGuest(addr, n), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  const report: RunReport = {
+    exit: exit as RunReport["exit"],
+    regs: regsReport(m),
+    instructions: r.instructions,
+    exits: r.exits,
+    userspaceExits: r.userspaceExits,
+    ports: m.portCounts(),
+    memory,
+    console: vm.console.text(),
+    consoleTruncated: vm.console.truncated,
+    engine: "interp",
+    wallMs: round(r.wallMs),
+    timings: { setupMs: round(setupMs), runMs: round(r.wallMs), workerMs: 0 },
+    logs: vm.logs,
+  };
+  if (vm.trace) report.trace = { kind: vm.trace.kind, events: vm.trace.events, dropped: vm.trace.dropped };
+  return report;
+}

@@ -1,0 +1,573 @@
+/**
+ * The HTTP service: a Hono app whose routes turn requests into jobs for the worker pool (Firecracker's
+ * API server and its `VmmAction`s). Routes validate with zod, map failures to problem documents
+ * (`problem.ts`), and never touch VM state: machines live in the workers.
+ *
+ * @example
+ * ```ts
+ * import { createService } from "./app.ts";
+ *
+ * const service = await createService({ workers: 1 });
+ * const res = await service.app.request("/healthz");
+ * // res.status === 200
+ * await service.close();
+ * ```
+ */
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { streamSSE } from "hono/streaming";
+import { HTTPException } from "hono/http-exception";
+import { Buffer } from "node:buffer";
+import { cpus } from "node:os";
+import type { z } from "zod";
+import { API_VERSION, DEFAULT_LIMITS, type Limits, type ServiceOptions } from "./config.ts";
+import { ApiProblem, fieldProblem, fromWorkerError, fromZodError } from "./problem.ts";
+import { makeSchemas, type RunRequest, type Schemas, toNumber } from "./schemas.ts";
+import { buildOpenApi, type RouteDoc } from "./openapi.ts";
+import { renderDocs } from "./docs.ts";
+import { BUNDLED_SCRIPTS, loadHookScripts, scriptUrl } from "./hooks.ts";
+import { WorkerJobError, WorkerPool } from "./pool.ts";
+import { Session, SessionTable, type StreamEvent } from "./sessions.ts";
+import type { HookSetInfo, MachineSpec, RegsReport, RunReport, RunSpec, WorkerRequest } from "./_protocol.ts";
+
+export { BUNDLED_SCRIPTS };
+
+/** The engines and modes the service knows, and which exist yet. */
+const ENGINES = [
+  { name: "interp", available: true },
+  { name: "jit", available: false, note: "the binaryen block JIT comes with a later issue" },
+  { name: "auto", available: false, note: "chooses between interp and jit once the JIT exists" },
+  { name: "kvm", available: false, note: "the hardware tier over /dev/kvm comes with a later issue" },
+];
+const MODES = [
+  { name: "real", available: true },
+  { name: "protected", available: true },
+  { name: "paged", available: true },
+  { name: "long", available: false },
+];
+
+/** What the hook script sandbox offers, for `/v1/info`. */
+const SCRIPT_API = [
+  "vm.onIo({ port, direction?, sizes? }, (io) => value)", "vm.onHypercall(nr, (args) => rax)",
+  "vm.onExit(reason, (exit) => \"resume\" | undefined)", "vm.onMmio({ base, size }, { read, write })",
+  "vm.regs()", "vm.setRegs(regs)", "vm.read(addr, len)", "vm.write(addr, bytes)", "vm.instructions()", "vm.stop(detail)",
+  "console.log(...)",
+];
+
+export interface Service {
+  /** The Hono app: `app.fetch` for a server, `app.request` for tests. */
+  readonly app: Hono;
+  readonly limits: Limits;
+  readonly schemas: Schemas;
+  /** Every route, as declared (the OpenAPI document is built from these). */
+  readonly routes: RouteDoc[];
+  readonly openapi: Record<string, unknown>;
+  readonly hookSets: HookSetInfo[];
+  readonly pool: WorkerPool;
+  readonly sessions: SessionTable;
+  /** Start the workers now (otherwise the first run does). */
+  start(): Promise<void>;
+  /** Close every session and stop the workers. */
+  close(): Promise<void>;
+}
+
+/** Build the service: load the hook scripts, declare the routes. Workers start at the first run. */
+export async function createService(opts: ServiceOptions = {}): Promise<Service> {
+  const limits = opts.limits ?? DEFAULT_LIMITS;
+  const scripts = (opts.scripts ?? BUNDLED_SCRIPTS).map(scriptUrl);
+  // The main thread loads the scripts too, to check hook set names before a request reaches a worker.
+  const { info: hookSets } = await loadHookScripts(scripts);
+  const hookNames = new Set(hookSets.map((h) => h.name));
+  const schemas = makeSchemas(limits);
+  const startedAt = performance.now();
+  let inFlight = 0;
+
+  const sessions: SessionTable = new SessionTable(limits.sessionIdleMs, (s) => {
+    pool.submit({ op: "destroy", session: s.id }, { worker: s.worker, watchdogMs: 10_000 }).catch(() => {});
+  });
+  const pool: WorkerPool = new WorkerPool({
+    size: opts.workers ?? Math.max(1, navigator.hardwareConcurrency ?? cpus().length),
+    limits,
+    scripts,
+    onEvent: (e) => sessions.onWorkerEvent(e),
+    onWorkerLost: (i) => sessions.onWorkerLost(i),
+  });
+
+  /** Submit a job, counting it against the concurrency limit. */
+  async function submit(req: WorkerRequest, o: { worker?: number; watchdogMs: number; transfer?: Transferable[] }) {
+    if (inFlight >= limits.maxConcurrentRuns) {
+      throw new ApiProblem("too-many-runs", `${inFlight} runs are in progress (at most ${limits.maxConcurrentRuns}); retry later`, {}, { "retry-after": "1" });
+    }
+    inFlight++;
+    try {
+      return await pool.submit(req, o);
+    } catch (e) {
+      if (e instanceof WorkerJobError) {
+        if (e.error.kind === "worker-lost") throw new ApiProblem("worker-lost", e.error.message);
+        throw fromWorkerError(e.error);
+      }
+      throw e;
+    } finally {
+      inFlight--;
+    }
+  }
+
+  /** How long a job may take before the watchdog replaces its worker: far beyond its own limits. */
+  const watchdog = (timeoutMs: number) => timeoutMs + limits.hookScript.runMs * 2 + 15_000;
+
+  const app = new Hono();
+  const routes: RouteDoc[] = [];
+  const route = (doc: RouteDoc, handler: (c: Context) => Response | Promise<Response>) => {
+    routes.push(doc);
+    app.on(doc.method.toUpperCase(), doc.path, handler);
+  };
+
+  app.use("*", bodyLimit({
+    maxSize: limits.maxBodyBytes,
+    onError: () => {
+      throw new ApiProblem("body-too-large", `The request body exceeds ${limits.maxBodyBytes} bytes`, { limit: limits.maxBodyBytes });
+    },
+  }));
+
+  app.onError((err, c) => {
+    if (err instanceof ApiProblem) return err.toResponse(c.req.path);
+    if (err instanceof HTTPException) return new ApiProblem("internal", err.message, { status: err.status }).toResponse(c.req.path);
+    console.error(`vmxlab api: ${c.req.method} ${c.req.path}:`, err);
+    return new ApiProblem("internal", `Internal error: ${(err as Error)?.message ?? String(err)}`).toResponse(c.req.path);
+  });
+
+  app.notFound((c) => {
+    const path = c.req.path;
+    const allowed = routes.filter((r) => pathMatches(r.path, path)).map((r) => r.method.toUpperCase());
+    if (allowed.length) {
+      return new ApiProblem("method-not-allowed", `${c.req.method} is not allowed on ${path} (allowed: ${allowed.join(", ")})`, {}, { allow: allowed.join(", ") }).toResponse(path);
+    }
+    return new ApiProblem("not-found", `No route ${c.req.method} ${path}`).toResponse(path);
+  });
+
+  const problem = (description: string) => ({ description, schema: schemas.Problem, contentType: "application/problem+json" });
+  const bodyErrors = {
+    400: problem("Invalid or malformed body (validation, malformed-json)"),
+    413: problem("Body too large (body-too-large)"),
+    415: problem("Body is not JSON (unsupported-media-type)"),
+  };
+
+  // ---------------------------------------------------------------------------------------------
+  // Service
+  // ---------------------------------------------------------------------------------------------
+  route({
+    method: "get", path: "/healthz", operationId: "health", summary: "Liveness: answers while guests run", tags: ["service"],
+    responses: { 200: { description: "The service is up", schema: schemas.Health } },
+  }, (c) => c.json({ status: "ok" as const, uptimeMs: Math.round(performance.now() - startedAt), runsInFlight: inFlight, sessions: sessions.size }));
+
+  route({
+    method: "get", path: "/v1/info", operationId: "info", summary: "Version, engines, modes, limits and hook sets", tags: ["service"],
+    responses: { 200: { description: "What this service offers", schema: schemas.Info } },
+  }, (c) => c.json({
+    name: "vmxlab" as const,
+    version: API_VERSION,
+    runtime: typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? `bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}` : typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}` : "unknown",
+    engines: ENGINES,
+    modes: MODES,
+    formats: ["raw", "elf", "multiboot", "rom", "auto"],
+    workers: pool.size,
+    limits: limits as unknown as Record<string, unknown>,
+    hookSets,
+    hookScript: { engine: "QuickJS (quickjs-emscripten, WebAssembly)", api: SCRIPT_API },
+  }));
+
+  route({
+    method: "get", path: "/v1/openapi.json", operationId: "openapi", summary: "This document", tags: ["service"],
+    responses: { 200: { description: "The OpenAPI 3.1 document", raw: { type: "application/json" } } },
+  }, (c) => c.json(openapi));
+
+  route({
+    method: "get", path: "/docs", operationId: "docs", summary: "The API reference as a page (works offline)", tags: ["service"],
+    responses: { 200: { description: "HTML rendered from the OpenAPI document", raw: { type: "text/html" } } },
+  }, (c) => c.html(docsHtml));
+
+  // ---------------------------------------------------------------------------------------------
+  // One-shot runs
+  // ---------------------------------------------------------------------------------------------
+  route({
+    method: "post", path: "/v1/runs", operationId: "run", summary: "Run a guest image once", tags: ["runs"],
+    description: "Builds a VM from the image and options, runs it until it halts, shuts down, a hook stops it, or the budget or " +
+      "wall time runs out, and returns the report. The guest's fate (hlt, shutdown, budget, timeout, …) is `exit.reason` " +
+      "in a 200; a failing hook is a 422 hook-failed problem carrying the run so far.",
+    body: { schema: schemas.RunRequest, required: true },
+    responses: {
+      200: { description: "The run's report", schema: schemas.RunReport },
+      ...bodyErrors,
+      422: problem("The image, mode, engine, hooks or script cannot be used, or a hook failed (image, unsupported, hook-conflict, script, hook-failed)"),
+      429: problem("Too many runs in progress (too-many-runs)"),
+      503: problem("The worker stopped (worker-lost)"),
+    },
+  }, async (c) => {
+    const t0 = performance.now();
+    const body = await jsonBody(c, schemas.RunRequest, true) as RunRequest;
+    const machine = machineSpec(body);
+    const run = runSpec(body, { budget: limits.defaultBudget, timeoutMs: limits.defaultTimeoutMs, dumps: [] });
+    const { value, queueMs } = await submit({ op: "run", machine, run }, { watchdogMs: watchdog(run.timeoutMs), transfer: [machine.image.buffer as ArrayBuffer] });
+    const report = value as RunReport;
+    report.timings.queueMs = round(queueMs);
+    report.timings.totalMs = round(performance.now() - t0);
+    return c.json(report);
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Sessions
+  // ---------------------------------------------------------------------------------------------
+  const idParams = schemas.SessionId;
+  const notFound = { 404: problem("No such session (not-found)") };
+
+  function session(c: Context): Session {
+    const p = idParams.safeParse({ id: c.req.param("id") });
+    if (!p.success) throw fromZodError(p.error, "path");
+    const s = sessions.get(p.data.id);
+    if (!s) throw fieldProblem("not-found", "path", "id", `No session ${p.data.id} (it may have expired or been deleted)`);
+    return s;
+  }
+
+  /** A job on a session's worker; the session counts as in use until it answers. */
+  async function onSession(s: Session, req: WorkerRequest, watchdogMs = 30_000) {
+    s.active++;
+    s.lastUsedAt = Date.now();
+    try {
+      return (await submit(req, { worker: s.worker, watchdogMs })).value;
+    } finally {
+      s.active--;
+      s.lastUsedAt = Date.now();
+    }
+  }
+
+  route({
+    method: "post", path: "/v1/vms", operationId: "createVm", summary: "Create a session: a VM that lives across requests", tags: ["sessions"],
+    description: `The same options as a one-shot run; budget, timeoutMs and dumps become the defaults of its runs. A session nobody uses for ${limits.sessionIdleMs} ms is deleted.`,
+    body: { schema: schemas.CreateVmRequest, required: true },
+    responses: {
+      201: { description: "The session", schema: schemas.Session },
+      ...bodyErrors,
+      422: problem("The image, mode, engine, hooks or script cannot be used"),
+      429: problem("Too many live sessions or runs (too-many-sessions, too-many-runs)"),
+      503: problem("The worker stopped (worker-lost)"),
+    },
+  }, async (c) => {
+    const body = await jsonBody(c, schemas.CreateVmRequest, true) as RunRequest;
+    const machine = machineSpec(body);
+    const defaults = runSpec(body, { budget: limits.defaultBudget, timeoutMs: limits.defaultTimeoutMs, dumps: [] });
+    if (sessions.size >= limits.maxSessions) {
+      throw new ApiProblem("too-many-sessions", `${sessions.size} sessions are live (at most ${limits.maxSessions}); delete one or retry later`, {}, { "retry-after": "5" });
+    }
+    const id = sessions.newId();
+    await pool.start();
+    const worker = pool.leastLoaded();
+    const s = new Session(id, worker, machine.mode, machine.memBytes, machine.hooks, machine.script !== undefined, {
+      budget: defaults.budget, timeoutMs: defaults.timeoutMs, dumps: defaults.dumps,
+    });
+    const { value } = await submit({ op: "create", session: id, machine }, { worker, watchdogMs: 30_000, transfer: [machine.image.buffer as ArrayBuffer] });
+    sessions.add(s);
+    c.header("location", `/v1/vms/${id}`);
+    return c.json(s.describe(limits.sessionIdleMs, (value as { regs: RegsReport }).regs), 201);
+  });
+
+  route({
+    method: "get", path: "/v1/vms", operationId: "listVms", summary: "List live sessions", tags: ["sessions"],
+    responses: { 200: { description: "The sessions", schema: schemas.SessionList } },
+  }, (c) => c.json({ sessions: sessions.list().map((s) => s.describe(limits.sessionIdleMs)) }));
+
+  route({
+    method: "get", path: "/v1/vms/:id", operationId: "getVm", summary: "A session's state", tags: ["sessions"], params: idParams,
+    responses: { 200: { description: "The session", schema: schemas.Session }, 400: problem("Malformed id"), ...notFound },
+  }, (c) => c.json(session(c).describe(limits.sessionIdleMs)));
+
+  route({
+    method: "post", path: "/v1/vms/:id/run", operationId: "runVm", summary: "Run a session until an exit or the budget", tags: ["sessions"],
+    description: "Runs from where the last run stopped. An empty body uses the session's defaults. Console bytes and the exit also go to the events stream.",
+    params: idParams,
+    body: { schema: schemas.SessionRunRequest, required: false },
+    responses: {
+      200: { description: "The run's report", schema: schemas.RunReport },
+      ...bodyErrors, ...notFound,
+      409: problem("The session is already running (session-busy)"),
+      422: problem("A hook failed (hook-failed)"),
+      429: problem("Too many runs in progress (too-many-runs)"),
+      503: problem("The worker stopped (worker-lost)"),
+    },
+  }, async (c) => {
+    const t0 = performance.now();
+    const s = session(c);
+    const body = await jsonBody(c, schemas.SessionRunRequest, false);
+    const run = runSpec(body, s.defaults);
+    if (s.running) throw new ApiProblem("session-busy", `Session ${s.id} is running; wait for its run to end`);
+    s.running = true;
+    let report: RunReport;
+    try {
+      report = await onSession(s, { op: "sessionRun", session: s.id, run }, watchdog(run.timeoutMs)) as RunReport;
+    } catch (e) {
+      if (e instanceof ApiProblem && e.problem.run) sessionRan(s, e.problem.run as RunReport);
+      throw e;
+    } finally {
+      s.running = false;
+    }
+    sessionRan(s, report);
+    report.timings.totalMs = round(performance.now() - t0);
+    return c.json(report);
+  });
+
+  function sessionRan(s: Session, r: RunReport): void {
+    s.runs++;
+    s.instructions += r.instructions;
+    s.lastExit = r.exit;
+    s.publish("exit", { exit: r.exit, instructions: r.instructions, wallMs: r.wallMs, regs: r.regs });
+  }
+
+  route({
+    method: "get", path: "/v1/vms/:id/regs", operationId: "getRegs", summary: "Read registers", tags: ["sessions"], params: idParams,
+    responses: { 200: { description: "The registers", schema: schemas.RegsResponse }, 400: problem("Malformed id"), ...notFound },
+  }, async (c) => {
+    const s = session(c);
+    return c.json(await onSession(s, { op: "getRegs", session: s.id }) as { regs: RegsReport });
+  });
+
+  route({
+    method: "put", path: "/v1/vms/:id/regs", operationId: "setRegs", summary: "Change registers (only those given)", tags: ["sessions"], params: idParams,
+    body: { schema: schemas.Regs, required: true },
+    responses: {
+      200: { description: "The registers after the change", schema: schemas.RegsResponse }, ...bodyErrors, ...notFound,
+      422: problem("The vCPU refused the state (vm-state)"),
+    },
+  }, async (c) => {
+    const s = session(c);
+    const regs = await jsonBody(c, schemas.Regs, true) as Record<string, number | undefined>;
+    const list = Object.entries(regs).filter((e): e is [string, number] => e[1] !== undefined);
+    return c.json(await onSession(s, { op: "setRegs", session: s.id, regs: list }) as { regs: RegsReport });
+  });
+
+  route({
+    method: "get", path: "/v1/vms/:id/memory", operationId: "readMemory", summary: "Read guest-physical memory", tags: ["sessions"],
+    description: "JSON with base64 data, or the raw bytes with `Accept: application/octet-stream`.",
+    params: idParams, query: schemas.MemoryQuery,
+    responses: {
+      200: { description: "The bytes", schema: schemas.MemoryRead },
+      400: problem("Invalid addr or len (validation)"), ...notFound,
+    },
+  }, async (c) => {
+    const s = session(c);
+    const q = query(c, schemas.MemoryQuery);
+    const addr = toNumber(q.addr), len = Number(q.len);
+    checkAccess(addr, len, s.memBytes);
+    const bytes = await onSession(s, { op: "readMemory", session: s.id, addr, len }) as Uint8Array;
+    if (/application\/octet-stream/.test(c.req.header("accept") ?? "")) {
+      return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { "content-type": "application/octet-stream" });
+    }
+    return c.json({ addr, len, data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64") });
+  });
+
+  route({
+    method: "put", path: "/v1/vms/:id/memory", operationId: "writeMemory", summary: "Write guest-physical memory", tags: ["sessions"],
+    description: "A JSON body `{ data: base64 }`, or the raw bytes as application/octet-stream.",
+    params: idParams, query: schemas.MemoryWriteQuery,
+    body: { schema: schemas.MemoryWrite, required: true, alsoOctetStream: true },
+    responses: { 200: { description: "What was written", schema: schemas.MemoryWritten }, ...bodyErrors, ...notFound },
+  }, async (c) => {
+    const s = session(c);
+    const q = query(c, schemas.MemoryWriteQuery);
+    const addr = toNumber(q.addr);
+    let data: Uint8Array;
+    if (/^application\/octet-stream/i.test(c.req.header("content-type") ?? "")) {
+      data = new Uint8Array(await c.req.arrayBuffer());
+    } else {
+      const b = await jsonBody(c, schemas.MemoryWrite, true) as { data: string };
+      data = new Uint8Array(Buffer.from(b.data, "base64"));
+    }
+    if (data.length === 0) throw fieldProblem("validation", "body", "data", "No bytes to write");
+    checkAccess(addr, data.length, s.memBytes, "data");
+    return c.json(await onSession(s, { op: "writeMemory", session: s.id, addr, data }, 30_000) as { addr: number; len: number });
+  });
+
+  route({
+    method: "get", path: "/v1/vms/:id/disasm", operationId: "disasm", summary: "Disassemble guest memory (Capstone)", tags: ["sessions"],
+    params: idParams, query: schemas.DisasmQuery,
+    responses: { 200: { description: "The instructions", schema: schemas.Disasm }, 400: problem("Invalid addr, count or bits (validation)"), ...notFound },
+  }, async (c) => {
+    const s = session(c);
+    const q = query(c, schemas.DisasmQuery);
+    const count = q.count === undefined ? 10 : Number(q.count);
+    if (count < 1 || count > limits.maxDisasmCount) throw fieldProblem("validation", "query", "count", `count must be 1…${limits.maxDisasmCount}, got ${count}`);
+    const addr = q.addr === undefined ? undefined : toNumber(q.addr);
+    if (addr !== undefined && addr >= s.memBytes) throw fieldProblem("validation", "query", "addr", `addr 0x${addr.toString(16)} is outside guest RAM (${s.memBytes} bytes)`);
+    return c.json(await onSession(s, { op: "disasm", session: s.id, addr, count, bits: q.bits === undefined ? undefined : Number(q.bits) as 16 | 32 }));
+  });
+
+  route({
+    method: "get", path: "/v1/vms/:id/events", operationId: "vmEvents", summary: "Server-sent events: console output and exits", tags: ["sessions"],
+    description: "Events `console` ({ text, bytes }), `exit` ({ exit, instructions, wallMs, regs }) and `closed` ({ reason }: deleted, expired, " +
+      "worker-lost, shutdown), each with an id; `Last-Event-ID` replays the kept ones (the last 256). The stream ends after `closed`.",
+    params: idParams,
+    responses: { 200: { description: "An event stream", raw: { type: "text/event-stream" } }, 400: problem("Malformed id"), ...notFound },
+  }, (c) => {
+    const s = session(c);
+    const lastId = Number(c.req.header("last-event-id") ?? "0") || 0;
+    return streamSSE(c, async (stream) => {
+      const queue: StreamEvent[] = [];
+      let wake: (() => void) | null = null;
+      let done = false;
+      const unsubscribe = s.subscribe(lastId, (e) => {
+        queue.push(e);
+        wake?.();
+      });
+      stream.onAbort(() => {
+        done = true;
+        wake?.();
+      });
+      try {
+        while (!done) {
+          while (queue.length && !done) {
+            const e = queue.shift()!;
+            await stream.writeSSE({ id: String(e.id), event: e.event, data: JSON.stringify(e.data) });
+            if (e.event === "closed") done = true;
+          }
+          if (done) break;
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const pinged = await new Promise<boolean>((resolve) => {
+            wake = () => resolve(false);
+            timer = setTimeout(() => resolve(true), 15_000);
+          });
+          clearTimeout(timer);
+          wake = null;
+          if (pinged && !done && queue.length === 0) await stream.write(": ping\n\n");
+        }
+      } finally {
+        unsubscribe();
+      }
+    });
+  });
+
+  route({
+    method: "delete", path: "/v1/vms/:id", operationId: "deleteVm", summary: "Delete a session", tags: ["sessions"], params: idParams,
+    responses: { 204: { description: "Deleted" }, 400: problem("Malformed id"), ...notFound },
+  }, async (c) => {
+    const s = session(c);
+    sessions.close(s.id, "deleted");
+    await pool.submit({ op: "destroy", session: s.id }, { worker: s.worker, watchdogMs: watchdog(s.defaults.timeoutMs) }).catch(() => {});
+    return c.body(null, 204);
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Request → VMM action
+  // ---------------------------------------------------------------------------------------------
+  function machineSpec(b: RunRequest): MachineSpec {
+    const engine = b.engine ?? "interp";
+    const e = ENGINES.find((x) => x.name === engine)!;
+    if (!e.available) throw fieldProblem("unsupported", "body", "engine", `Engine "${engine}" is not built yet (${e.note}); use "interp"`);
+    const mode = b.mode ?? "real";
+    if (!MODES.find((m) => m.name === mode)!.available) {
+      throw fieldProblem("unsupported", "body", "mode", `Mode "${mode}" is not supported yet: it comes with a later issue (use real, protected or paged)`);
+    }
+    const memBytes = b.mem === undefined ? limits.defaultMemBytes : parseMem(b.mem);
+    const hooks = b.hooks ?? [];
+    hooks.forEach((h, i) => {
+      if (!hookNames.has(h)) throw fieldProblem("validation", "body", `hooks.${i}`, `Unknown hook set "${h}" (known: ${[...hookNames].join(", ") || "none"})`);
+      if (hooks.indexOf(h) !== i) throw fieldProblem("validation", "body", `hooks.${i}`, `Hook set "${h}" is named twice`);
+    });
+    const image = new Uint8Array(Buffer.from(b.image, "base64"));
+    if (image.length === 0) throw fieldProblem("validation", "body", "image", "The image is empty");
+    return {
+      image,
+      format: b.format ?? "auto",
+      mode: mode as MachineSpec["mode"],
+      load: b.load === undefined ? undefined : toNumber(b.load),
+      entry: b.entry === undefined ? undefined : toNumber(b.entry),
+      memBytes,
+      regs: Object.entries(b.regs ?? {}).filter((r): r is [string, number] => r[1] !== undefined),
+      hooks,
+      script: b.script,
+      trace: b.trace === true ? "exits" : b.trace === false || b.trace === undefined ? "off" : b.trace,
+    };
+  }
+
+  function runSpec(b: { budget?: number; timeoutMs?: number; serialInput?: string; dumps?: { addr: number | string; len: number }[] }, d: { budget: number; timeoutMs: number; dumps: RunSpec["dumps"] }): RunSpec {
+    return {
+      budget: b.budget ?? d.budget,
+      timeoutMs: b.timeoutMs ?? d.timeoutMs,
+      serialInput: b.serialInput,
+      dumps: b.dumps ? b.dumps.map((x) => ({ addr: toNumber(x.addr), len: x.len })) : d.dumps,
+    };
+  }
+
+  function parseMem(v: number | string): number {
+    let n: number;
+    if (typeof v === "number") n = v;
+    else {
+      const m = /^([0-9]+)([KMG]?)$/i.exec(v)!;
+      n = Number(m[1]) * ({ "": 1, K: 1024, M: 1 << 20, G: 1 << 30 } as Record<string, number>)[m[2].toUpperCase()];
+    }
+    if (!Number.isSafeInteger(n) || n < 4096 || n % 4096 !== 0 || n > limits.maxMemBytes) {
+      throw fieldProblem("validation", "body", "mem", `Guest memory must be a multiple of 4 KiB from 4 KiB to ${limits.maxMemBytes} bytes, got ${v}`);
+    }
+    return n;
+  }
+
+  function checkAccess(addr: number, len: number, memBytes: number, lenField = "len"): void {
+    if (len < 1 || len > limits.maxMemoryAccessBytes) throw fieldProblem("validation", lenField === "len" ? "query" : "body", lenField, `Length must be 1…${limits.maxMemoryAccessBytes}, got ${len}`);
+    if (addr >= memBytes) throw fieldProblem("validation", "query", "addr", `addr 0x${addr.toString(16)} is outside guest RAM (${memBytes} bytes)`);
+    if (addr + len > memBytes) throw fieldProblem("validation", lenField === "len" ? "query" : "body", lenField, `0x${addr.toString(16)}+${len} runs past the end of guest RAM (${memBytes} bytes)`);
+  }
+
+  const openapi = buildOpenApi(routes, schemas, {
+    version: API_VERSION,
+    description: "Untrusted x86 guest code over HTTP, on vmxlab's emulated VMX processor, with hard limits and hook scripts.",
+  });
+  const docsHtml = renderDocs(openapi);
+
+  return {
+    app, limits, schemas, routes, openapi, hookSets, pool, sessions,
+    async start() {
+      await pool.start();
+    },
+    async close() {
+      sessions.closeAll("shutdown");
+      pool.close();
+      // Let streams see their "closed" event before the caller tears down.
+      await new Promise((r) => setTimeout(r, 0));
+    },
+  };
+}
+
+/** Parse a JSON body against a schema; problem documents for every way it can be wrong. */
+async function jsonBody<T extends z.ZodType>(c: Context, schema: T, required: boolean): Promise<z.infer<T>> {
+  const text = await c.req.text();
+  if (text.trim() === "" && !required) return parseWith(schema, {}, "body");
+  const ct = c.req.header("content-type") ?? "";
+  if (!/^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i.test(ct)) {
+    throw new ApiProblem("unsupported-media-type", `Expected an application/json body, got ${ct ? JSON.stringify(ct) : "no content type"}`, {
+      errors: [{ field: "content-type", in: "header", detail: "Expected application/json" }],
+    });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ApiProblem("malformed-json", `The body is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseWith(schema, value, "body");
+}
+
+function parseWith<T extends z.ZodType>(schema: T, value: unknown, where: "body" | "query"): z.infer<T> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw fromZodError(r.error, where);
+  return r.data;
+}
+
+function query<T extends z.ZodType>(c: Context, schema: T): z.infer<T> {
+  return parseWith(schema, c.req.query(), "query");
+}
+
+function pathMatches(pattern: string, path: string): boolean {
+  const re = new RegExp("^" + pattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z0-9_]+/g, "[^/]+") + "/?$");
+  return re.test(path);
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

@@ -1,0 +1,105 @@
+/**
+ * The service's limits and options. Every limit has a safe default, can be changed at start-up
+ * (`npm start -- --max-budget 50000000 …`) and is reported by `GET /v1/info`.
+ */
+
+/** Hard limits on what one request, run or session may use. */
+export interface Limits {
+  /** Largest request body in bytes (413 beyond); a base64 image is 4/3 of its size. */
+  maxBodyBytes: number;
+  /** Largest guest RAM per VM in bytes. */
+  maxMemBytes: number;
+  /** Guest RAM when a request does not say. */
+  defaultMemBytes: number;
+  /** Largest instruction budget per run (the VMX preemption timer). */
+  maxBudget: number;
+  /** Instruction budget when a request does not say. */
+  defaultBudget: number;
+  /** Longest wall time per run in milliseconds. */
+  maxTimeoutMs: number;
+  /** Wall time per run when a request does not say. */
+  defaultTimeoutMs: number;
+  /** Live sessions at once (429 beyond). */
+  maxSessions: number;
+  /** Runs and session calls admitted at once, running or queued for a worker (429 beyond). */
+  maxConcurrentRuns: number;
+  /** A session nobody has used for this long is deleted. */
+  sessionIdleMs: number;
+  /** Console bytes kept per run; a guest that prints more is stopped. */
+  maxConsoleBytes: number;
+  /** Trace events kept per run; later ones are counted, not kept. */
+  maxTraceEvents: number;
+  /** Largest `len` of a memory read or write through a session. */
+  maxMemoryAccessBytes: number;
+  /** Most instructions per disassembly request. */
+  maxDisasmCount: number;
+  /** Request hook scripts (JavaScript run in QuickJS). */
+  hookScript: {
+    /** Largest script source in bytes. */
+    maxSourceBytes: number;
+    /** Time one hook call may take. */
+    callMs: number;
+    /** Time all hook calls of one run (and the script's setup) may take together. */
+    runMs: number;
+    /** QuickJS heap cap. */
+    memoryBytes: number;
+    /** Log lines kept per run (`console.log` in a script, `log()` in an operator hook set). */
+    maxLogLines: number;
+  };
+}
+
+const MiB = 1 << 20;
+
+/** The defaults: small enough that a 2-core machine with a few GiB stays healthy under abuse. */
+export const DEFAULT_LIMITS: Limits = Object.freeze({
+  maxBodyBytes: 8 * MiB,
+  maxMemBytes: 256 * MiB,
+  defaultMemBytes: 16 * MiB,
+  maxBudget: 500_000_000,
+  defaultBudget: 50_000_000,
+  maxTimeoutMs: 30_000,
+  defaultTimeoutMs: 5_000,
+  maxSessions: 32,
+  maxConcurrentRuns: 64,
+  sessionIdleMs: 5 * 60_000,
+  maxConsoleBytes: 1 * MiB,
+  maxTraceEvents: 10_000,
+  maxMemoryAccessBytes: 1 * MiB,
+  maxDisasmCount: 1000,
+  hookScript: Object.freeze({
+    maxSourceBytes: 64 * 1024,
+    callMs: 100,
+    runMs: 2_000,
+    memoryBytes: 16 * MiB,
+    maxLogLines: 1000,
+  }),
+}) as Limits;
+
+/** Limits with some fields replaced (nested `hookScript` fields merge). */
+export function withLimits(over: Partial<Omit<Limits, "hookScript">> & { hookScript?: Partial<Limits["hookScript"]> } = {}): Limits {
+  const l: Limits = { ...DEFAULT_LIMITS, ...over, hookScript: { ...DEFAULT_LIMITS.hookScript, ...over.hookScript } };
+  for (const [k, v] of Object.entries(l)) {
+    if (k !== "hookScript" && (!Number.isSafeInteger(v) || (v as number) <= 0)) throw new RangeError(`Invalid limit ${k}: ${v} (expected a positive integer)`);
+  }
+  for (const [k, v] of Object.entries(l.hookScript)) {
+    if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`Invalid limit hookScript.${k}: ${v} (expected a positive integer)`);
+  }
+  if (l.defaultBudget > l.maxBudget) throw new RangeError(`Invalid limits: defaultBudget ${l.defaultBudget} exceeds maxBudget ${l.maxBudget}`);
+  if (l.defaultTimeoutMs > l.maxTimeoutMs) throw new RangeError(`Invalid limits: defaultTimeoutMs ${l.defaultTimeoutMs} exceeds maxTimeoutMs ${l.maxTimeoutMs}`);
+  if (l.defaultMemBytes > l.maxMemBytes) throw new RangeError(`Invalid limits: defaultMemBytes ${l.defaultMemBytes} exceeds maxMemBytes ${l.maxMemBytes}`);
+  return l;
+}
+
+/** How the service is put together. */
+export interface ServiceOptions {
+  limits?: Limits;
+  /** Worker threads for guest runs (default: the number of cores). */
+  workers?: number;
+  /** Operator hook scripts: paths or file URLs of modules that export `hookSets` (see `hooks.ts`). */
+  scripts?: (string | URL)[];
+  /** Start the workers now instead of at the first run (a server wants this; tests do not). */
+  prestart?: boolean;
+}
+
+/** The service's version, as `/v1/info` reports it. */
+export const API_VERSION = "0.1.0";

@@ -1,0 +1,326 @@
+/**
+ * Request hook scripts: JavaScript a request carries, run in QuickJS compiled to WebAssembly
+ * (`quickjs-emscripten`). The script sees no host globals — no files, network, environment or
+ * process — only `vm` (register hooks; read and write registers and memory from inside a hook) and
+ * `console.log`. Each hook call has a deadline, all calls of a run share one, and the QuickJS heap
+ * has a cap; the interrupt handler stops a script even while it spins.
+ *
+ * What a script can do:
+ * ```js
+ * vm.onIo({ port: 0x60, direction: "in" }, (io) => 0x41);       // IN AL,0x60 reads 'A'
+ * vm.onIo({ port: [0x500, 0x50f] }, (io) => console.log(io.port, io.value));
+ * vm.onHypercall(1, ([a, b]) => a + b);                          // VMCALL with EAX=1
+ * vm.onExit("hlt", (exit) => { vm.setRegs({ rax: 1 }); return "resume"; });
+ * vm.onMmio({ base: 0xfee00000, size: 0x1000 }, { read: (addr, size) => 0, write: (addr, size, value) => {} });
+ * // inside a hook: vm.regs(), vm.setRegs({...}), vm.read(addr, len) → number[], vm.write(addr, bytes),
+ * // vm.instructions(), vm.stop("why")
+ * ```
+ */
+import { newQuickJSWASMModuleFromVariant, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime, type QuickJSSyncVariant, type QuickJSWASMModule } from "quickjs-emscripten-core";
+import * as releaseSync from "@jitl/quickjs-wasmfile-release-sync";
+import type { HookContext, Machine } from "../runtime/vmm/machine.ts";
+import type { Limits } from "./config.ts";
+
+/** Why a script failed: it threw, ran past a deadline, or ran out of memory. */
+export type ScriptFailureCause = "exception" | "timeout" | "memory";
+
+/** A request script failed while being set up or inside a hook. */
+export class ScriptFailure extends Error {
+  constructor(readonly reason: ScriptFailureCause, message: string, readonly hook?: string) {
+    super(message);
+    this.name = "ScriptFailure";
+  }
+}
+
+let quickjs: Promise<QuickJSWASMModule> | undefined;
+
+/** Load QuickJS once per thread (about 50 ms). */
+export function loadQuickJs(): Promise<QuickJSWASMModule> {
+  quickjs ??= newQuickJSWASMModuleFromVariant((releaseSync as unknown as { default: QuickJSSyncVariant }).default);
+  quickjs.catch(() => { quickjs = undefined; });
+  return quickjs;
+}
+
+/** The script's view of the world, defined inside QuickJS over one host function. */
+const PRELUDE = `
+"use strict";
+(() => {
+  const host = globalThis.__host;
+  delete globalThis.__host;
+  const handlers = [];
+  const register = (kind, spec, fns) => {
+    const id = handlers.length;
+    handlers.push(fns);
+    host("register", JSON.stringify({ kind, spec, id }));
+  };
+  const fn = (f, what) => { if (typeof f !== "function") throw new TypeError(what + " must be a function"); return f; };
+  const vm = {
+    onIo(spec, handler) { register("io", spec, { call: fn(handler, "IO handler") }); },
+    onHypercall(nr, handler) { register("hypercall", nr, { call: fn(handler, "Hypercall handler") }); },
+    onExit(reason, handler) { register("exit", reason, { call: fn(handler, "Exit handler") }); },
+    onMmio(spec, h) {
+      if (!h || typeof h !== "object") throw new TypeError("MMIO handlers must be an object { read, write }");
+      register("mmio", spec, { read: h.read && fn(h.read, "MMIO read"), write: h.write && fn(h.write, "MMIO write") });
+    },
+    regs() { return JSON.parse(host("regs", "")); },
+    setRegs(r) { host("setRegs", JSON.stringify(r)); },
+    read(addr, len) { return JSON.parse(host("read", JSON.stringify([addr, len]))); },
+    write(addr, bytes) { host("write", JSON.stringify([addr, Array.from(bytes)])); },
+    instructions() { return Number(host("instructions", "")); },
+    stop(detail) { host("stop", detail === undefined ? "" : String(detail)); },
+  };
+  const show = (v) => typeof v === "string" ? v : (() => { try { return JSON.stringify(v); } catch { return String(v); } })();
+  const log = (...args) => host("log", args.map(show).join(" "));
+  Object.freeze(vm);
+  Object.defineProperty(globalThis, "vm", { value: vm });
+  Object.defineProperty(globalThis, "console", { value: Object.freeze({ log, info: log, warn: log, error: log }) });
+  Object.defineProperty(globalThis, "__dispatch", {
+    value: (id, which, args) => {
+      const f = handlers[id][which];
+      if (typeof f !== "function") return undefined;
+      const r = f(...JSON.parse(args));
+      return r === undefined ? undefined : JSON.stringify(r);
+    },
+  });
+})();
+`;
+
+/** The script's registration message. */
+interface Registration {
+  kind: "io" | "hypercall" | "exit" | "mmio";
+  spec: unknown;
+  id: number;
+}
+
+/**
+ * One request script bound to one machine. `setup()` runs the script (which registers hooks on the
+ * machine); `beginRun()` starts the per-run time budget; `dispose()` frees QuickJS.
+ */
+export class ScriptSandbox {
+  private readonly rt: QuickJSRuntime;
+  private readonly ctx: QuickJSContext;
+  private readonly dispatch: QuickJSHandle;
+  private deadline = Infinity;
+  private runLeftMs: number;
+  private hookCtx: HookContext | null = null;
+  private settingUp = false;
+  private disposed = false;
+
+  constructor(
+    qjs: QuickJSWASMModule,
+    private readonly machine: Machine,
+    private readonly limits: Limits["hookScript"],
+    private readonly log: (line: string) => void,
+  ) {
+    this.runLeftMs = limits.runMs;
+    this.rt = qjs.newRuntime();
+    this.rt.setMemoryLimit(limits.memoryBytes);
+    this.rt.setMaxStackSize(256 * 1024);
+    this.rt.setInterruptHandler(() => performance.now() > this.deadline);
+    this.ctx = this.rt.newContext();
+    const host = this.ctx.newFunction("__host", (opH, argH) => {
+      const op = this.ctx.getString(opH);
+      const arg = this.ctx.getString(argH);
+      try {
+        const r = this.host(op, arg);
+        return r === undefined ? this.ctx.undefined : this.ctx.newString(r);
+      } catch (e) {
+        return { error: this.ctx.newError((e as Error).message) };
+      }
+    });
+    this.ctx.setProp(this.ctx.global, "__host", host);
+    host.dispose();
+    this.evaluate(PRELUDE, "prelude.js", this.limits.runMs);
+    const d = this.ctx.getProp(this.ctx.global, "__dispatch");
+    this.dispatch = d;
+  }
+
+  /**
+   * Run the script's top level, which registers its hooks.
+   * @throws ScriptFailure when it throws, times out or runs out of memory; MachineError when a hook conflicts
+   */
+  setup(source: string): void {
+    this.settingUp = true;
+    try {
+      // The top level gets the run's whole hook time: it may build tables the hooks use.
+      this.evaluate(source, "hook.js", this.limits.runMs);
+    } finally {
+      this.settingUp = false;
+    }
+  }
+
+  /** Give the next run its own time budget. */
+  beginRun(): void {
+    this.runLeftMs = this.limits.runMs;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.dispatch.dispose();
+    this.ctx.dispose();
+    this.rt.dispose();
+  }
+
+  private evaluate(source: string, file: string, ms: number): void {
+    this.deadline = performance.now() + ms;
+    const r = this.ctx.evalCode(source, file, { type: "global" });
+    this.deadline = Infinity;
+    if (r.error) throw this.failure(r.error, undefined, ms);
+    r.value.dispose();
+  }
+
+  private failure(errH: QuickJSHandle, hook: string | undefined, ms: number): ScriptFailure {
+    const err = this.ctx.dump(errH) as { name?: string; message?: string; stack?: string } | string;
+    errH.dispose();
+    const name = typeof err === "object" && err ? err.name ?? "Error" : "Error";
+    const message = typeof err === "object" && err ? err.message ?? String(err) : String(err);
+    const where = hook ? `Hook "${hook}"` : "Script";
+    if (name === "InternalError" && message === "interrupted") {
+      return new ScriptFailure("timeout", `${where} ran past its deadline (${Math.round(ms)} ms)`, hook);
+    }
+    if (name === "InternalError" && message === "out of memory") {
+      return new ScriptFailure("memory", `${where} ran out of memory (${this.limits.memoryBytes} bytes)`, hook);
+    }
+    const at = typeof err === "object" && err?.stack ? ` (${err.stack.trim().split("\n")[0].trim()})` : "";
+    return new ScriptFailure("exception", `${where} threw ${name}: ${message}${at}`, hook);
+  }
+
+  /** Call handler `id` (its `which` function) with JSON-able arguments, under the deadlines. */
+  private call(id: number, which: string, hook: string, args: unknown[], hctx: HookContext): unknown {
+    if (this.runLeftMs <= 0) throw new ScriptFailure("timeout", `Hook "${hook}" has no time left: the run's hook time (${this.limits.runMs} ms) is used up`, hook);
+    const ms = Math.min(this.limits.callMs, this.runLeftMs);
+    const t0 = performance.now();
+    this.deadline = t0 + ms;
+    this.hookCtx = hctx;
+    const idH = this.ctx.newNumber(id);
+    const whichH = this.ctx.newString(which);
+    const argsH = this.ctx.newString(JSON.stringify(args));
+    let r;
+    try {
+      r = this.ctx.callFunction(this.dispatch, this.ctx.undefined, idH, whichH, argsH);
+    } finally {
+      idH.dispose();
+      whichH.dispose();
+      argsH.dispose();
+      this.deadline = Infinity;
+      this.hookCtx = null;
+      this.runLeftMs -= performance.now() - t0;
+    }
+    if (r.error) throw this.failure(r.error, hook, ms);
+    const s = this.ctx.typeof(r.value) === "string" ? this.ctx.getString(r.value) : undefined;
+    r.value.dispose();
+    return s === undefined ? undefined : JSON.parse(s);
+  }
+
+  /** The host side of `__host(op, arg)`. */
+  private host(op: string, arg: string): string | undefined {
+    const m = this.machine;
+    switch (op) {
+      case "register":
+        if (!this.settingUp) throw new Error("Hooks can only be registered while the script is set up");
+        this.register(JSON.parse(arg) as Registration);
+        return undefined;
+      case "log":
+        this.log(arg);
+        return undefined;
+      case "instructions":
+        return String(m.vcpu.instructions);
+      case "regs":
+        return JSON.stringify(m.vcpu.getRegs());
+      case "setRegs": {
+        const r = JSON.parse(arg) as Record<string, unknown>;
+        if (!r || typeof r !== "object") throw new TypeError("setRegs expects an object");
+        const known = new Set(Object.keys(m.vcpu.getRegs()));
+        for (const [k, v] of Object.entries(r)) {
+          if (!known.has(k)) throw new TypeError(`Unknown register ${k}`);
+          if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new TypeError(`Invalid value for ${k}: ${v}`);
+        }
+        m.vcpu.setRegs(r as Record<string, number>);
+        return undefined;
+      }
+      case "read": {
+        const [addr, len] = JSON.parse(arg) as [number, number];
+        if (!Number.isSafeInteger(addr) || addr < 0 || !Number.isSafeInteger(len) || len < 0 || len > 65536) {
+          throw new RangeError(`Invalid read: address ${addr}, length ${len} (at most 65536 bytes)`);
+        }
+        return JSON.stringify([...m.vm.readGuest(addr, len)]);
+      }
+      case "write": {
+        const [addr, bytes] = JSON.parse(arg) as [number, number[]];
+        if (!Number.isSafeInteger(addr) || addr < 0 || !Array.isArray(bytes) || bytes.length > 65536) {
+          throw new RangeError(`Invalid write: address ${addr} (at most 65536 bytes)`);
+        }
+        if (addr + bytes.length > m.memSize) throw new RangeError(`Invalid write: 0x${addr.toString(16)}+${bytes.length} is outside guest RAM`);
+        m.vm.writeGuest(addr, Uint8Array.from(bytes));
+        return undefined;
+      }
+      case "stop":
+        if (!this.hookCtx) throw new Error("vm.stop() only works inside a hook");
+        this.hookCtx.stop(arg === "" ? "stopped by the request script" : arg);
+        return undefined;
+    }
+    throw new Error(`Unknown host call ${op}`);
+  }
+
+  private register(reg: Registration): void {
+    const m = this.machine;
+    const { kind, spec, id } = reg;
+    const num = (v: unknown, what: string): number => {
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new TypeError(`Invalid ${what}: ${JSON.stringify(v)}`);
+      return v;
+    };
+    if (kind === "io") {
+      const s = spec as { port?: unknown; direction?: unknown; sizes?: unknown } | null;
+      if (!s || typeof s !== "object") throw new TypeError("vm.onIo expects { port, direction?, sizes? }");
+      const port = Array.isArray(s.port) ? [num(s.port[0], "port"), num(s.port[1], "port")] as [number, number] : num(s.port, "port");
+      const name = `script io ${Array.isArray(port) ? port.map((p) => "0x" + p.toString(16)).join("-") : "0x" + port.toString(16)}`;
+      m.onIo({
+        port,
+        direction: (s.direction ?? "both") as "in" | "out" | "both",
+        sizes: s.sizes as (1 | 2 | 4)[] | undefined,
+        name,
+        handler: (io, ctx) => {
+          const r = this.call(id, "call", name, [io], ctx);
+          if (io.direction === "in") {
+            if (r === undefined || r === null) return undefined;
+            if (typeof r !== "number") throw new ScriptFailure("exception", `Hook "${name}" returned ${JSON.stringify(r)} for an IN (expected a number)`, name);
+            return r;
+          }
+        },
+      });
+    } else if (kind === "hypercall") {
+      const nr = num(spec, "hypercall number");
+      const name = `script hypercall ${nr}`;
+      m.onHypercall(nr, (args, ctx) => {
+        const r = this.call(id, "call", name, [args], ctx);
+        if (r === undefined || r === null) return undefined;
+        if (typeof r !== "number") throw new ScriptFailure("exception", `Hook "${name}" returned ${JSON.stringify(r)} (expected a number)`, name);
+        return r;
+      }, name);
+    } else if (kind === "exit") {
+      if (typeof spec !== "string" && typeof spec !== "number") throw new TypeError(`Invalid exit reason: ${JSON.stringify(spec)}`);
+      const name = `script exit ${spec}`;
+      m.onExit(spec, (exit, ctx) => {
+        const plain: Record<string, unknown> = { ...exit };
+        for (const k of Object.keys(plain)) if (plain[k] instanceof Uint8Array) plain[k] = [...(plain[k] as Uint8Array)];
+        return this.call(id, "call", name, [plain], ctx) === "resume" ? "resume" : undefined;
+      }, name);
+    } else if (kind === "mmio") {
+      const s = spec as { base?: unknown; size?: unknown } | null;
+      if (!s || typeof s !== "object") throw new TypeError("vm.onMmio expects { base, size }");
+      const base = num(s.base, "MMIO base");
+      const name = `script mmio 0x${base.toString(16)}`;
+      m.onMmio({
+        base, size: num(s.size, "MMIO size"), name,
+        read: (addr, size, ctx) => {
+          const r = this.call(id, "read", name, [addr, size], ctx);
+          return typeof r === "number" ? r : -1;
+        },
+        write: (addr, size, value, ctx) => void this.call(id, "write", name, [addr, size, value], ctx),
+      });
+    } else {
+      throw new TypeError(`Unknown hook kind ${String(kind)}`);
+    }
+  }
+}
