@@ -1,0 +1,64 @@
+/**
+ * Helpers for the api tests: requests through `app.request`, guest images, and small guests
+ * assembled by hand.
+ */
+import { readFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import type { Service } from "./app.ts";
+
+export const REPO = new URL("..", import.meta.url).pathname;
+
+export interface Expected {
+  mode: "real" | "protected";
+  format: "raw" | "elf" | "multiboot";
+  regs?: Record<string, number>;
+  stdout: string;
+  exit: string;
+}
+export const expected: Record<string, Expected> = JSON.parse(readFileSync(`${REPO}tests/guests/expected.json`, "utf8"));
+
+/** A guest image from tests/guests, base64. */
+export function guest(file: string): string {
+  return readFileSync(`${REPO}tests/guests/${file}`).toString("base64");
+}
+export function b64(bytes: number[] | Uint8Array): string {
+  return Buffer.from(bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes)).toString("base64");
+}
+
+/** Real-mode guests assembled by hand. */
+export const GUESTS = {
+  /** jmp $ */
+  spin: [0xeb, 0xfe],
+  /** l: mov dx,0xe9; mov al,'x'; out dx,al; jmp l — prints forever on the debug console */
+  printForever: [0xba, 0xe9, 0x00, 0xb0, 0x78, 0xee, 0xeb, 0xf8],
+  /** in al,0x60; mov dx,0xe9; out dx,al; hlt — prints the byte port 0x60 reads */
+  echoPort60: [0xe4, 0x60, 0xba, 0xe9, 0x00, 0xee, 0xf4],
+  /** inc ax; hlt; jmp back — each run adds one to AX and halts */
+  incHalt: [0x40, 0xf4, 0xeb, 0xfc],
+};
+
+export interface Reply {
+  status: number;
+  headers: Headers;
+  // deno-lint-ignore no-explicit-any
+  body: any;
+  text: string;
+}
+
+/** Send a request; parse a JSON or problem body. */
+export async function call(s: Service, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === "string" || body instanceof Uint8Array ? body as BodyInit : JSON.stringify(body);
+    if (!("content-type" in headers)) (init.headers as Record<string, string>)["content-type"] = "application/json";
+  }
+  const res = await s.app.request(path, init);
+  const text = await res.text();
+  const ct = res.headers.get("content-type") ?? "";
+  return { status: res.status, headers: res.headers, body: /json/.test(ct) && text ? JSON.parse(text) : undefined, text };
+}
+
+/** The failing field names of a problem reply. */
+export function fields(r: Reply): string[] {
+  return (r.body?.errors ?? []).map((e: { field: string }) => e.field);
+}
