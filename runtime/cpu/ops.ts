@@ -862,11 +862,92 @@ function scasBody(c: Cpu, i: Insn, size: number, d: number, a: number): boolean 
 }
 function movs(c: Cpu, i: Insn): void {
   c.checkWritable(Seg.ES);
+  if (i.rep && !(c.st[St.RFLAGS] & Fl.DF) && repBulk(c, i, i.size, true, 0)) return;
   repRun(c, i, i.size, dfDelta(c, i.size), 0, movsBody);
 }
 function stos(c: Cpu, i: Insn): void {
   c.checkWritable(Seg.ES);
-  repRun(c, i, i.size, dfDelta(c, i.size), c.getReg(0, i.size), stosBody);
+  const v = c.getReg(0, i.size);
+  if (i.rep && !(c.st[St.RFLAGS] & Fl.DF) && repBulk(c, i, i.size, false, v)) return;
+  repRun(c, i, i.size, dfDelta(c, i.size), v, stosBody);
+}
+
+/**
+ * REP MOVS / REP STOS going forward, a page-bounded chunk at a time with one host copy or fill.
+ * The result is the element-by-element one: chunks never cross a page of either operand, every
+ * element still counts as one retired instruction, and the budget stops between elements. Gives
+ * up (returns false, the element loop finishes) on MMIO or an overlap where a forward copy
+ * differs from memmove.
+ * @returns true when the instruction is done or stopped by the budget
+ */
+function repBulk(c: Cpu, i: Insn, size: number, isMovs: boolean, v: number): boolean {
+  let n = getCount(c, i);
+  if (n === 0) return false;
+  let limit = c.repLimit;
+  const a32 = i.asz === 4;
+  const m8 = c.m8;
+  for (;;) {
+    const si = a32 ? c.st[ESI] >>> 0 : c.st16[ESI * 2];
+    const di = a32 ? c.st[EDI] >>> 0 : c.st16[EDI * 2];
+    const laD = (c.segBase[Seg.ES] + di) | 0;
+    let chunk = Math.min(n, limit, (0x1000 - (laD & 0xfff)) >>> Math.log2(size) | 0);
+    let laS = 0;
+    if (isMovs) {
+      laS = (c.segBase[i.seg] + si) | 0;
+      chunk = Math.min(chunk, (0x1000 - (laS & 0xfff)) >>> Math.log2(size) | 0);
+    }
+    if (!a32) {
+      chunk = Math.min(chunk, (0x10000 - di) / size | 0);
+      if (isMovs) chunk = Math.min(chunk, (0x10000 - si) / size | 0);
+    }
+    // Stay inside the segment limits, so a limit fault comes at the element that crosses it.
+    if (di < c.segLo[Seg.ES]) chunk = 0;
+    else chunk = Math.min(chunk, Math.floor((c.segHi[Seg.ES] - di + 1) / size));
+    if (isMovs) {
+      if (si < c.segLo[i.seg]) chunk = 0;
+      else chunk = Math.min(chunk, Math.floor((c.segHi[i.seg] - si + 1) / size));
+    }
+    if (chunk <= 0) {
+      // An element straddles a page or the 64 KiB wrap: one element the ordinary way.
+      if (isMovs) movsBody(c, i, size, size); else stosBody(c, i, size, size, v);
+      chunk = 1;
+    } else {
+      const bytes = chunk * size;
+      let hS = 0;
+      if (isMovs) {
+        c.lin(i.seg, si, bytes);
+        hS = c.translate(laS, 0);
+      }
+      c.lin(Seg.ES, di, bytes);
+      const hD = c.translate(laD, 1);
+      if (hD < 0 || hS < 0 || (isMovs && hD > hS && hD < hS + bytes)) {
+        c.repLimit = limit;
+        return false;
+      }
+      if (isMovs) m8.copyWithin(hD, hS, hS + bytes);
+      else if (size === 1 || ((v & 0xff) * 0x01010101) === (v >>> 0) || (size === 2 && (v & 0xff) === ((v >> 8) & 0xff))) {
+        m8.fill(v & 0xff, hD, hD + bytes);
+      } else if (size === 4 && (hD & 3) === 0) {
+        c.m32.fill(v, hD >> 2, (hD >> 2) + chunk);
+      } else {
+        for (let k = 0; k < bytes; k++) m8[hD + k] = v >> (8 * (k & (size - 1)));
+      }
+      if (isMovs) setIdx(c, i, ESI, si + bytes);
+      setIdx(c, i, EDI, di + bytes);
+    }
+    n -= chunk;
+    setCount(c, i, n);
+    limit -= chunk;
+    c.repExtra += chunk;
+    if (n === 0) break;
+    if (limit <= 0) {
+      c.st[St.RIP] = (c.st[St.RIP] - i.len) & ipMask(i);
+      c.stop = true;
+      break;
+    }
+  }
+  c.repExtra--; // the run loop counts the instruction itself once
+  return true;
 }
 function lods(c: Cpu, i: Insn): void {
   repRun(c, i, i.size, dfDelta(c, i.size), 0, lodsBody);
