@@ -18,7 +18,7 @@
  */
 import { newQuickJSWASMModuleFromVariant, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime, type QuickJSSyncVariant, type QuickJSWASMModule } from "quickjs-emscripten-core";
 import * as releaseSync from "@jitl/quickjs-wasmfile-release-sync";
-import type { HookContext, Machine } from "../runtime/vmm/machine.ts";
+import { type HookContext, type Machine, MachineError } from "../runtime/vmm/machine.ts";
 import type { Limits } from "./config.ts";
 
 /** Why a script failed: it threw, ran past a deadline, or ran out of memory. */
@@ -104,6 +104,9 @@ export class ScriptSandbox {
   private runLeftMs: number;
   private hookCtx: HookContext | null = null;
   private settingUp = false;
+  private stopCalled = false;
+  /** A VMM error a host call raised (a hook conflict): reported as itself, not as a script exception. */
+  private hostError: Error | null = null;
   private disposed = false;
 
   constructor(
@@ -125,6 +128,7 @@ export class ScriptSandbox {
         const r = this.host(op, arg);
         return r === undefined ? this.ctx.undefined : this.ctx.newString(r);
       } catch (e) {
+        if (e instanceof MachineError) this.hostError = e;
         return { error: this.ctx.newError((e as Error).message) };
       }
     });
@@ -164,15 +168,25 @@ export class ScriptSandbox {
 
   private evaluate(source: string, file: string, ms: number): void {
     this.deadline = performance.now() + ms;
+    this.hostError = null;
     const r = this.ctx.evalCode(source, file, { type: "global" });
     this.deadline = Infinity;
-    if (r.error) throw this.failure(r.error, undefined, ms);
+    if (r.error) {
+      const f = this.failure(r.error, undefined, ms);
+      if (this.hostError) throw this.hostError;
+      throw f;
+    }
     r.value.dispose();
   }
 
   private failure(errH: QuickJSHandle, hook: string | undefined, ms: number): ScriptFailure {
-    const err = this.ctx.dump(errH) as { name?: string; message?: string; stack?: string } | string;
+    const err = this.ctx.dump(errH) as { name?: string; message?: string; stack?: string } | string | null;
     errH.dispose();
+    const where0 = hook ? `Hook "${hook}"` : "Script";
+    // QuickJS throws null when it cannot even allocate the error object.
+    if ((err === null || err === undefined) && this.nearMemoryLimit()) {
+      return new ScriptFailure("memory", `${where0} ran out of memory (${this.limits.memoryBytes} bytes)`, hook);
+    }
     const name = typeof err === "object" && err ? err.name ?? "Error" : "Error";
     const message = typeof err === "object" && err ? err.message ?? String(err) : String(err);
     const where = hook ? `Hook "${hook}"` : "Script";
@@ -184,6 +198,17 @@ export class ScriptSandbox {
     }
     const at = typeof err === "object" && err?.stack ? ` (${err.stack.trim().split("\n")[0].trim()})` : "";
     return new ScriptFailure("exception", `${where} threw ${name}: ${message}${at}`, hook);
+  }
+
+  private nearMemoryLimit(): boolean {
+    try {
+      const h = this.rt.computeMemoryUsage();
+      const u = this.ctx.dump(h) as { memory_used_size?: number };
+      h.dispose();
+      return (u.memory_used_size ?? 0) >= this.limits.memoryBytes * 0.9;
+    } catch {
+      return true;
+    }
   }
 
   /** Call handler `id` (its `which` function) with JSON-able arguments, under the deadlines. */
@@ -258,6 +283,7 @@ export class ScriptSandbox {
       case "stop":
         if (!this.hookCtx) throw new Error("vm.stop() only works inside a hook");
         this.hookCtx.stop(arg === "" ? "stopped by the request script" : arg);
+        this.stopCalled = true;
         return undefined;
     }
     throw new Error(`Unknown host call ${op}`);
@@ -304,7 +330,10 @@ export class ScriptSandbox {
       m.onExit(spec, (exit, ctx) => {
         const plain: Record<string, unknown> = { ...exit };
         for (const k of Object.keys(plain)) if (plain[k] instanceof Uint8Array) plain[k] = [...(plain[k] as Uint8Array)];
-        return this.call(id, "call", name, [plain], ctx) === "resume" ? "resume" : undefined;
+        this.stopCalled = false;
+        const r = this.call(id, "call", name, [plain], ctx);
+        // vm.stop() ends the run at this exit: Machine honours a stop when the hook handled the exit.
+        return r === "resume" || this.stopCalled ? "resume" : undefined;
       }, name);
     } else if (kind === "mmio") {
       const s = spec as { base?: unknown; size?: unknown } | null;
