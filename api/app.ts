@@ -514,6 +514,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     if (addr + len > memBytes) throw fieldProblem("validation", lenField === "len" ? "query" : "body", lenField, `0x${addr.toString(16)}+${len} runs past the end of guest RAM (${memBytes} bytes)`);
   }
 
+  if (opts.prestart) await pool.start();
+
   const openapi = buildOpenApi(routes, schemas, {
     version: API_VERSION,
     description: "Untrusted x86 guest code over HTTP, on vmxlab's emulated VMX processor, with hard limits and hook scripts.",

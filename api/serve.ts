@@ -1,0 +1,147 @@
+/**
+ * Serve the app over HTTP with `Deno.serve` or `Bun.serve`, whichever runtime this is, and the
+ * command line behind `npm start`.
+ */
+import { parseArgs } from "node:util";
+import { createService, type Service } from "./app.ts";
+import { BUNDLED_SCRIPTS } from "./hooks.ts";
+import { withLimits } from "./config.ts";
+
+/** A listening server. */
+export interface Server {
+  /** `http://host:port` */
+  url: string;
+  port: number;
+  /** Stop listening (the service itself is closed separately). */
+  stop(): Promise<void>;
+}
+
+interface DenoLike {
+  serve(o: { hostname: string; port: number; onListen?: (a: { port: number }) => void }, h: (r: Request) => Response | Promise<Response>): {
+    addr: { port: number };
+    shutdown(): Promise<void>;
+  };
+}
+interface BunLike {
+  serve(o: { hostname: string; port: number; fetch: (r: Request) => Response | Promise<Response>; idleTimeout?: number }): {
+    port: number;
+    stop(closeActive?: boolean): Promise<void> | void;
+  };
+}
+
+/**
+ * Listen on `host:port` (port 0 picks a free one).
+ * @example
+ * ```ts
+ * import { createService } from "./app.ts";
+ * import { listen } from "./serve.ts";
+ *
+ * const service = await createService({ workers: 1 });
+ * const server = await listen(service, { host: "127.0.0.1", port: 0 });
+ * const res = await fetch(`${server.url}/healthz`);
+ * await res.body?.cancel();
+ * await server.stop();
+ * await service.close();
+ * ```
+ */
+export function listen(service: Service, opts: { host: string; port: number }): Promise<Server> {
+  const g = globalThis as unknown as { Deno?: DenoLike; Bun?: BunLike };
+  const fetch = (r: Request) => service.app.fetch(r);
+  if (g.Bun) {
+    // Event streams stay open while idle; Bun's default idle timeout (10 s) would cut them.
+    const s = g.Bun.serve({ hostname: opts.host, port: opts.port, fetch, idleTimeout: 0 });
+    return Promise.resolve({ url: `http://${opts.host}:${s.port}`, port: s.port, stop: async () => void await s.stop(true) });
+  }
+  if (g.Deno) {
+    return new Promise((resolve) => {
+      const s = g.Deno!.serve({
+        hostname: opts.host, port: opts.port,
+        onListen: ({ port }) => resolve({ url: `http://${opts.host}:${port}`, port, stop: () => s.shutdown() }),
+      }, fetch);
+    });
+  }
+  return Promise.reject(new Error("Serving needs Deno or Bun"));
+}
+
+export const USAGE = `Usage: serve [options]
+
+Serve vmxlab's HTTP API (npm start).
+
+Options:
+  --host HOST            address to listen on (default 127.0.0.1, or $HOST)
+  --port PORT            port (default 8787, or $PORT; 0 picks a free one)
+  --script PATH          load an operator hook script (repeatable); the bundled ones load too
+  --no-bundled           do not load the bundled hook scripts
+  --workers N            worker threads for guest runs (default: the number of cores)
+  --max-body BYTES       largest request body            --max-mem BYTES      guest RAM per VM
+  --max-budget N         instructions per run            --max-timeout MS     wall time per run
+  --max-sessions N       live sessions                   --max-concurrent N   runs at once (429 beyond)
+  --session-idle MS      idle session lifetime           --hook-call-ms MS    hook script time per call
+  --hook-run-ms MS       hook script time per run        --hook-memory BYTES  hook script heap
+  --help                 show this help
+`;
+
+/** Run the server from a command line; resolves when it is stopped (SIGINT/SIGTERM). */
+export async function main(argv: string[]): Promise<number> {
+  let v;
+  try {
+    v = parseArgs({
+      args: argv, strict: true, allowPositionals: false, options: {
+        host: { type: "string" }, port: { type: "string" }, script: { type: "string", multiple: true },
+        "no-bundled": { type: "boolean" }, workers: { type: "string" }, help: { type: "boolean" },
+        "max-body": { type: "string" }, "max-mem": { type: "string" }, "max-budget": { type: "string" },
+        "max-timeout": { type: "string" }, "max-sessions": { type: "string" }, "max-concurrent": { type: "string" },
+        "session-idle": { type: "string" }, "hook-call-ms": { type: "string" }, "hook-run-ms": { type: "string" },
+        "hook-memory": { type: "string" },
+      },
+    }).values;
+  } catch (e) {
+    console.error(`serve: ${(e as Error).message.split("\n")[0]}`);
+    return 2;
+  }
+  if (v.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const int = (name: string, s: string | undefined): number | undefined => {
+    if (s === undefined) return undefined;
+    if (!/^\d+$/.test(s)) throw new RangeError(`Invalid --${name}: ${s} (expected a whole number)`);
+    return Number(s);
+  };
+  let service: Service, server: Server, host: string, port: number;
+  try {
+    host = v.host ?? process.env.HOST ?? "127.0.0.1";
+    port = int("port", v.port ?? process.env.PORT) ?? 8787;
+    const over = {
+      maxBodyBytes: int("max-body", v["max-body"]), maxMemBytes: int("max-mem", v["max-mem"]),
+      maxBudget: int("max-budget", v["max-budget"]), maxTimeoutMs: int("max-timeout", v["max-timeout"]),
+      maxSessions: int("max-sessions", v["max-sessions"]), maxConcurrentRuns: int("max-concurrent", v["max-concurrent"]),
+      sessionIdleMs: int("session-idle", v["session-idle"]),
+    };
+    const hook = { callMs: int("hook-call-ms", v["hook-call-ms"]), runMs: int("hook-run-ms", v["hook-run-ms"]), memoryBytes: int("hook-memory", v["hook-memory"]) };
+    const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as Partial<T>;
+    const limits = withLimits({ ...defined(over), hookScript: defined(hook) } as Parameters<typeof withLimits>[0]);
+    // Lowered maxima pull the defaults down with them.
+    limits.defaultBudget = Math.min(limits.defaultBudget, limits.maxBudget);
+    limits.defaultTimeoutMs = Math.min(limits.defaultTimeoutMs, limits.maxTimeoutMs);
+    limits.defaultMemBytes = Math.min(limits.defaultMemBytes, limits.maxMemBytes);
+    const scripts = [...(v["no-bundled"] ? [] : BUNDLED_SCRIPTS), ...(v.script ?? [])];
+    service = await createService({ limits, scripts, workers: int("workers", v.workers), prestart: true });
+    await service.start();
+    server = await listen(service, { host, port });
+  } catch (e) {
+    console.error(`serve: ${(e as Error).message}`);
+    return 2;
+  }
+  const names = service.hookSets.map((h) => h.name).join(", ") || "none";
+  console.log(`vmxlab API on ${server.url} (${service.pool.size} workers; hook sets: ${names}; docs: ${server.url}/docs)`);
+  console.log(`try: curl -s ${server.url}/v1/runs -H 'content-type: application/json' -d '{"image":"'$(base64 -w0 tests/guests/hello16.bin)'","regs":{"eax":2,"ebx":2}}'`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await server.stop();
+  await service.close();
+  return 0;
+}

@@ -1,0 +1,10 @@
+/**
+ * vmxlab's HTTP service (npm start): serves the API on 127.0.0.1:8787 with the bundled hook sets.
+ *
+ *   npm start -- [--port 8787] [--script path/to/hooks.ts] …   (--help lists the limits)
+ *   node_modules/.bin/deno run -A scripts/serve.ts
+ *   node_modules/.bin/bun scripts/serve.ts
+ */
+import { main } from "../api/serve.ts";
+
+process.exitCode = await main(process.argv.slice(2));
