@@ -11,6 +11,8 @@
  * instruction: read and check everything first, write memory next, commit registers last.
  */
 import { decode } from "./decoder.ts";
+import { innerStack } from "./far.ts";
+import { TaskSwitchReason, taskSwitch } from "./task.ts";
 import { CpuFault, VmExitSignal } from "./fault.ts";
 import { Insn } from "./insn.ts";
 import {
@@ -743,10 +745,11 @@ export class Cpu {
       this.recordExit(ExitReason.EXCEPTION_NMI, vector === Vec.PF ? this.st[St.CR2] >>> 0 : 0, soft ? insnLen : 0);
       return;
     }
+    if (soft) this.softIntDelivered = true;
     if (this.firstVector < 0) this.firstVector = vector;
     this.delivering++;
     try {
-      if (this.protectedMode) this.deliverProtected(vector, errorCode, soft);
+      if (this.protectedMode) this.deliverProtected(vector, errorCode, soft, type);
       else this.deliverReal(vector);
       this.delivering--;
       this.firstVector = -1;
@@ -839,63 +842,126 @@ export class Cpu {
     st[St.LAZY_MASK] = 0;
   }
 
-  /** Protected-mode delivery through an interrupt or trap gate (SDM 6.12.1). */
-  private deliverProtected(vector: number, errorCode: number, soft: boolean): void {
+  /**
+   * Protected-mode delivery (SDM 6.12): through an interrupt or trap gate, to the same ring or an
+   * inner one (the stack switched from the TSS), from virtual-8086 mode to ring 0 (the v86 frame,
+   * SDM 20.3.1.1), or through a task gate (a task switch, task.ts).
+   */
+  private deliverProtected(vector: number, errorCode: number, soft: boolean, type = -1): void {
     const st = this.st;
     const idtBase = st[St.IDTR_BASE] >>> 0, idtLimit = st[St.IDTR_LIMIT] >>> 0;
+    // External events (hardware exceptions, external interrupts) set EXT in error codes; INT n,
+    // INT3 and INTO do not.
     const ext = soft ? 0 : 1;
-    if (vector * 8 + 7 > idtLimit) throw new CpuFault(Vec.GP, vector * 8 + 2 + ext);
+    const idtErr = vector * 8 + 2 + ext;
+    if (vector * 8 + 7 > idtLimit) throw new CpuFault(Vec.GP, idtErr);
     const la = (idtBase + vector * 8) | 0;
-    const lo = this.rdLinSys32(la), hi = this.rdLinSys32((la + 4) | 0);
-    const type = (hi >> 8) & 0x1f;
+    const lo = this.sysRead(la, 4), hi = this.sysRead((la + 4) | 0, 4);
+    const gtype = (hi >> 8) & 0x1f;
     const dpl = (hi >> 13) & 3;
     const present = (hi >> 15) & 1;
-    const gate32 = type === 0x0e || type === 0x0f;
-    const gate16 = type === 0x06 || type === 0x07;
-    if (!gate32 && !gate16) {
-      if (type === 0x05) throw new CpuFault(Vec.GP, vector * 8 + 2 + ext); // task gates: not yet
-      throw new CpuFault(Vec.GP, vector * 8 + 2 + ext);
+    const gate32 = gtype === 0x0e || gtype === 0x0f;
+    const gate16 = gtype === 0x06 || gtype === 0x07;
+    if (!gate32 && !gate16 && gtype !== 0x05) throw new CpuFault(Vec.GP, idtErr);
+    // Software interrupts check the gate's DPL against the CPL (SDM 6.12.1.1); INT1 does not.
+    if (soft && type !== 5 && dpl < st[St.CPL]) throw new CpuFault(Vec.GP, vector * 8 + 2);
+    if (!present) throw new CpuFault(Vec.NP, idtErr);
+    if (gtype === 0x05) {
+      taskSwitch(this, lo >>> 16, TaskSwitchReason.INT, ext, errorCode);
+      return;
     }
-    if (soft && dpl < st[St.CPL]) throw new CpuFault(Vec.GP, vector * 8 + 2);
-    if (!present) throw new CpuFault(Vec.NP, vector * 8 + 2 + ext);
     const sel = lo >>> 16;
     const offset = gate32 ? ((hi & 0xffff0000) | (lo & 0xffff)) >>> 0 : lo & 0xffff;
-    const desc = this.readDescriptor(sel, Vec.GP, ext);
-    if (desc === null) throw new CpuFault(Vec.GP, ext);
+    if ((sel & 0xfffc) === 0) throw new CpuFault(Vec.GP, ext);
+    const desc = this.readDescriptor(sel, Vec.GP, ext)!;
     const [dlo, dhi] = desc;
     const dAttr = descAttr(dhi);
     if (!(dAttr & Ar.S) || !(dAttr & Ar.CODE)) throw new CpuFault(Vec.GP, (sel & 0xfffc) + ext);
     const cdpl = (dAttr >> Ar.DPL_SHIFT) & 3;
     if (cdpl > st[St.CPL]) throw new CpuFault(Vec.GP, (sel & 0xfffc) + ext);
     if (!(dAttr & Ar.P)) throw new CpuFault(Vec.NP, (sel & 0xfffc) + ext);
+    const limit = descLimit(dlo, dhi);
+    if (offset > limit) throw new CpuFault(Vec.GP, ext);
     const flags = this.getFlags();
     const oldCs = this.getSegSel(Seg.CS), oldEip = st[St.RIP];
     const size = gate32 ? 4 : 2;
     const conforming = (dAttr & Ar.CONFORMING) !== 0;
-    if (!conforming && cdpl < st[St.CPL]) {
-      // Inter-privilege: switch to the inner stack from the TSS (SDM 6.12.1, 7.2.1).
-      const trBase = this.getSegBase(Seg.TR);
-      const newEsp = this.rdLinSys32((trBase + 4 + cdpl * 8) | 0);
-      const newSs = this.rdLinSys32((trBase + 8 + cdpl * 8) | 0) & 0xffff;
-      const oldSs = this.getSegSel(Seg.SS), oldEsp = st[Gpr4];
-      const ssDesc = this.readDescriptor(newSs, Vec.TS, ext);
-      if (ssDesc === null) throw new CpuFault(Vec.TS, (newSs & 0xfffc) + ext);
-      const ssAttr = descAttr(ssDesc[1]);
-      this.setSeg(Seg.SS, newSs, descBase(ssDesc[0], ssDesc[1]), descLimit(ssDesc[0], ssDesc[1]), ssAttr);
-      st[Gpr4] = newEsp;
-      this.push(oldSs, size);
-      this.push(oldEsp, size);
+    const fromV86 = (flags & Fl.VM) !== 0;
+    // From virtual-8086 mode the handler must be a ring-0, non-conforming code segment (SDM 20.3.1.1).
+    if (fromV86 && (conforming || cdpl !== 0)) throw new CpuFault(Vec.GP, (sel & 0xfffc) + ext);
+    const inner = !conforming && cdpl < st[St.CPL];
+    // Everything below changes state: keep what is needed to undo it if a push faults.
+    const savedSegs = st.slice(St.SEG, St.SEG + 8 * SEG_WORDS);
+    const savedEsp = st[Gpr4];
+    try {
+      if (inner) {
+        // Inter-privilege: switch to the inner stack from the TSS (SDM 6.12.1, 7.2.1).
+        const { ss, esp, sd, sa } = innerStack(this, cdpl, ext);
+        const oldSs = this.getSegSel(Seg.SS), oldEsp = st[Gpr4];
+        if (fromV86) st[St.RFLAGS] &= ~Fl.VM; // segment loads below are protected-mode loads
+        this.setSeg(Seg.SS, ss, descBase(sd[0], sd[1]), descLimit(sd[0], sd[1]), sa | Ar.ACCESSED);
+        st[Gpr4] = this.stack32 ? esp : esp & 0xffff;
+        if (fromV86) {
+          for (const s of [Seg.GS, Seg.FS, Seg.DS, Seg.ES]) this.push(this.getSegSel(s), size);
+        }
+        this.push(oldSs, size);
+        this.push(oldEsp, size);
+      }
+      this.push(flags, size);
+      this.push(oldCs, size);
+      this.push(oldEip, size);
+      if (errorCode >= 0) this.push(errorCode, size);
+    } catch (e) {
+      st.set(savedSegs, St.SEG);
+      st[Gpr4] = savedEsp;
+      this.setFlags(flags);
+      this.refreshAllSegs();
+      throw e;
     }
-    this.push(flags, size);
-    this.push(oldCs, size);
-    this.push(oldEip, size);
-    if (errorCode >= 0) this.push(errorCode, size);
-    this.setSeg(Seg.CS, (sel & 0xfffc) | cdpl, descBase(dlo, dhi), descLimit(dlo, dhi), dAttr);
+    if (fromV86) {
+      for (const s of [Seg.GS, Seg.FS, Seg.DS, Seg.ES]) this.setSeg(s, 0, 0, 0, Ar.UNUSABLE);
+    }
+    this.setDescriptorAccessed(sel, desc);
+    this.setSeg(Seg.CS, (sel & 0xfffc) | (conforming ? st[St.CPL] : cdpl), descBase(dlo, dhi), limit, dAttr | Ar.ACCESSED);
     st[St.RIP] = offset;
-    let nf = this.getFlags() & ~(Fl.TF | Fl.NT | Fl.RF | Fl.VM);
-    if (type === 0x0e || type === 0x06) nf &= ~Fl.IF;
+    let nf = flags & ~(Fl.TF | Fl.NT | Fl.RF | Fl.VM);
+    if (gtype === 0x0e || gtype === 0x06) nf &= ~Fl.IF;
     this.setFlags(nf);
-    this.updateCpl();
+    this.refreshAllSegs();
+  }
+
+  /**
+   * A linear access with supervisor privilege, as the processor makes for descriptor tables and
+   * the TSS (SDM 4.6: implicit supervisor-mode accesses), whatever the CPL. Accessed and dirty bits
+   * are set as for any access.
+   */
+  sysRead(la: number, size: number): number {
+    if (this.st[St.CPL] !== 3 || !(this.st[St.CR0] & Cr0.PG)) {
+      return size === 4 ? this.rdLin32(la) : size === 2 ? this.rdLin16(la) : this.rdLin8(la);
+    }
+    this.st[St.CPL] = 0;
+    try {
+      return size === 4 ? this.rdLin32(la) : size === 2 ? this.rdLin16(la) : this.rdLin8(la);
+    } finally {
+      this.st[St.CPL] = 3;
+      this.flushTlbPage(la);
+      this.flushTlbPage((la + size - 1) | 0);
+    }
+  }
+  sysWrite(la: number, size: number, v: number): void {
+    const user = this.st[St.CPL] === 3 && (this.st[St.CR0] & Cr0.PG) !== 0;
+    if (user) this.st[St.CPL] = 0;
+    try {
+      if (size === 4) this.wrLin32(la, v);
+      else if (size === 2) this.wrLin16(la, v);
+      else this.wrLin8(la, v);
+    } finally {
+      if (user) {
+        this.st[St.CPL] = 3;
+        this.flushTlbPage(la);
+        this.flushTlbPage((la + size - 1) | 0);
+      }
+    }
   }
 
   /** Supervisor-privilege linear read used by the processor itself (descriptor tables, TSS). */
@@ -1271,6 +1337,8 @@ export class Cpu {
       if (n > this.timer) n = this.timer;
       const ipMask = blk.ipMask;
       if (blk.hasRep) this.repLimit = Math.min(this.timer - (n - 1), 1 << 20);
+      const traced = st[St.RFLAGS] & Fl.TF;
+      if (traced !== 0) n = this.beginStep();
       this.repExtra = 0;
       this.stop = false;
       this.curBlockEip = eip;
@@ -1323,7 +1391,31 @@ export class Cpu {
       const retired = k + this.repExtra;
       this.icountLive += retired;
       this.timer -= retired;
+      if (traced !== 0) this.endStep();
     }
+  }
+
+  // Single-step (EFLAGS.TF, SDM vol. 3, 17.3.1.4): a block holds one instruction while TF is set,
+  // so the loop above pays nothing per instruction when it is clear.
+  private stepShadow = 0;
+  /** Set when a software interrupt was delivered: its handler starts with TF clear and no trap follows. */
+  softIntDelivered = false;
+  private beginStep(): number {
+    this.repLimit = 1; // a trap after each iteration of a REP string instruction
+    this.stepShadow = this.st[St.INTERRUPTIBILITY] & 2;
+    this.softIntDelivered = false;
+    return 1;
+  }
+  /**
+   * The single-step trap after an instruction that started with TF set: #DB with DR6.BS, RIP at
+   * the next instruction. None after INT n/INT3/INTO (the delivery cleared TF), and none right
+   * after MOV SS or POP SS (blocking by MOV SS holds it to the next instruction, SDM 6.8.3).
+   */
+  private endStep(): void {
+    if (this.softIntDelivered) { this.softIntDelivered = false; return; }
+    if ((this.st[St.INTERRUPTIBILITY] & 2) && !this.stepShadow) return;
+    this.st[St.DR + 12] |= 0x4000;
+    this.deliver(Vec.DB, -1, false);
   }
 
   /** The instruction at the current RIP, decoded without caching (for traces and exit details). */

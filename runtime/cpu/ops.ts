@@ -8,6 +8,7 @@
  */
 import type { Cpu } from "./cpu.ts";
 import { descAttr, descBase, descLimit } from "./cpu.ts";
+import { farCall, farJump, farReturn, iretProtected, iretV86 } from "./far.ts";
 import type { Insn } from "./insn.ts";
 import { OpKind, regIndex } from "./insn.ts";
 import { CpuFault } from "./fault.ts";
@@ -281,16 +282,23 @@ function ret(c: Cpu, i: Insn): void {
   c.adjustSp(i.osz + (i.dk === IMM ? i.imm & 0xffff : 0));
   c.st[St.RIP] = target;
 }
+/** Far transfers in protected mode (not virtual-8086) go through far.ts: gates, tasks, privilege changes. */
+function pmFar(c: Cpu): boolean {
+  return c.protectedMode && !c.v86;
+}
 function jmpFar(c: Cpu, i: Insn): void {
-  c.loadCs(i.imm2, i.imm & ipMask(i));
+  if (pmFar(c)) farJump(c, i.imm2, i.imm & ipMask(i));
+  else c.loadCs(i.imm2, i.imm & ipMask(i));
 }
 function jmpFarIndirect(c: Cpu, i: Insn): void {
   const off = ea(c, i);
   const eip = c.rd(i.seg, off, i.osz) & ipMask(i);
   const sel = c.rd16(i.seg, (off + i.osz) & (i.asz === 4 ? -1 : 0xffff));
-  c.loadCs(sel, eip);
+  if (pmFar(c)) farJump(c, sel, eip);
+  else c.loadCs(sel, eip);
 }
-function farCall(c: Cpu, i: Insn, sel: number, eip: number): void {
+/** Far CALL in real and virtual-8086 mode: push CS:IP, load CS as a real-mode selector. */
+function realFarCall(c: Cpu, i: Insn, sel: number, eip: number): void {
   const size = i.osz;
   const oldCs = c.getSegSel(Seg.CS), oldEip = c.st[St.RIP];
   // Check the stack frame before changing CS (restartable on #SS).
@@ -308,51 +316,24 @@ function farCall(c: Cpu, i: Insn, sel: number, eip: number): void {
   }
 }
 function callFar(c: Cpu, i: Insn): void {
-  farCall(c, i, i.imm2, i.imm & ipMask(i));
+  if (pmFar(c)) farCall(c, i.imm2, i.imm & ipMask(i), i.osz);
+  else realFarCall(c, i, i.imm2, i.imm & ipMask(i));
 }
 function callFarIndirect(c: Cpu, i: Insn): void {
   const off = ea(c, i);
   const eip = c.rd(i.seg, off, i.osz) & ipMask(i);
   const sel = c.rd16(i.seg, (off + i.osz) & (i.asz === 4 ? -1 : 0xffff));
-  farCall(c, i, sel, eip);
+  if (pmFar(c)) farCall(c, sel, eip, i.osz);
+  else realFarCall(c, i, sel, eip);
 }
 function retFar(c: Cpu, i: Insn): void {
   const size = i.osz;
+  const extra = i.dk === IMM ? i.imm & 0xffff : 0;
+  if (pmFar(c)) { farReturn(c, size, extra); return; }
   const eip = c.peek(size) & ipMask(i);
   const sel = c.peek(size, size) & 0xffff;
-  const extra = i.dk === IMM ? i.imm & 0xffff : 0;
-  if (c.protectedMode && !c.v86 && (sel & 3) > c.cpl) {
-    // Return to an outer privilege level: SS:ESP follow on the stack (SDM RET, "return to outer").
-    const esp = c.peek(size, 2 * size + extra);
-    const ss = c.peek(size, 3 * size + extra) & 0xffff;
-    const d = c.readDescriptor(sel, Vec.GP);
-    if (!d) throw new CpuFault(Vec.GP, 0);
-    const attr = descAttr(d[1]);
-    if (!(attr & Ar.CODE) || !(attr & Ar.S)) throw new CpuFault(Vec.GP, sel & 0xfffc);
-    if (!(attr & Ar.P)) throw new CpuFault(Vec.NP, sel & 0xfffc);
-    const rpl = sel & 3;
-    c.setSeg(Seg.CS, sel, descBase(d[0], d[1]), descLimit(d[0], d[1]), attr);
-    c.st[St.RIP] = eip;
-    const sd = c.readDescriptor(ss, Vec.GP);
-    if (!sd) throw new CpuFault(Vec.GP, 0);
-    c.setSeg(Seg.SS, ss, descBase(sd[0], sd[1]), descLimit(sd[0], sd[1]), descAttr(sd[1]));
-    if (c.stack32) c.st[ESP] = (esp + extra) | 0; else c.st16[ESP * 2] = (esp + extra) & 0xffff;
-    void rpl;
-    c.updateCpl();
-    dropDataSegsAbovePl(c);
-    return;
-  }
   c.loadCs(sel, eip);
   c.adjustSp(2 * size + extra);
-}
-/** After a return to an outer level, data segments the new CPL may not use become null (SDM RET). */
-function dropDataSegsAbovePl(c: Cpu): void {
-  for (const s of [Seg.ES, Seg.DS, Seg.FS, Seg.GS]) {
-    const a = c.getSegAttr(s);
-    const dpl = (a >> Ar.DPL_SHIFT) & 3;
-    const conformingCode = (a & Ar.CODE) && (a & Ar.CONFORMING);
-    if (!(a & Ar.UNUSABLE) && !conformingCode && dpl < c.cpl) c.setSeg(s, 0, 0, 0, Ar.UNUSABLE);
-  }
 }
 function loop(c: Cpu, i: Insn): void {
   const n = (getCount(c, i) - 1) & cxMask(i);
@@ -1040,38 +1021,8 @@ function iret(c: Cpu, i: Insn): void {
     c.setFlags((old & ~m) | (fl & m));
     return;
   }
-  if (c.v86) {
-    if (iopl(c) < 3) throw new CpuFault(Vec.GP, 0);
-  }
-  if (c.st[St.RFLAGS] & Fl.NT) throw new CpuFault(Vec.GP, 0); // task return: not supported yet
-  const eip = c.peek(size) >>> 0;
-  const cs = c.peek(size, size) & 0xffff;
-  const fl = c.peek(size, 2 * size);
-  const rpl = cs & 3;
-  if (rpl > c.cpl) {
-    const esp = c.peek(size, 3 * size);
-    const ss = c.peek(size, 4 * size) & 0xffff;
-    const oldCpl = c.cpl;
-    c.loadCs(cs & ~3 | c.cpl, 0); // validates the target code segment at the current CPL
-    const d = c.readDescriptor(cs, Vec.GP)!;
-    c.setSeg(Seg.CS, cs, descBase(d[0], d[1]), descLimit(d[0], d[1]), descAttr(d[1]));
-    const sd = c.readDescriptor(ss, Vec.GP);
-    if (!sd) throw new CpuFault(Vec.GP, 0);
-    c.setSeg(Seg.SS, ss, descBase(sd[0], sd[1]), descLimit(sd[0], sd[1]), descAttr(sd[1]));
-    c.st[St.RIP] = size === 4 ? eip : eip & 0xffff;
-    if (c.stack32) c.st[ESP] = esp; else c.st16[ESP * 2] = esp;
-    c.updateCpl();
-    const keep = c.getFlags();
-    let m = size === 4 ? 0x257fd5 : 0x7fd5;
-    if (oldCpl > 0) m &= ~Fl.IOPL;
-    if (oldCpl > iopl(c)) m &= ~Fl.IF;
-    c.setFlags((keep & ~m) | (fl & m));
-    dropDataSegsAbovePl(c);
-    return;
-  }
-  c.loadCs(cs, size === 4 ? eip : eip & 0xffff);
-  c.adjustSp(3 * size);
-  writeFlagsChecked(c, fl, size);
+  if (c.v86) iretV86(c, size);
+  else iretProtected(c, size);
 }
 
 // ---------------------------------------------------------------------------------------------
