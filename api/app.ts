@@ -113,7 +113,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   }
 
   /** How long a job may take before the watchdog replaces its worker: far beyond its own limits. */
-  const watchdog = (timeoutMs: number) => timeoutMs + limits.hookScript.runMs * 2 + 15_000;
+  const grace = opts.watchdogGraceMs ?? 15_000;
+  const watchdog = (timeoutMs: number) => timeoutMs + limits.hookScript.runMs * 2 + grace;
 
   const app = new Hono();
   const routes: RouteDoc[] = [];

@@ -99,6 +99,11 @@ export interface ServiceOptions {
   scripts?: (string | URL)[];
   /** Start the workers now instead of at the first run (a server wants this; tests do not). */
   prestart?: boolean;
+  /**
+   * How far past its own limits (wall time plus twice the hook time) a job may run before the
+   * watchdog replaces its worker (default 15 s). Only a bug or a stuck operator hook gets there.
+   */
+  watchdogGraceMs?: number;
 }
 
 /** The service's version, as `/v1/info` reports it. */
