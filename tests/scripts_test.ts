@@ -12,7 +12,7 @@ test("scripts/hello.ts prints 4 through the KVM API and through Machine", () => 
   assertEquals(helloKvm(), { output: "4\n", exits: ["io", "io", "hlt"], rip: 0x100c });
   assertEquals(helloMachine(), { output: "4\n", exit: "hlt", instructions: 7 });
 });
-test("npm start's script says what it did", () => {
+test("npm run hello says what it did", () => {
   const r = runScript("scripts/hello.ts", []);
   assertEquals(r.status, 0);
   assertEquals(r.stdout.includes('the guest printed "4\\n"'), true);
