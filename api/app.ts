@@ -81,6 +81,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   const schemas = makeSchemas(limits);
   const startedAt = performance.now();
   let inFlight = 0;
+  /** Sessions being built: they count against the session limit already. */
+  let creating = 0;
 
   const sessions: SessionTable = new SessionTable(limits.sessionIdleMs, (s) => {
     pool.submit({ op: "destroy", session: s.id }, { worker: s.worker, watchdogMs: 10_000 }).catch(() => {});
@@ -132,6 +134,10 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
 
   app.onError((err, c) => {
     if (err instanceof ApiProblem) return err.toResponse(c.req.path);
+    if (err instanceof WorkerJobError) {
+      const p = err.error.kind === "worker-lost" ? new ApiProblem("worker-lost", err.error.message) : fromWorkerError(err.error);
+      return p.toResponse(c.req.path);
+    }
     if (err instanceof HTTPException) return new ApiProblem("internal", err.message, { status: err.status }).toResponse(c.req.path);
     console.error(`vmxlab api: ${c.req.method} ${c.req.path}:`, err);
     return new ApiProblem("internal", `Internal error: ${(err as Error)?.message ?? String(err)}`).toResponse(c.req.path);
@@ -256,16 +262,23 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     const body = await jsonBody(c, schemas.CreateVmRequest, true) as RunRequest;
     const machine = machineSpec(body);
     const defaults = runSpec(body, { budget: limits.defaultBudget, timeoutMs: limits.defaultTimeoutMs, dumps: [] });
-    if (sessions.size >= limits.maxSessions) {
+    if (sessions.size + creating >= limits.maxSessions) {
       throw new ApiProblem("too-many-sessions", `${sessions.size} sessions are live (at most ${limits.maxSessions}); delete one or retry later`, {}, { "retry-after": "5" });
     }
     const id = sessions.newId();
-    await pool.start();
-    const worker = pool.leastLoaded();
-    const s = new Session(id, worker, machine.mode, machine.memBytes, machine.hooks, machine.script !== undefined, {
-      budget: defaults.budget, timeoutMs: defaults.timeoutMs, dumps: defaults.dumps,
-    });
-    const { value } = await submit({ op: "create", session: id, machine }, { worker, watchdogMs: 30_000, transfer: [machine.image.buffer as ArrayBuffer] });
+    creating++;
+    let value: unknown;
+    let s: Session;
+    try {
+      await pool.start();
+      const worker = pool.leastLoaded();
+      s = new Session(id, worker, machine.mode, machine.memBytes, machine.hooks, machine.script !== undefined, {
+        budget: defaults.budget, timeoutMs: defaults.timeoutMs, dumps: defaults.dumps,
+      });
+      ({ value } = await submit({ op: "create", session: id, machine }, { worker, watchdogMs: 30_000, transfer: [machine.image.buffer as ArrayBuffer] }));
+    } finally {
+      creating--;
+    }
     sessions.add(s);
     c.header("location", `/v1/vms/${id}`);
     return c.json(s.describe(limits.sessionIdleMs, (value as { regs: RegsReport }).regs), 201);

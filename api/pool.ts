@@ -52,6 +52,7 @@ export class WorkerPool {
   private slots: Slot[] = [];
   private readonly shared: Job[] = [];
   private started: Promise<HookSetInfo[]> | null = null;
+  private hookSets: HookSetInfo[] = [];
   private closed = false;
 
   constructor(private readonly opts: PoolOptions) {
@@ -62,10 +63,18 @@ export class WorkerPool {
   /** Spawn the workers and load the hook scripts in each; resolves with the hook sets they report. */
   start(): Promise<HookSetInfo[]> {
     if (this.closed) return Promise.reject(new Error("Worker pool is closed"));
-    this.started ??= (async () => {
-      const infos = await Promise.all(Array.from({ length: this.size }, (_, i) => this.spawn(i)));
-      return infos[0];
-    })();
+    if (!this.started) {
+      const started = (async () => {
+        const infos = await Promise.all(Array.from({ length: this.size }, (_, i) => this.slots[i]?.ready ? this.hookSets : this.spawn(i)));
+        this.hookSets = infos[0];
+        return infos[0];
+      })();
+      this.started = started;
+      // A failed start (a worker that cannot load) is retried by the next request, not cached.
+      started.catch(() => {
+        if (this.started === started) this.started = null;
+      });
+    }
     return this.started;
   }
 
@@ -121,6 +130,7 @@ export class WorkerPool {
   }
 
   private spawn(index: number): Promise<HookSetInfo[]> {
+    this.slots[index]?.worker.terminate();
     const worker = new Worker(new URL("./_worker.ts", import.meta.url), { type: "module" });
     const slot: Slot = { index, worker, busy: null, queue: this.slots[index]?.queue ?? [], ready: false };
     this.slots[index] = slot;
@@ -186,6 +196,14 @@ export class WorkerPool {
     // Session jobs queued for this worker refer to machines that are gone.
     for (const j of slot.queue.splice(0)) j.reject(err);
     this.opts.onWorkerLost(slot.index, reason);
-    this.spawn(slot.index).catch(() => {});
+    // A worker that never started is not respawned in a loop: the next request's start() retries it.
+    if (slot.ready) {
+      this.spawn(slot.index).catch(() => {});
+    } else {
+      this.started = null;
+    }
+    if (!this.slots.some((s) => s.ready)) {
+      for (const j of this.shared.splice(0)) j.reject(err);
+    }
   }
 }

@@ -159,7 +159,10 @@ test("An unknown session is a 404 problem and a malformed id a 400", async () =>
   assertEquals(fields(bad), ["id"]);
 });
 
-test("Sessions beyond the limit are a 429 problem", async () => {
+test("Sessions beyond the limit are a 429 problem, also when created at once", async () => {
+  const burst = await Promise.all(Array.from({ length: 6 }, () => call(service, "POST", "/v1/vms", { image: b64(GUESTS.incHalt) })));
+  assertEquals(burst.map((r) => r.status).sort(), [201, 201, 201, 201, 429, 429]);
+  for (const r of burst) if (r.status === 201) await call(service, "DELETE", `/v1/vms/${r.body.id}`);
   const ids = [];
   for (let i = 0; i < 4; i++) ids.push(await create());
   const r = await call(service, "POST", "/v1/vms", { image: b64(GUESTS.incHalt) });
