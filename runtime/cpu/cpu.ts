@@ -1067,7 +1067,7 @@ export class Cpu {
     const attr = descAttr(d[1]);
     const err = sel & 0xfffc;
     const cpl = st[St.CPL], dpl = (attr >> Ar.DPL_SHIFT) & 3, rpl = sel & 3;
-    if (!(attr & Ar.S) || !(attr & Ar.CODE)) throw new CpuFault(Vec.GP, err); // gates and TSS: later
+    if (!(attr & Ar.S) || !(attr & Ar.CODE)) throw new CpuFault(Vec.GP, err); // gates and TSSs are far.ts's
     if (attr & Ar.CONFORMING) { if (dpl > cpl) throw new CpuFault(Vec.GP, err); }
     else if (rpl > cpl || dpl !== cpl) throw new CpuFault(Vec.GP, err);
     if (!(attr & Ar.P)) throw new CpuFault(Vec.NP, err);
