@@ -317,6 +317,8 @@ export class VmHost {
         merge(total, r);
         left -= r.instructions;
         if (r.exit.reason === "budget" && left > 0) {
+          // A slice's end is not an exit the caller asked for.
+          unmerge(total, "preemption_timer", "budget");
           if (vm.console.truncated) {
             total.exit = { reason: "stopped", detail: `Console output limit reached (${this.limits.maxConsoleBytes} bytes)` };
             break;
@@ -325,8 +327,6 @@ export class VmHost {
             total.exit = { reason: "timeout" };
             break;
           }
-          // An intermediate slice end is not an exit the caller asked for.
-          unmerge(total, "preemption_timer", "budget");
           continue;
         }
         total.exit = r.exit;

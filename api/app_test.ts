@@ -85,6 +85,7 @@ test("A guest that exits on every few instructions still stops at its wall-time 
   const r = await call(service, "POST", "/v1/runs", { image: b64([0xb0, 0x01, 0xe6, 0x80, 0xeb, 0xfa]), budget: service.limits.maxBudget, timeoutMs: 100 });
   assertEquals(r.body.exit, { reason: "timeout" });
   assert(r.body.wallMs < 1500, `wallMs ${r.body.wallMs}`);
+  assertEquals(r.body.userspaceExits.budget, undefined, "slices of the budget are not reported as exits");
 });
 
 test("A guest that prints without end is stopped at the console limit", async () => {

@@ -68,8 +68,8 @@ export const USAGE = `Usage: serve [options]
 Serve vmxlab's HTTP API (npm start).
 
 Options:
-  --host HOST            address to listen on (default 127.0.0.1, or $HOST)
-  --port PORT            port (default 8787, or $PORT; 0 picks a free one)
+  --host HOST            address to listen on (default 127.0.0.1, or $VMXLAB_HOST)
+  --port PORT            port (default 8787, or $VMXLAB_PORT; 0 picks a free one)
   --script PATH          load an operator hook script (repeatable); the bundled ones load too
   --no-bundled           do not load the bundled hook scripts
   --workers N            worker threads for guest runs (default: the number of cores)
@@ -110,8 +110,8 @@ export async function main(argv: string[]): Promise<number> {
   };
   let service: Service, server: Server, host: string, port: number;
   try {
-    host = v.host ?? process.env.HOST ?? "127.0.0.1";
-    port = int("port", v.port ?? process.env.PORT) ?? 8787;
+    host = v.host ?? process.env.VMXLAB_HOST ?? "127.0.0.1";
+    port = int("port", v.port ?? process.env.VMXLAB_PORT) ?? 8787;
     const over = {
       maxBodyBytes: int("max-body", v["max-body"]), maxMemBytes: int("max-mem", v["max-mem"]),
       maxBudget: int("max-budget", v["max-budget"]), maxTimeoutMs: int("max-timeout", v["max-timeout"]),
