@@ -31,6 +31,9 @@ export class ActionError extends Error {
  */
 const SLICE = 1_000_000;
 
+/** The largest guest RAM a worker makes a machine for ahead of time. */
+const SPARE_MAX_MEM = 32 << 20;
+
 /** Console bytes of the current run, capped. */
 class ConsoleBuffer {
   bytes = new Uint8Array(256);
@@ -173,6 +176,8 @@ export class VmHost {
     const list = this.spare.get(key) ?? [];
     if (list.length >= 2) return;
     const [mode, mem] = key.split("/");
+    // Only small machines are kept ready: an idle worker should not hold large guest RAM.
+    if (Number(mem) > SPARE_MAX_MEM) return;
     list.push(this.newMachine(mode as MachineSpec["mode"], Number(mem)));
     this.spare.set(key, list);
   }
