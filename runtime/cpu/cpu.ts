@@ -112,8 +112,21 @@ export class Cpu {
   vmcs: Vmcs | null = null;
   phys: PhysMap;
 
-  /** Instructions the preemption timer still allows in this entry (Infinity when it is off). */
+  /**
+   * Instructions the loop may still run in this entry before something is due: the preemption
+   * timer, or the host's timer interrupt (`hostIntrAt`); Infinity when neither is armed.
+   */
   timer = Infinity;
+  /** The instruction count at which the preemption timer expires in this entry (Infinity when off). */
+  private ptEnd = Infinity;
+  /**
+   * The instruction count at which the host's timer interrupt arrives (KVM's in-kernel PIT, whose
+   * time is derived from the instruction count); with external-interrupt exiting it is a VM exit
+   * (reason 1) at exactly that instruction boundary. Infinity for none.
+   */
+  hostIntrAt = Infinity;
+  /** CPU_BASED INTR_WINDOW_EXITING, cached at VM entry. */
+  private intrWindow = false;
   /** Set by an instruction or a code-page write to end the current block after it. */
   stop = false;
   /** A VM exit has been recorded in the VMCS; the run loop returns. */
@@ -1237,7 +1250,11 @@ export class Cpu {
       this.exceptionBitmap = v.read(VmcsField.EXCEPTION_BITMAP);
       this.ctlVersion = v.version;
     }
-    this.timer = this.pinBased & PinBased.PREEMPTION_TIMER ? v.read(VmcsField.VMX_PREEMPTION_TIMER_VALUE) : Infinity;
+    const pt = this.pinBased & PinBased.PREEMPTION_TIMER ? v.read(VmcsField.VMX_PREEMPTION_TIMER_VALUE) : Infinity;
+    this.ptEnd = this.icountLive + pt;
+    const host = this.pinBased & PinBased.EXT_INTR_EXITING ? this.hostIntrAt - this.icountLive : Infinity;
+    this.timer = host < pt ? host : pt;
+    this.intrWindow = (this.cpuBased & CpuBased.INTR_WINDOW_EXITING) !== 0;
     this.exitPending = false;
     this.interruptedByHost = false;
     v.exitReason = 0;
@@ -1261,7 +1278,7 @@ export class Cpu {
       if (this.exitPending) return this.vmExitCommon();
     }
     if (this.timer <= 0) {
-      this.recordExit(ExitReason.PREEMPTION_TIMER, 0);
+      this.timerExit();
       return this.vmExitCommon();
     }
     this.runLoop();
@@ -1272,8 +1289,17 @@ export class Cpu {
     const v = this.vmcs!;
     this.stf[St.ICOUNT_F64] = this.icountLive;
     if ((this.pinBased & PinBased.PREEMPTION_TIMER) && (v.read(VmcsField.VM_EXIT_CONTROLS) & ExitCtl.SAVE_PREEMPTION_TIMER)) {
-      v.write(VmcsField.VMX_PREEMPTION_TIMER_VALUE, Math.max(0, this.timer));
+      v.write(VmcsField.VMX_PREEMPTION_TIMER_VALUE, Math.max(0, this.ptEnd - this.icountLive));
     }
+  }
+
+  /**
+   * `timer` reached zero: the preemption timer expired (reason 52), or the host's timer interrupt
+   * arrived (reason 1, external-interrupt exiting); the preemption timer first when both are due.
+   */
+  private timerExit(): void {
+    if (this.icountLive >= this.ptEnd) this.recordExit(ExitReason.PREEMPTION_TIMER, 0);
+    else this.recordExit(ExitReason.EXTERNAL_INTERRUPT, 0);
   }
 
   /** Count `n` retired instructions against the instruction counter and the preemption timer. */
@@ -1293,7 +1319,7 @@ export class Cpu {
     let prev: Block | null = null;
     for (;;) {
       if (this.timer <= 0) {
-        this.recordExit(ExitReason.PREEMPTION_TIMER, 0);
+        this.timerExit();
         return;
       }
       if (++sinceCheck >= 4096) {
@@ -1303,6 +1329,15 @@ export class Cpu {
           this.recordExit(ExitReason.EXTERNAL_INTERRUPT, 0);
           return;
         }
+      }
+      // External interrupts are recognised between blocks (STI, MOV SS, POPF and IRET end one).
+      // Blocking by STI or MOV SS covers the one instruction after it: that instruction runs as a
+      // block of its own and the blocking ends with it (SDM 6.8.3, 24.4.2). With the blocking
+      // gone and IF=1, interrupt-window exiting exits before the next instruction (SDM 25.2).
+      const shadow = st[St.INTERRUPTIBILITY];
+      if (shadow === 0 && this.intrWindow && (st[St.RFLAGS] & Fl.IF) !== 0) {
+        this.recordExit(ExitReason.INTERRUPT_WINDOW, 0);
+        return;
       }
       const eip = st[St.RIP];
       let blk: Block | null = null;
@@ -1317,6 +1352,7 @@ export class Cpu {
         } catch (e) {
           prev = null;
           if (!(e instanceof CpuFault)) throw e;
+          if (shadow !== 0) st[St.INTERRUPTIBILITY] &= ~shadow;
           this.deliver(e.vector, e.errorCode, false);
           if (this.exitPending) return;
           continue;
@@ -1335,6 +1371,7 @@ export class Cpu {
       const insns = blk.insns;
       let n = insns.length;
       if (n > this.timer) n = this.timer;
+      if (shadow !== 0) n = 1;
       const ipMask = blk.ipMask;
       if (blk.hasRep) this.repLimit = Math.min(this.timer - (n - 1), 1 << 20);
       const traced = st[St.RFLAGS] & Fl.TF;
@@ -1374,6 +1411,7 @@ export class Cpu {
         if (e === VmExitSignal.instance) return;
         if (!(e instanceof CpuFault)) throw e;
         this.mmioLog.length = 0;
+        if (shadow !== 0) st[St.INTERRUPTIBILITY] &= ~shadow;
         this.deliver(e.vector, e.errorCode, false);
         if (this.exitPending) return;
         continue;
@@ -1391,6 +1429,10 @@ export class Cpu {
       const retired = k + this.repExtra;
       this.icountLive += retired;
       this.timer -= retired;
+      if (shadow !== 0) {
+        st[St.INTERRUPTIBILITY] &= ~shadow;
+        prev = null; // the next block starts inside this one: do not link to it
+      }
       if (traced !== 0) this.endStep();
     }
   }

@@ -19,6 +19,8 @@ export interface GuestOptions {
   trace?: boolean;
   /** The handle to create the VM on (the shared default module otherwise). */
   kvm?: Kvm;
+  /** Create the in-kernel PIC and PIT (KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2) before the vCPU. */
+  irqchip?: boolean;
 }
 
 /** A VM and its one vCPU. */
@@ -38,6 +40,10 @@ function create(code: readonly number[], opts: GuestOptions): Guest {
   const vm = kvm.createVm({ trace: opts.trace ?? false });
   vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memorySize: opts.memSize ?? 0x10000 });
   vm.writeGuest(CODE, new Uint8Array(code));
+  if (opts.irqchip) {
+    vm.createIrqchip();
+    vm.createPit2();
+  }
   const vcpu = vm.createVcpu(0);
   return { kvm, vm, vcpu };
 }

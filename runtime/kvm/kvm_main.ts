@@ -3,6 +3,8 @@
  * memslots and in-kernel PIO bus, and the VM ioctl that creates vCPUs.
  */
 import { PioBus } from "../devices/pio_bus.ts";
+import { I8259Pair } from "../devices/i8259.ts";
+import { I8254 } from "../devices/i8254.ts";
 import type { PioDevice } from "../devices/device.ts";
 import { VCPU_AREA_BYTES } from "../cpu/state.ts";
 import type { PhysMap } from "../cpu/cpu.ts";
@@ -143,6 +145,10 @@ export class Vm implements PhysMap {
   cpuid: CpuidEntry[] = defaultCpuid();
   /** Exit to userspace on unknown MSRs (KVM_CAP_X86_USER_SPACE_MSR) instead of injecting #GP. */
   userspaceMsr = false;
+  /** The in-kernel 8259A pair (KVM_CREATE_IRQCHIP), or null when the interrupt controller is userspace's. */
+  pic: I8259Pair | null = null;
+  /** The in-kernel 8254 (KVM_CREATE_PIT2), or null. */
+  pit: I8254 | null = null;
   tracer: Tracer | null = null;
 
   constructor(readonly module: KvmModule, opts: { trace?: boolean | TraceSink } = {}) {
@@ -274,6 +280,66 @@ export class Vm implements PhysMap {
   /** Attach a device to the in-kernel PIO bus (KVM_CREATE_PIT2-style in-kernel devices). */
   attachKernelDevice(dev: PioDevice): void {
     this.pioBus.attach(dev);
+  }
+
+  /**
+   * KVM_CREATE_IRQCHIP: put the interrupt controller in the kernel, an 8259A pair on the in-kernel
+   * PIO bus (ports 0x20–0x21, 0xA0–0xA1, 0x4D0–0x4D1). Its INT output is injected at VM entry;
+   * HLT then waits in the kernel for an interrupt instead of exiting (see kvmEmulateHalt), and
+   * KVM_INTERRUPT is refused, as KVM refuses it with an in-kernel PIC.
+   * @throws KvmError("state") when the VM already has one, or has vCPUs (KVM: EEXIST, EINVAL)
+   * @example
+   * ```ts
+   * import { Kvm } from "../mod.ts";
+   *
+   * const vm = (await Kvm.open()).createVm();
+   * vm.createIrqchip();
+   * vm.createPit2();
+   * vm.irqLine(4, 1); // KVM_IRQ_LINE: raise IRQ4 (the COM1 line)
+   * vm.irqLine(4, 0);
+   * ```
+   */
+  createIrqchip(): void {
+    this.tracer?.record("kvmVmIoctl", { ioctl: "KVM_CREATE_IRQCHIP" });
+    if (this.pic !== null) throw new KvmError("state", "Cannot create the irqchip: this VM already has one");
+    if (this.vcpus.length > 0) throw new KvmError("state", "Cannot create the irqchip after KVM_CREATE_VCPU: create it first");
+    const pic = new I8259Pair();
+    this.pioBus.attach(pic);
+    this.pic = pic;
+  }
+  /**
+   * KVM_CREATE_PIT2: an in-kernel 8254 at ports 0x40–0x43 and 0x61, channel 0 on IRQ0 of the
+   * in-kernel PIC, counting in virtual time (`clock()`).
+   * @throws KvmError("state") without an in-kernel irqchip, or when the VM already has a PIT
+   */
+  createPit2(): void {
+    this.tracer?.record("kvmVmIoctl", { ioctl: "KVM_CREATE_PIT2" });
+    const pic = this.pic;
+    if (pic === null) throw new KvmError("state", "Cannot create the PIT: it needs the in-kernel irqchip (call createIrqchip first)");
+    if (this.pit !== null) throw new KvmError("state", "Cannot create the PIT: this VM already has one");
+    const pit = new I8254({ clock: () => this.clock(), irq0: (level) => pic.setIrq(0, level) });
+    this.pioBus.attach(pit);
+    this.pit = pit;
+  }
+  /**
+   * KVM_IRQ_LINE: drive PIC input `irq` (0–15) to `level` (edge-triggered inputs latch a rising
+   * edge; see I8259Pair). The interrupt reaches the guest at the next VM entry.
+   * @throws KvmError("state") without an in-kernel irqchip; RangeError for an IRQ outside 0–15
+   */
+  irqLine(irq: number, level: number | boolean): void {
+    const pic = this.pic;
+    if (pic === null) throw new KvmError("state", `Cannot set IRQ line ${irq}: KVM_IRQ_LINE needs the in-kernel irqchip (call createIrqchip first)`);
+    this.tracer?.record("kvmVmIoctl", { ioctl: "KVM_IRQ_LINE", irq, level: level ? 1 : 0 });
+    pic.setIrq(irq, !!level);
+  }
+  /**
+   * The VM's virtual clock in nanoseconds: the first vCPU's retired instructions plus the time it
+   * spent halted (one instruction is 1 ns at the nominal 1 GHz TSC of kvmTimerInit). The in-kernel
+   * PIT counts on it, so timer interrupts arrive at the same instruction in every run.
+   */
+  clock(): number {
+    const v = this.vcpus[0];
+    return v === undefined ? 0 : v.cpu.icount + v.idleNs;
   }
 
   /** KVM_CREATE_VCPU. */

@@ -30,8 +30,17 @@ export class KvmRun {
   exitReason: number = KvmExit.UNKNOWN;
   /** Set by userspace to make the next KVM_RUN return KVM_EXIT_INTR at once. */
   immediateExit = false;
-  /** Corresponds to kvm_run.if_flag and ready_for_interrupt_injection. */
+  /**
+   * Set by userspace (kvm_run.request_interrupt_window) with a userspace irqchip: KVM_RUN returns
+   * KVM_EXIT_IRQ_WINDOW_OPEN as soon as the guest can take an interrupt from KVM_INTERRUPT.
+   */
+  requestInterruptWindow = false;
+  /** Corresponds to kvm_run.if_flag: the guest's EFLAGS.IF when KVM_RUN returned. */
   ifFlag = false;
+  /**
+   * Corresponds to kvm_run.ready_for_interrupt_injection: KVM_INTERRUPT would be taken at the next
+   * entry (IF=1, no STI or MOV SS blocking, nothing queued). Always true with an in-kernel irqchip.
+   */
   readyForInterruptInjection = false;
   /** KVM_EXIT_IO: `data` holds count elements of size bytes at dataOffset. */
   readonly io = { direction: 0, size: 0, port: 0, count: 0, dataOffset: 0 };
@@ -62,6 +71,8 @@ export type VcpuExit =
   | { reason: "mmio"; physAddr: number; len: number; isWrite: boolean; data: Uint8Array }
   /** Corresponds to KVM_EXIT_HLT. */
   | { reason: "hlt" }
+  /** Corresponds to KVM_EXIT_IRQ_WINDOW_OPEN (the guest can take an interrupt; see requestInterruptWindow). */
+  | { reason: "irq_window_open" }
   /** Corresponds to KVM_EXIT_SHUTDOWN (a triple fault). */
   | { reason: "shutdown"; vectors: number[]; rip: number; bytes: number[] }
   /** Corresponds to KVM_EXIT_HYPERCALL. */
@@ -95,6 +106,7 @@ export function toVcpuExit(run: KvmRun): VcpuExit {
     case KvmExit.MMIO:
       return { reason: "mmio", physAddr: run.mmio.physAddr, len: run.mmio.len, isWrite: run.mmio.isWrite, data: run.mmio.data.slice(0, run.mmio.len) };
     case KvmExit.HLT: return { reason: "hlt" };
+    case KvmExit.IRQ_WINDOW_OPEN: return { reason: "irq_window_open" };
     case KvmExit.SHUTDOWN: return { reason: "shutdown", ...structuredClone(run.shutdown) };
     case KvmExit.HYPERCALL: return { reason: "hypercall", nr: run.hypercall.nr, args: [...run.hypercall.args] };
     case KvmExit.EXCEPTION: return { reason: "exception", exception: run.ex.exception, errorCode: run.ex.errorCode };

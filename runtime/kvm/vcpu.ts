@@ -8,7 +8,10 @@ import type { Vmcs } from "../cpu/vmcs.ts";
 import { KvmRun } from "./kvm_run.ts";
 import type { Vm } from "./kvm_main.ts";
 import { KvmError } from "./kvm_main.ts";
-import { kvmVcpuIoctl } from "./x86.ts";
+import { kvmQueueInterrupt, kvmVcpuIoctl } from "./x86.ts";
+
+/** KVM_GET_MP_STATE values (include/uapi/linux/kvm.h). */
+export const MpState = { RUNNABLE: 0, UNINITIALIZED: 1, INIT_RECEIVED: 2, HALTED: 3, SIPI_RECEIVED: 4 } as const;
 
 /** KVM_GET_REGS / KVM_SET_REGS. 64-bit values are exact up to 2^53. */
 export interface KvmRegs {
@@ -57,8 +60,20 @@ export class Vcpu {
   completeUserspaceIo: ((vcpu: Vcpu) => number) | null = null;
   /** State of the PIO in flight (vcpu->arch.pio). */
   readonly pio = { isIn: false, size: 0, port: 0, count: 0, string: false, rep: false, asz: 4, seg: 3 };
-  /** An exception or interrupt to inject at the next entry (vcpu->arch.exception / interrupt). */
+  /** An exception to inject at the next entry (vcpu->arch.exception). */
   pendingEvent: { vector: number; errorCode: number; type: number } | null = null;
+  /**
+   * The vector KVM_INTERRUPT queued (vcpu->arch.interrupt with a userspace irqchip), -1 for none:
+   * injected at the first entry where the guest can take it.
+   */
+  queuedIrq = -1;
+  /** KVM_MP_STATE_RUNNABLE or KVM_MP_STATE_HALTED (a HLT waiting for an in-kernel interrupt). */
+  mpState: number = MpState.RUNNABLE;
+  /**
+   * Virtual nanoseconds this vCPU spent halted. The VM's virtual clock is the first vCPU's retired
+   * instructions plus this (one instruction = 1 ns at the nominal 1 GHz TSC); see `Vm.clock`.
+   */
+  idleNs = 0;
   /** The guest shut down (triple fault); KVM_RUN keeps returning KVM_EXIT_SHUTDOWN until the state is set again. */
   shutDown = false;
   /**
@@ -144,10 +159,42 @@ export class Vcpu {
     return this.kvmRun;
   }
 
-  /** KVM_INTERRUPT: inject an external interrupt vector at the next entry (when IF allows it). */
+  /**
+   * KVM_INTERRUPT, for a VM whose interrupt controller lives in userspace: queue external
+   * interrupt `vector`. It is delivered at the first entry where the guest can take it (IF=1, no
+   * STI or MOV SS blocking); until then KVM exits on the interrupt window to deliver it as soon as
+   * it opens. Userspace should wait for `kvmRun.readyForInterruptInjection` (or set
+   * `kvmRun.requestInterruptWindow` and wait for KVM_EXIT_IRQ_WINDOW_OPEN) before queueing.
+   * @throws KvmError("state") with an in-kernel irqchip (KVM answers ENXIO: use `vm.irqLine`), or
+   *   while a vector is still queued
+   * @example
+   * ```ts
+   * import { Kvm } from "../mod.ts";
+   *
+   * const vm = (await Kvm.open()).createVm();
+   * vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memorySize: 0x10000 });
+   * vm.writeGuest(0x20 * 4, new Uint8Array([0x00, 0x11, 0, 0])); // IVT[0x20] = 0000:1100
+   * vm.writeGuest(0x1100, new Uint8Array([0xf4])); // the handler: hlt
+   * vm.writeGuest(0x1000, new Uint8Array([0xfb, 0xeb, 0xfe])); // sti; jmp $
+   * const vcpu = vm.createVcpu(0);
+   * const sregs = vcpu.getSregs();
+   * sregs.cs.base = 0; sregs.cs.selector = 0;
+   * vcpu.setSregs(sregs);
+   * vcpu.setRegs({ rip: 0x1000, rsp: 0x8000, rflags: 2 });
+   * vcpu.interrupt(0x20);
+   * vcpu.run(); // KVM_EXIT_HLT from the handler
+   * if (vcpu.getRegs().rip !== 0x1101) throw new Error("the handler should have run");
+   * ```
+   */
   interrupt(vector: number): void {
     if (!Number.isInteger(vector) || vector < 0 || vector > 255) throw new RangeError(`Invalid interrupt vector: ${vector}`);
-    this.pendingEvent = { vector, errorCode: -1, type: 0 };
+    if (this.vm.pic !== null) {
+      throw new KvmError("state", `Cannot queue interrupt vector 0x${vector.toString(16)}: KVM_INTERRUPT is for a userspace irqchip and this VM has an in-kernel PIC (use vm.irqLine)`);
+    }
+    if (this.queuedIrq >= 0) {
+      throw new KvmError("state", `Cannot queue interrupt vector 0x${vector.toString(16)}: vector 0x${this.queuedIrq.toString(16)} is still queued (wait for kvmRun.readyForInterruptInjection)`);
+    }
+    kvmQueueInterrupt(this, vector);
   }
   /** Queue an exception for the guest (KVM_SET_VCPU_EVENTS with exception.injected). */
   queueException(vector: number, errorCode = -1): void {

@@ -9,7 +9,7 @@ import { CpuBased, IntrInfo, VmcsField } from "../cpu/vmcs.ts";
 import type { KvmModule } from "./kvm_main.ts";
 import { KvmError } from "./kvm_main.ts";
 import { KVM_ENOSYS, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KvmExit } from "./kvm_run.ts";
-import type { Vcpu } from "./vcpu.ts";
+import { MpState, type Vcpu } from "./vcpu.ts";
 import type { KvmX86Ops } from "./x86_ops.ts";
 
 /** One CPUID leaf (struct kvm_cpuid_entry2). */
@@ -74,8 +74,13 @@ export function kvmVcpuIoctl(vcpu: Vcpu, ioctl: "KVM_RUN"): number {
   return r;
 }
 
-/** kvm_arch_vcpu_ioctl_run: finish what userspace completed, then run. */
+/** kvm_arch_vcpu_ioctl_run: finish what userspace completed, run, and report the interrupt state. */
 function kvmArchVcpuIoctlRun(vcpu: Vcpu): number {
+  const r = vcpuIoctlRun(vcpu);
+  postKvmRunSave(vcpu);
+  return r;
+}
+function vcpuIoctlRun(vcpu: Vcpu): number {
   const t = vcpu.vm.tracer;
   if (t) t.record("kvmArchVcpuIoctlRun");
   const run = vcpu.kvmRun;
@@ -96,38 +101,115 @@ function kvmArchVcpuIoctlRun(vcpu: Vcpu): number {
   return vcpuRun(vcpu);
 }
 
-/** __vcpu_run: enter the guest until an exit needs userspace. */
+/**
+ * post_kvm_run_save: what userspace reads about interrupts when KVM_RUN returns. With an in-kernel
+ * irqchip userspace never injects, so KVM reports it always ready.
+ */
+function postKvmRunSave(vcpu: Vcpu): void {
+  const run = vcpu.kvmRun;
+  run.ifFlag = (vcpu.cpu.st[St.RFLAGS] & Fl.IF) !== 0;
+  run.readyForInterruptInjection = vcpu.vm.pic !== null || readyForInterruptInjection(vcpu);
+}
+/** kvm_vcpu_ready_for_interrupt_injection: KVM_INTERRUPT now would be delivered at the next entry. */
+function readyForInterruptInjection(vcpu: Vcpu): boolean {
+  return vcpu.queuedIrq < 0 && vcpu.pendingEvent === null && vcpu.vm.module.ops.interruptAllowed(vcpu);
+}
+
+/**
+ * __vcpu_run: enter the guest (or wait in the kernel while it halts) until an exit needs userspace.
+ * Every 64 rounds the wall-clock deadline is checked here too, as KVM checks for a pending signal,
+ * so a guest that keeps the kernel busy (in-kernel IO, timer interrupts, halts) still ends.
+ */
 function vcpuRun(vcpu: Vcpu): number {
   const t = vcpu.vm.tracer;
   if (t) t.record("__vcpuRun");
+  const run = vcpu.kvmRun, cpu = vcpu.cpu;
+  let rounds = 0;
   for (;;) {
-    const r = vcpuEnterGuest(vcpu);
+    const r = vcpu.mpState === MpState.RUNNABLE ? vcpuEnterGuest(vcpu) : vcpuBlock(vcpu);
     if (r <= 0) return r;
+    if (run.requestInterruptWindow && vcpu.vm.pic === null && readyForInterruptInjection(vcpu)) {
+      if (t) t.record("kvmExitIrqWindowOpen");
+      run.exitReason = KvmExit.IRQ_WINDOW_OPEN;
+      return 0;
+    }
+    if ((++rounds & 63) === 0 && cpu.deadline !== Infinity && performance.now() >= cpu.deadline) {
+      cpu.interruptedByHost = true;
+      run.exitReason = KvmExit.INTR;
+      return 0;
+    }
   }
 }
 
-/** vcpu_enter_guest: inject pending events, run (vmxVcpuRun), handle the exit (vmxHandleExit). */
+/**
+ * vcpu_enter_guest: run the in-kernel timer if it is due, inject pending events, run
+ * (vmxVcpuRun), handle the exit (vmxHandleExit).
+ */
 export function vcpuEnterGuest(vcpu: Vcpu): number {
-  const t = vcpu.vm.tracer;
+  const vm = vcpu.vm;
+  const t = vm.tracer;
   if (t) t.record("vcpuEnterGuest");
-  const ev = vcpu.pendingEvent;
-  if (ev !== null) injectPending(vcpu, ev);
-  const ops = vcpu.vm.module.ops;
+  const pit = vm.pit, pic = vm.pic;
+  const cpu = vcpu.cpu;
+  if (pit !== null) {
+    if (pit.nextEventTime !== Infinity && vm.clock() >= pit.nextEventTime) kvmPitTimerFn(vcpu);
+    // The PIT's next edge arrives as a host interrupt at that instruction count (the first vCPU's).
+    cpu.hostIntrAt = vcpu === vm.vcpus[0] ? pit.nextEventTime - vcpu.idleNs : Infinity;
+  }
+  if (vcpu.pendingEvent !== null || vcpu.queuedIrq >= 0 || (pic !== null && pic.output) || vcpu.kvmRun.requestInterruptWindow) {
+    injectPendingEvent(vcpu);
+  }
+  const ops = vm.module.ops;
   ops.run(vcpu);
-  const run = vcpu.kvmRun;
-  const st = vcpu.cpu.st;
-  run.ifFlag = (st[St.RFLAGS] & Fl.IF) !== 0;
-  run.readyForInterruptInjection = run.ifFlag && vcpu.pendingEvent === null && st[St.INTERRUPTIBILITY] === 0;
   return ops.handleExit(vcpu);
 }
 
-function injectPending(vcpu: Vcpu, ev: { vector: number; errorCode: number; type: number }): void {
-  const st = vcpu.cpu.st;
-  if (ev.type === IntrInfo.TYPE_EXT_INTR) {
-    // External interrupts wait for IF=1 and no STI/MOV SS blocking (SDM 6.8.3).
-    if (!(st[St.RFLAGS] & Fl.IF) || st[St.INTERRUPTIBILITY] !== 0) return;
+/** The PIT's timer callback (pit_timer_fn): signal the edges that are due on IRQ0. */
+function kvmPitTimerFn(vcpu: Vcpu): void {
+  const vm = vcpu.vm;
+  const fired = vm.pit!.update();
+  vm.tracer?.record("kvmPitTimerFn", { clock: vm.clock(), irq0: fired });
+}
+
+/**
+ * inject_pending_event: an exception first; else an external interrupt (KVM_INTERRUPT's queued
+ * vector, or the in-kernel PIC's INTA) when the guest can take one. An interrupt that has to wait
+ * turns interrupt-window exiting on, so the guest exits the moment it can take it (vmx.c's
+ * enable_irq_window); so does userspace's request_interrupt_window.
+ */
+function injectPendingEvent(vcpu: Vcpu): void {
+  const ops = vcpu.vm.module.ops;
+  const pic = vcpu.vm.pic;
+  const t = vcpu.vm.tracer;
+  const ev = vcpu.pendingEvent;
+  if (ev !== null) {
+    vcpu.pendingEvent = null;
+    injectException(vcpu, ev);
+  } else if (ops.interruptAllowed(vcpu)) {
+    if (vcpu.queuedIrq >= 0) {
+      if (t) t.record("kvmInjectIrq", { vector: vcpu.queuedIrq, source: "KVM_INTERRUPT" });
+      ops.injectIrq(vcpu, vcpu.queuedIrq);
+      vcpu.queuedIrq = -1;
+    } else if (pic !== null && pic.output) {
+      const vector = pic.readIrq(); // kvm_cpu_get_interrupt: the PIC's INTA cycle
+      if (t) t.record("kvmInjectIrq", { vector, source: "pic" });
+      ops.injectIrq(vcpu, vector);
+    }
   }
-  vcpu.pendingEvent = null;
+  const run = vcpu.kvmRun;
+  if (vcpu.queuedIrq >= 0 || (pic !== null && pic.output) || (run.requestInterruptWindow && pic === null)) {
+    ops.enableIrqWindow(vcpu);
+  }
+}
+
+/** Queue vcpu->arch.interrupt (kvm_queue_interrupt): KVM_INTERRUPT with a userspace irqchip. */
+export function kvmQueueInterrupt(vcpu: Vcpu, vector: number): void {
+  vcpu.vm.tracer?.record("kvmQueueInterrupt", { vector });
+  vcpu.queuedIrq = vector;
+}
+
+function injectException(vcpu: Vcpu, ev: { vector: number; errorCode: number; type: number }): void {
+  const st = vcpu.cpu.st;
   // Real-mode exceptions push no error code, and VM entry refuses to deliver one with CR0.PE=0
   // (SDM 26.2.1.3), so KVM drops it there (kvm_inject_exception: has_error_code &= is_protmode).
   const hasErrorCode = ev.errorCode >= 0 && (st[St.CR0] & Cr0.PE) !== 0;
@@ -315,11 +397,62 @@ export function kvmEmulateCpuid(vcpu: Vcpu): number {
   return 1;
 }
 
-/** kvm_emulate_halt: skip the HLT and exit to userspace (no in-kernel interrupt source can wake it yet). */
+/**
+ * kvm_emulate_halt: skip the HLT, then halt the vCPU. Without an in-kernel irqchip userspace
+ * owns interrupts, so the HLT goes to userspace (KVM_EXIT_HLT); with one, the vCPU waits in the
+ * kernel (vcpuBlock) for an interrupt.
+ */
 export function kvmEmulateHalt(vcpu: Vcpu): number {
   vcpu.vm.tracer?.record("kvmEmulateHalt");
   vcpu.vm.module.ops.skipEmulatedInstruction(vcpu);
   vcpu.cpu.st[St.ACTIVITY] = 0;
+  if (vcpu.vm.pic === null) {
+    vcpu.kvmRun.exitReason = KvmExit.HLT;
+    return 0;
+  }
+  vcpu.mpState = MpState.HALTED;
+  return 1;
+}
+
+/**
+ * kvm_arch_vcpu_runnable: a halted vCPU wakes for an exception to inject or an interrupt it can
+ * take (IF=1, no blocking).
+ */
+function kvmArchVcpuRunnable(vcpu: Vcpu): boolean {
+  if (vcpu.pendingEvent !== null) return true;
+  const pic = vcpu.vm.pic;
+  const pending = vcpu.queuedIrq >= 0 || (pic !== null && pic.output);
+  return pending && vcpu.vm.module.ops.interruptAllowed(vcpu);
+}
+
+/**
+ * vcpu_block (kvm_vcpu_block): a halted vCPU waits for kvmArchVcpuRunnable. Nothing runs while it
+ * waits, so virtual time jumps to the in-kernel timer's next edge when that edge can wake it (the
+ * PIT armed, IF=1, and the PIC would raise INT for IRQ0); the guest TSC moves on with it (through
+ * TSC_OFFSET, as the host TSC runs on while a vCPU sleeps). When nothing in the kernel can wake
+ * it, the HLT goes to userspace as KVM_EXIT_HLT after all. The instruction budget does not count
+ * halted time; the wall-clock deadline is checked in vcpuRun.
+ */
+function vcpuBlock(vcpu: Vcpu): number {
+  const vm = vcpu.vm;
+  const pit = vm.pit, pic = vm.pic!;
+  const t = vm.tracer;
+  for (let slept = 0; ; slept++) {
+    if (pit !== null && pit.nextEventTime !== Infinity && vm.clock() >= pit.nextEventTime) kvmPitTimerFn(vcpu);
+    if (kvmArchVcpuRunnable(vcpu)) {
+      if (t) t.record("kvmVcpuWakeup");
+      vcpu.mpState = MpState.RUNNABLE;
+      return 1;
+    }
+    const canWake = slept === 0 && pit !== null && pit.nextEventTime !== Infinity && vcpu === vm.vcpus[0] &&
+      (vcpu.cpu.st[St.RFLAGS] & Fl.IF) !== 0 && pic.wouldInterrupt(0);
+    if (!canWake) break;
+    const ns = pit.nextEventTime - vm.clock();
+    if (t) t.record("kvmVcpuBlock", { sleepNs: ns });
+    vcpu.idleNs += ns;
+    vcpu.vmcs.write(VmcsField.TSC_OFFSET, vcpu.vmcs.read(VmcsField.TSC_OFFSET) + ns);
+  }
+  vcpu.mpState = MpState.RUNNABLE;
   vcpu.kvmRun.exitReason = KvmExit.HLT;
   return 0;
 }

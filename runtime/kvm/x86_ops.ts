@@ -23,6 +23,10 @@ export interface KvmX86Ops {
   skipEmulatedInstruction(vcpu: KvmVcpu): void;
   /** Queue an exception for injection at the next entry. */
   queueException(vcpu: KvmVcpu, vector: number, errorCode?: number): void;
-  /** Inject an external interrupt (KVM_INTERRUPT) at the next entry. */
+  /** Program the next entry to deliver external interrupt `vector` (vmx_inject_irq). */
   injectIrq(vcpu: KvmVcpu, vector: number): void;
+  /** Whether the guest can take an external interrupt now: IF=1, no STI or MOV SS blocking. */
+  interruptAllowed(vcpu: KvmVcpu): boolean;
+  /** Exit as soon as the guest can take an interrupt (interrupt-window exiting). */
+  enableIrqWindow(vcpu: KvmVcpu): void;
 }

@@ -46,6 +46,12 @@ export interface MachineOptions {
   trace?: boolean | TraceSink;
   /** What an access to guest-physical memory with no memslot and no MMIO hook does: end the run (default) or read all ones / drop. */
   unclaimedMmio?: "exit" | "open-bus";
+  /**
+   * The in-kernel 8259A pair and 8254 PIT (KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2; default true):
+   * they claim ports 0x20–0x21, 0xA0–0xA1, 0x4D0–0x4D1, 0x40–0x43 and 0x61, and a HLT with IF=1
+   * waits for the timer instead of ending the run. Scripts raise IRQs with `machine.vm.irqLine`.
+   */
+  irqchip?: boolean;
 }
 
 /** What a hook may do with the machine. */
@@ -162,6 +168,10 @@ export class Machine {
     this.unclaimedMmio = opts.unclaimedMmio ?? "exit";
     this.consoleSink = opts.console;
     this.vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memorySize: this.memSize });
+    if (opts.irqchip ?? true) {
+      this.vm.createIrqchip();
+      this.vm.createPit2();
+    }
     this.vcpu = this.vm.createVcpu(0);
     const sink: ByteSink = (b) => {
       this.consoleBytes.push(b);

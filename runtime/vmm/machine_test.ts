@@ -64,9 +64,9 @@ test("Machine refuses overlapping IO registrations with a clear error", () => {
 });
 
 test("Machine: a hook that throws ends the run with an error naming the hook and the exit; the VM stays inspectable", () => {
-  const m = rm([0xb0, 0x07, 0xe6, 0x42, 0xf4]); // mov al,7; out 0x42,al; hlt
-  m.onIo({ port: 0x42, name: "boom", handler: () => { throw new Error("kaboom"); } });
-  const e = assertThrows(() => m.run(), MachineError, 'Hook "boom" threw on KVM_EXIT_IO out port 0x42: kaboom');
+  const m = rm([0xb0, 0x07, 0xe6, 0x44, 0xf4]); // mov al,7; out 0x44,al; hlt
+  m.onIo({ port: 0x44, name: "boom", handler: () => { throw new Error("kaboom"); } });
+  const e = assertThrows(() => m.run(), MachineError, 'Hook "boom" threw on KVM_EXIT_IO out port 0x44: kaboom');
   assertEquals((e as MachineError).kind, "hook");
   const regs = m.vcpu.getRegs();
   assertEquals(regs.rax & 0xff, 7);
@@ -74,11 +74,11 @@ test("Machine: a hook that throws ends the run with an error naming the hook and
 });
 
 test("Machine: a hook can stop the run and change registers", () => {
-  // out 0x42,al; inc ax; hlt
-  const m = rm([0xe6, 0x42, 0x40, 0xf4]);
-  m.onIo({ port: 0x42, handler: (_io, ctx) => { ctx.setRegs({ rbx: 99 }); ctx.stop("seen 0x42"); } });
+  // out 0x44,al; inc ax; hlt
+  const m = rm([0xe6, 0x44, 0x40, 0xf4]);
+  m.onIo({ port: 0x44, handler: (_io, ctx) => { ctx.setRegs({ rbx: 99 }); ctx.stop("seen 0x44"); } });
   const r = m.run();
-  assertEquals(r.exit, { reason: "stopped", detail: "seen 0x42" });
+  assertEquals(r.exit, { reason: "stopped", detail: "seen 0x44" });
   assertEquals(m.vcpu.getRegs().rbx, 99);
   // Resuming continues after the OUT.
   const r2 = m.run();

@@ -3,7 +3,7 @@
  * MSRs, per-CPU VMCS areas, vCPU creation and setup, VM entry, and the exit-handler table.
  */
 import type { Cpu } from "../cpu/cpu.ts";
-import { Seg, SEG_ATTR, SEG_BASE, SEG_LIMIT, SEG_SEL, SEG_WORDS, St } from "../cpu/state.ts";
+import { Fl, Seg, SEG_ATTR, SEG_BASE, SEG_LIMIT, SEG_SEL, SEG_WORDS, St } from "../cpu/state.ts";
 import {
   CpuBased, CpuBased2, EntryCtl, EXIT_REASON_NAMES, ExitCtl, ExitReason, type GuestStateAccess, IntrInfo, IoQual,
   PinBased, Vmcs, VmcsField,
@@ -276,8 +276,20 @@ function skipEmulatedInstruction(vcpu: Vcpu): void {
 function queueException(vcpu: Vcpu, vector: number, errorCode = -1): void {
   vcpu.pendingEvent = { vector, errorCode, type: IntrInfo.TYPE_HW_EXCEPTION };
 }
+/** vmx_inject_irq: the next VM entry delivers external interrupt `vector` (SDM 24.8.3). */
 function injectIrq(vcpu: Vcpu, vector: number): void {
-  vcpu.pendingEvent = { vector, errorCode: -1, type: IntrInfo.TYPE_EXT_INTR };
+  vcpu.vmcs.write(VmcsField.VM_ENTRY_INTR_INFO_FIELD, (vector | (IntrInfo.TYPE_EXT_INTR << IntrInfo.TYPE_SHIFT) | IntrInfo.VALID) >>> 0);
+}
+/** vmx_interrupt_allowed: RFLAGS.IF=1 and no blocking by STI or MOV SS (SDM 24.4.2). */
+function interruptAllowed(vcpu: Vcpu): boolean {
+  const st = vcpu.cpu.st;
+  return (st[St.RFLAGS] & Fl.IF) !== 0 && (st[St.INTERRUPTIBILITY] & 3) === 0;
+}
+/** enable_irq_window: exit (reason 7) as soon as the guest can take an interrupt. */
+function enableIrqWindow(vcpu: Vcpu): void {
+  const v = vcpu.vmcs;
+  const ctl = v.read(VmcsField.CPU_BASED_VM_EXEC_CONTROL);
+  if (!(ctl & CpuBased.INTR_WINDOW_EXITING)) v.write(VmcsField.CPU_BASED_VM_EXEC_CONTROL, (ctl | CpuBased.INTR_WINDOW_EXITING) >>> 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,10 +404,22 @@ function handlePreemptionTimer(vcpu: Vcpu): number {
   vcpu.kvmRun.exitReason = KvmExit.BUDGET;
   return 0;
 }
-/** An external interrupt from the host (the wall-clock deadline): KVM_RUN returns -EINTR. */
+/**
+ * handle_external_interrupt: a host interrupt arrived while the guest ran. The wall-clock deadline
+ * (a host signal) ends KVM_RUN with KVM_EXIT_INTR; the in-kernel PIT's timer is handled on the way
+ * back in (vcpuEnterGuest runs it and injects IRQ0).
+ */
 function handleExternalInterrupt(vcpu: Vcpu): number {
+  if (!vcpu.cpu.interruptedByHost) return 1;
   vcpu.kvmRun.exitReason = KvmExit.INTR;
   return 0;
+}
+/** handle_interrupt_window: the guest can take an interrupt; stop exiting on it and let vcpuEnterGuest inject. */
+function handleInterruptWindow(vcpu: Vcpu): number {
+  const v = vcpu.vmcs;
+  vcpu.vm.tracer?.record("handleInterruptWindow");
+  v.write(VmcsField.CPU_BASED_VM_EXEC_CONTROL, (v.read(VmcsField.CPU_BASED_VM_EXEC_CONTROL) & ~CpuBased.INTR_WINDOW_EXITING) >>> 0);
+  return 1;
 }
 
 /**
@@ -407,6 +431,7 @@ export const kvmVmxExitHandlers: readonly ((vcpu: Vcpu) => number)[] = (() => {
   t[ExitReason.EXCEPTION_NMI] = handleExceptionNmi;
   t[ExitReason.EXTERNAL_INTERRUPT] = handleExternalInterrupt;
   t[ExitReason.TRIPLE_FAULT] = handleTripleFault;
+  t[ExitReason.INTERRUPT_WINDOW] = handleInterruptWindow;
   t[ExitReason.CPUID] = handleCpuid;
   t[ExitReason.HLT] = handleHalt;
   t[ExitReason.INVD] = handleInvd;
@@ -453,4 +478,6 @@ export const vmxX86Ops: KvmX86Ops = {
   skipEmulatedInstruction,
   queueException,
   injectIrq,
+  interruptAllowed,
+  enableIrqWindow,
 };

@@ -588,18 +588,21 @@ test("KVM_INTERRUPT delivers the vector through the IVT once IF=1", () => {
   assertEquals(vcpu.instructions, 6);
 });
 
-test("KVM_INTERRUPT waits while IF=0", () => {
+test("KVM_INTERRUPT waits while IF=0 and is taken when the interrupt window opens", () => {
   // out 0x80,al; sti; nop; out 0x80,al; hlt     handler at 0x1100: out 0x81,al; iret
   const { vm, vcpu } = realModeGuest([0xe6, 0x80, 0xfb, 0x90, 0xe6, 0x80, HLT]);
   vm.writeGuest(0x20 * 4, new Uint8Array([0x00, 0x11, 0x00, 0x00]));
   vm.writeGuest(0x1100, new Uint8Array([0xe6, 0x81, 0xcf]));
-  runExpect(vcpu, KvmExit.IO);
+  let run = runExpect(vcpu, KvmExit.IO);
+  assertEquals(run.readyForInterruptInjection, false, "IF=0");
   vcpu.interrupt(0x20);
-  const run = runExpect(vcpu, KvmExit.IO);
-  assertEquals(run.io.port, 0x80, "not delivered with IF=0: the second OUT comes first");
-  assertEquals(run.ifFlag, true);
-  assertEquals(run.readyForInterruptInjection, false, "the interrupt is still queued");
-  assertEquals(runExpect(vcpu, KvmExit.IO).io.port, 0x81, "delivered at the next entry");
+  run = runExpect(vcpu, KvmExit.IO);
+  assertEquals(run.io.port, 0x81, "delivered after STI and the NOP in its shadow, before the second OUT");
+  assertEquals(run.ifFlag, false, "the handler runs with IF=0");
+  assertEquals(vcpu.vmxExitCounts[ExitReason.INTERRUPT_WINDOW], 1);
+  run = runExpect(vcpu, KvmExit.IO);
+  assertEquals(run.io.port, 0x80);
+  assertEquals([run.ifFlag, run.readyForInterruptInjection], [true, true]);
   runExpect(vcpu, KvmExit.HLT);
 });
 
