@@ -144,8 +144,9 @@ export class Machine {
   /** Console bytes (debug console and UART) since creation. */
   readonly consoleBytes: number[] = [];
   private readonly consoleSink?: ByteSink;
-  private readonly ioIn: (IoHook | undefined)[] = new Array(65536);
-  private readonly ioOut: (IoHook | undefined)[] = new Array(65536);
+  /** IO hooks by port (Maps: a machine is cheap to create, and a lookup is one hash probe per exit). */
+  private readonly ioIn = new Map<number, IoHook>();
+  private readonly ioOut = new Map<number, IoHook>();
   private readonly ioHooks: IoHook[] = [];
   private readonly mmioHooks: (MmioHookSpec & { name: string })[] = [];
   private readonly exitHooks = new Map<number, { name: string; fn: ExitHandler }[]>();
@@ -193,6 +194,12 @@ export class Machine {
   /** The console output as text (UTF-8). */
   get console(): string {
     return new TextDecoder().decode(new Uint8Array(this.consoleBytes));
+  }
+  /** Take the console bytes collected so far and start a fresh buffer (for long-running sessions). */
+  takeConsole(): Uint8Array {
+    const out = new Uint8Array(this.consoleBytes);
+    this.consoleBytes.length = 0;
+    return out;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -300,7 +307,7 @@ export class Machine {
     const u = this.userBus.claimed(first, last);
     if (u) throw new MachineError("conflict", `Cannot register ${what} for ports ${hexRange(first, last)}: ports are claimed by userspace device "${u.name}"`);
     for (let p = first; p <= last; p++) {
-      const h = (dirIn ? this.ioIn[p] : undefined) ?? (dirOut ? this.ioOut[p] : undefined);
+      const h = (dirIn ? this.ioIn.get(p) : undefined) ?? (dirOut ? this.ioOut.get(p) : undefined);
       if (h) throw new MachineError("conflict", `Cannot register ${what} for ports ${hexRange(first, last)}: port 0x${p.toString(16)} is claimed by IO hook "${h.name}"`);
     }
   }
@@ -332,14 +339,14 @@ export class Machine {
     };
     this.checkPortsFree(first, last, `IO hook "${name}"`, h.dirIn, h.dirOut);
     for (let p = first; p <= last; p++) {
-      if (h.dirIn) this.ioIn[p] = h;
-      if (h.dirOut) this.ioOut[p] = h;
+      if (h.dirIn) this.ioIn.set(p, h);
+      if (h.dirOut) this.ioOut.set(p, h);
     }
     this.ioHooks.push(h);
     return () => {
       for (let p = first; p <= last; p++) {
-        if (this.ioIn[p] === h) this.ioIn[p] = undefined;
-        if (this.ioOut[p] === h) this.ioOut[p] = undefined;
+        if (this.ioIn.get(p) === h) this.ioIn.delete(p);
+        if (this.ioOut.get(p) === h) this.ioOut.delete(p);
       }
     };
   }
@@ -444,9 +451,10 @@ export class Machine {
       const name = kvmExitName(reason);
       user[name] = (user[name] ?? 0) + 1;
       const hooks = this.exitHooks.get(reason);
-      if (hooks !== undefined && this.runExitHooks(hooks, run)) {
+      if (hooks !== undefined) {
+        const resume = this.runExitHooks(hooks, run);
         if (this.stopDetail !== null) return { reason: "stopped", detail: this.stopDetail };
-        continue;
+        if (resume) continue;
       }
       switch (reason) {
         case KvmExit.IO:
@@ -494,7 +502,7 @@ export class Machine {
     const size = io.size as 1 | 2 | 4;
     const port = io.port;
     const data = run.data;
-    const hook = isIn ? this.ioIn[port] : this.ioOut[port];
+    const hook = isIn ? this.ioIn.get(port) : this.ioOut.get(port);
     const dev = hook === undefined ? this.userBus.find(port) : undefined;
     for (let k = 0; k < io.count; k++) {
       const off = io.dataOffset + k * size;
