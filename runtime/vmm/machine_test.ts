@@ -177,3 +177,25 @@ test("Machine loads a ROM that ends at 1 MiB and at 4 GiB and starts from the re
   assertEquals(m.vm.readGuest(0xffff0, 1)[0], 0xb0);
   assertEquals(m.vm.readGuest(0xfffffff0, 1)[0], 0xb0);
 });
+
+test("Machine: stop() in an exit hook that does not resume ends the run", () => {
+  const m = rm([0xf4, 0xf4]);
+  m.onExit("hlt", (_e, ctx) => ctx.stop("halted once"));
+  assertEquals(m.run().exit, { reason: "stopped", detail: "halted once" });
+});
+
+test("Machine: a timeout ends a guest that exits to the in-kernel bus all the time", () => {
+  // l: out 0xe9,al; jmp l   (every OUT is a VM exit handled in the kernel)
+  const m = rm([0xe6, 0xe9, 0xeb, 0xfc]);
+  const t = performance.now();
+  const r = m.run({ timeoutMs: 100 });
+  assertEquals(r.exit.reason, "timeout");
+  assert(performance.now() - t < 5000, "the deadline is checked across KVM_RUN entries");
+});
+
+test("Machine.takeConsole() returns the bytes so far and empties the buffer", () => {
+  const m = rm(OUT_E9_HLT);
+  m.run();
+  assertEquals([...m.takeConsole()], [0x41]);
+  assertEquals(m.console, "");
+});
