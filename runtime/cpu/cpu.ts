@@ -47,6 +47,19 @@ for (let v = 0; v < 256; v++) {
   PARITY[v] = p ? Fl.PF : 0;
 }
 
+/**
+ * A faster core for some blocks (the JIT, jit/engine.ts), set as `cpu.engine`. The run loop offers
+ * it every block it is about to interpret (not while single-stepping, tracing instructions or in an
+ * interrupt shadow); the engine runs compiled code and advances RIP, state and the instruction
+ * count (`retire`) exactly as interpreting would, handing back before any instruction it cannot run.
+ */
+export interface BlockEngine {
+  /** Run the block `blk` at `eip` (and maybe blocks after it); false when the interpreter should run it. */
+  runBlock(cpu: Cpu, blk: Block, eip: number): boolean;
+  /** The decoded blocks on a host page were dropped (a write hit the page). */
+  invalidatePage(hostPage: number): void;
+}
+
 /** A decoded block. */
 export class Block {
   constructor(
@@ -111,6 +124,8 @@ export class Cpu {
 
   vmcs: Vmcs | null = null;
   phys: PhysMap;
+  /** The JIT tier, when one is attached (see BlockEngine); null interprets everything. */
+  engine: BlockEngine | null = null;
 
   /**
    * Instructions the loop may still run in this entry before something is due: the preemption
@@ -1216,6 +1231,7 @@ export class Cpu {
   invalidateCodePage(hostPage: number): void {
     const list = this.pageBlocks.get(hostPage);
     this.codePage[hostPage] = 0;
+    if (this.engine !== null) this.engine.invalidatePage(hostPage);
     if (!list) return;
     for (const b of list) {
       b.valid = false;
@@ -1371,6 +1387,12 @@ export class Cpu {
         }
       }
       prev = blk;
+      if (this.engine !== null && shadow === 0 && this.onInsn === null && (st[St.RFLAGS] & Fl.TF) === 0 &&
+          this.engine.runBlock(this, blk, eip >>> 0)) {
+        prev = null;
+        if (this.exitPending) return;
+        continue;
+      }
       const insns = blk.insns;
       let n = insns.length;
       if (n > this.timer) n = this.timer;
