@@ -1,0 +1,295 @@
+/**
+ * The JIT engine: the block runner the interpreter's run loop calls (`cpu.engine`), region
+ * discovery, compilation of regions to wasm modules, the slow paths compiled code calls, and
+ * invalidation. See jit/DESIGN.md.
+ */
+import type { Block, BlockEngine, Cpu } from "../runtime/cpu/cpu.ts";
+import { CpuFault, VmExitSignal } from "../runtime/cpu/fault.ts";
+import { Cr0, Seg, St, TLB_ENTRIES } from "../runtime/cpu/state.ts";
+import { ExitReason } from "../runtime/cpu/vmcs.ts";
+import type { Binaryen } from "./_binaryen.ts";
+import { type RegionBlock, type SegSnap, successors, translateRegion } from "./translate.ts";
+
+/** `jit` compiles a block the first time it runs; `auto` once it has run `threshold` times. */
+export type JitMode = "jit" | "auto";
+
+export interface JitOptions {
+  mode?: JitMode;
+  /** Executions before `auto` compiles a block (default 64). */
+  threshold?: number;
+  /** Call the interpreter's semantic function for non-terminal instructions outside the subset (default true). */
+  callout?: boolean;
+  /** Most blocks in one region (one wasm module), default 128. */
+  maxBlocks?: number;
+  /** Validate every module with binaryen (tests). */
+  validate?: boolean;
+  /** Keep each region's wasm text (golden expect tests). */
+  keepText?: boolean;
+}
+
+/** Counters for benchmarks and tests. */
+export interface JitStats {
+  /** Regions (wasm modules) compiled. */
+  regions: number;
+  /** Blocks compiled, over all regions. */
+  blocks: number;
+  /** Instructions translated inline, and called out to the interpreter's semantics. */
+  inline: number;
+  callouts: number;
+  /** Wall time spent translating and compiling, in ms. */
+  compileMs: number;
+  /** Runs of compiled code, and runs that handed the first instruction straight back. */
+  runs: number;
+  declined: number;
+  /** Instructions retired by compiled code. */
+  instructions: number;
+  /** Compiled blocks dropped by writes to their pages. */
+  invalidated: number;
+}
+
+interface Region {
+  run: (entry: number, fuel: number) => number;
+  stack32: boolean;
+  usedSegs: number;
+  segs: SegSnap[];
+  /** By compiled-block index. */
+  table: RegionBlock[];
+  text?: string;
+}
+interface Compiled {
+  region: Region;
+  index: number;
+  eip: number;
+  cut: number;
+  global: WebAssembly.Global;
+}
+interface Entry {
+  count: number;
+  code: Compiled | null;
+  /** Compilation was tried and gave nothing (first instruction not compilable), or gave up. */
+  dead: boolean;
+  recompiles: number;
+}
+
+/** Instructions one run of compiled code may retire: bounds the time between deadline checks. */
+const CHUNK = 1 << 16;
+
+export class JitEngine implements BlockEngine {
+  readonly stats: JitStats = {
+    regions: 0, blocks: 0, inline: 0, callouts: 0, compileMs: 0, runs: 0, declined: 0, instructions: 0, invalidated: 0,
+  };
+  /** Wasm text of the regions compiled, when `keepText` is set. */
+  readonly texts: string[] = [];
+  private readonly entries = new WeakMap<Block, Entry>();
+  private readonly byPage = new Map<number, Compiled[]>();
+  private readonly threshold: number;
+  private readonly opts: Required<Omit<JitOptions, "threshold">>;
+
+  constructor(private readonly b: Binaryen, private readonly cpu: Cpu, opts: JitOptions = {}) {
+    const mode = opts.mode ?? "jit";
+    this.threshold = mode === "jit" ? 1 : Math.max(1, opts.threshold ?? 64);
+    this.opts = {
+      mode, callout: opts.callout ?? true, maxBlocks: opts.maxBlocks ?? 128, validate: opts.validate ?? false,
+      keepText: opts.keepText ?? false,
+    };
+  }
+
+  /** The run loop's hook (cpu.ts): run compiled code for `blk` at `eip`, or decline. */
+  runBlock(cpu: Cpu, blk: Block, eip: number): boolean {
+    let e = this.entries.get(blk);
+    if (e === undefined) {
+      e = { count: 0, code: null, dead: false, recompiles: 0 };
+      this.entries.set(blk, e);
+    }
+    let c = e.code;
+    if (c === null) {
+      if (e.dead || ++e.count < this.threshold) return false;
+      c = this.compile(cpu, blk, eip);
+      if (c === null) {
+        e.dead = true;
+        return false;
+      }
+    }
+    if (c.eip !== eip || cpu.mmioLog.length !== 0) return false;
+    const r = c.region;
+    if (r.stack32 !== cpu.stack32 || !this.segsHold(cpu, r)) {
+      // Compiled against other segment values: compile again for these (a few times at most).
+      e.code = null;
+      e.count = 0;
+      if (++e.recompiles > 4) e.dead = true;
+      return false;
+    }
+    const fuel = cpu.timer < CHUNK ? cpu.timer : CHUNK;
+    if (fuel < c.cut) return false;
+    cpu.stop = false;
+    const n = r.run(c.index, fuel);
+    this.stats.runs++;
+    if (n === 0 && (cpu.st[St.RIP] >>> 0) === eip) {
+      this.stats.declined++;
+      return false;
+    }
+    this.stats.instructions += n;
+    cpu.retire(n);
+    if (n >= CHUNK >> 1 && cpu.deadline !== Infinity && performance.now() >= cpu.deadline) {
+      // The run loop checks the wall clock every 4096 blocks; a run of compiled code can be many
+      // blocks, so check here as well (same exit as the run loop's).
+      cpu.interruptedByHost = true;
+      cpu.recordExit(ExitReason.EXTERNAL_INTERRUPT, 0);
+    }
+    return true;
+  }
+
+  /** Decoded code on a host page was dropped: so is the compiled code for it. */
+  invalidatePage(hostPage: number): void {
+    const list = this.byPage.get(hostPage);
+    if (list === undefined) return;
+    for (const c of list) {
+      if (c.global.value !== 0) this.stats.invalidated++;
+      c.global.value = 0;
+    }
+    this.byPage.delete(hostPage);
+  }
+
+  private segsHold(cpu: Cpu, r: Region): boolean {
+    for (let s = 0, u = r.usedSegs; u !== 0; s++, u >>>= 1) {
+      if ((u & 1) === 0) continue;
+      const sn = r.segs[s];
+      if (cpu.segBase[s] !== sn.base || cpu.segLo[s] !== sn.lo || cpu.segHi[s] !== sn.hi || cpu.segNoWrite[s] !== sn.noWrite) return false;
+    }
+    return true;
+  }
+
+  /** Whether decoding at linear address `la` needs no page walk (so looking ahead has no side effects). */
+  private fetchable(cpu: Cpu, la: number): boolean {
+    if (!(cpu.st[St.CR0] & Cr0.PG)) return true;
+    const p = la >>> 12, p1 = (p + 1) & 0xfffff;
+    return cpu.tlbR[p & (TLB_ENTRIES - 1)] === p && cpu.tlbR[p1 & (TLB_ENTRIES - 1)] === p1;
+  }
+
+  /** Discover the region around `blk`, translate and instantiate it; returns the code for `blk`. */
+  private compile(cpu: Cpu, blk: Block, eip: number): Compiled | null {
+    const t0 = performance.now();
+    const csBase = cpu.segBase[Seg.CS];
+    const page = ((csBase + eip) | 0) >>> 12;
+    const blocks: RegionBlock[] = [{ blk, eip }];
+    const seen = new Set<number>([eip]);
+    for (let q = 0; q < blocks.length && blocks.length < this.opts.maxBlocks; q++) {
+      for (const t of successors(blocks[q])) {
+        if (seen.has(t)) continue;
+        seen.add(t);
+        const la = (csBase + t) | 0;
+        if (la >>> 12 !== page || t > cpu.segHi[Seg.CS] || !this.fetchable(cpu, la)) continue;
+        let b2: Block;
+        try {
+          b2 = cpu.getBlock(t);
+        } catch (e) {
+          if (e instanceof CpuFault) continue;
+          throw e;
+        }
+        if (b2.valid && blocks.length < this.opts.maxBlocks) blocks.push({ blk: b2, eip: t });
+      }
+    }
+    const segs: SegSnap[] = [];
+    for (let s = 0; s < 8; s++) segs.push({ base: cpu.segBase[s], lo: cpu.segLo[s], hi: cpu.segHi[s], noWrite: cpu.segNoWrite[s] });
+    const tr = translateRegion(this.b, {
+      area: cpu.area, code32: cpu.code32, stack32: cpu.stack32, segs, blocks, callout: this.opts.callout,
+    });
+    const compiledBlocks = tr.blocks.filter((t) => t.index >= 0);
+    if (compiledBlocks.length === 0 || tr.blocks[0].index < 0) {
+      tr.module.dispose();
+      this.stats.compileMs += performance.now() - t0;
+      return null;
+    }
+    if (this.opts.validate && !tr.module.validate()) {
+      const text = tr.module.emitText();
+      tr.module.dispose();
+      throw new Error(`Invalid wasm for the region at 0x${eip.toString(16)}:\n${text}`);
+    }
+    const text = this.opts.keepText ? tr.module.emitText() : undefined;
+    const bin = tr.module.emitBinary();
+    tr.module.dispose();
+    const table: RegionBlock[] = [];
+    for (const t of compiledBlocks) table[t.index] = { blk: t.blk, eip: t.eip };
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>), {
+      e: { mem: cpu.memory, slow: (la: number, size: number, write: number) => slow(cpu, la, size, write), callout: (i: number, k: number) => callout(cpu, table, i, k) },
+    });
+    const exp = inst.exports as Record<string, unknown>;
+    const region: Region = {
+      run: exp.run as (entry: number, fuel: number) => number,
+      stack32: cpu.stack32, usedSegs: tr.usedSegs, segs, table, text,
+    };
+    if (text !== undefined) this.texts.push(text);
+    let mine: Compiled | null = null;
+    for (const t of compiledBlocks) {
+      const c: Compiled = { region, index: t.index, eip: t.eip, cut: t.cut, global: exp[`v${t.index}`] as WebAssembly.Global };
+      let e = this.entries.get(t.blk);
+      if (e === undefined) {
+        e = { count: 0, code: null, dead: false, recompiles: 0 };
+        this.entries.set(t.blk, e);
+      }
+      e.code = c;
+      if (t.blk === blk) mine = c;
+      for (const p of t.blk.pages) {
+        let list = this.byPage.get(p);
+        if (list === undefined) this.byPage.set(p, list = []);
+        list.push(c);
+      }
+    }
+    this.stats.regions++;
+    this.stats.blocks += compiledBlocks.length;
+    this.stats.inline += tr.inline;
+    this.stats.callouts += tr.callouts;
+    this.stats.compileMs += performance.now() - t0;
+    return mine;
+  }
+}
+
+/**
+ * The memory slow path of compiled code: translate `la` (page walk, accessed and dirty bits, TLB
+ * fill) and return the host offset, or -1 to hand the instruction back to the interpreter (a fault,
+ * MMIO, an access straddling pages, a write to a page holding code, or code invalidated by the walk).
+ */
+function slow(cpu: Cpu, la: number, size: number, write: number): number {
+  if ((la & 0xfff) + size > 0x1000) return -1;
+  try {
+    if (write) {
+      // Probe first: a write the interpreter will redo must leave no accessed or dirty bit behind.
+      const p = cpu.translate(la, 1, true);
+      if (p < 0 || cpu.codePage[p >>> 12]) return -1;
+    }
+    const h = cpu.translate(la, write ? 1 : 0);
+    if (h < 0 || cpu.stop) return -1;
+    return h;
+  } catch (e) {
+    if (e instanceof CpuFault) return -1;
+    throw e;
+  }
+}
+
+/**
+ * Run the interpreter's semantic function for instruction `k` of compiled block `index`.
+ * @returns 0 done, 1 not done (a fault or an exit: the interpreter will run it again), 2 done and
+ *   the block must end (it wrote to a code page)
+ */
+function callout(cpu: Cpu, table: RegionBlock[], index: number, k: number): number {
+  const rb = table[index];
+  const ins = rb.blk.insns[k];
+  cpu.st[St.RIP] = (rb.eip + ins.nextOff) & rb.blk.ipMask;
+  try {
+    ins.exec(cpu, ins);
+  } catch (e) {
+    if (e instanceof CpuFault || e === VmExitSignal.instance) {
+      cpu.exitPending = false;
+      cpu.stop = false;
+      cpu.mmioPos = 0;
+      return 1;
+    }
+    throw e;
+  }
+  if (cpu.exitPending) {
+    cpu.exitPending = false;
+    cpu.stop = false;
+    return 1;
+  }
+  return cpu.stop ? 2 : 0;
+}

@@ -1,0 +1,783 @@
+/**
+ * Translation of a region (the blocks of one linear page reachable from a hot block) into one
+ * binaryen module with one function, `run(entry, fuel) → retired`. See jit/DESIGN.md.
+ *
+ * Every translated instruction mirrors its semantic function in runtime/cpu/ops.ts: the same reads
+ * in the same order, the same lazy-flag record, the same values. Whatever it cannot prove, it hands
+ * back to the interpreter *before* the instruction ("bail"): the locals still hold the state before
+ * it, and the exit writes them back.
+ */
+import { type Block, LF } from "../runtime/cpu/cpu.ts";
+import { type Insn, OpKind } from "../runtime/cpu/insn.ts";
+import { semantics } from "../runtime/cpu/ops.ts";
+import { ARITH_FLAGS, Fl, Seg, St, TLB_HOST, TLB_TAG_R, TLB_TAG_W } from "../runtime/cpu/state.ts";
+import type { Binaryen } from "./_binaryen.ts";
+
+type Ref = number;
+
+/** The segment-cache values a region was compiled against (checked at entry by the runner). */
+export interface SegSnap {
+  base: number;
+  lo: number;
+  hi: number;
+  noWrite: number;
+}
+
+/** One block of a region: the interpreter's block, and the EIP it runs at. */
+export interface RegionBlock {
+  blk: Block;
+  eip: number;
+}
+
+export interface RegionSpec {
+  /** Byte offset of the vCPU area (state block, then the TLB) in the VM memory. */
+  area: number;
+  code32: boolean;
+  stack32: boolean;
+  segs: SegSnap[];
+  blocks: RegionBlock[];
+  /** Call the interpreter's semantic function for non-terminal instructions outside the subset (else end the block). */
+  callout: boolean;
+}
+
+/** What the translator made of each block. */
+export interface TranslatedBlock {
+  blk: Block;
+  eip: number;
+  /** Instructions compiled (translated or called out); the block is compiled when > 0. */
+  cut: number;
+  /** Index passed as `entry` to run(), or -1 when the block was not compiled. */
+  index: number;
+}
+
+export interface Translation {
+  module: InstanceType<Binaryen["Module"]>;
+  blocks: TranslatedBlock[];
+  /** Bit s set when segment s is addressed (its snapshot must hold at entry). */
+  usedSegs: number;
+  /** Instructions translated inline and called out, for stats. */
+  inline: number;
+  callouts: number;
+}
+
+const S = semantics;
+/** Semantic functions translated inline. */
+const NATIVE = new Set<unknown>([
+  S.alu, S.test, S.incdec, S.not, S.neg, S.mov, S.movzx, S.movsx, S.lea, S.xchg, S.push, S.pop, S.cbw, S.cwd,
+  S.jcc, S.setcc, S.cmovcc, S.jmp, S.jmpNear, S.call, S.callNear, S.ret, S.shift, S.imul2, S.imul3, S.nop,
+]);
+
+/** Whether `i` is translated inline. */
+export function isNative(i: Insn): boolean {
+  if (!NATIVE.has(i.exec)) return false;
+  if (i.exec === S.pop && i.dk !== OpKind.REG) return false; // POP Ev: the address uses the popped ESP
+  if (i.exec === S.shift && (i.sub === 2 || i.sub === 3)) return false; // RCL/RCR: called out
+  if (i.exec === S.ret && i.opcode !== 0xc3 && i.opcode !== 0xc2) return false;
+  return true;
+}
+
+/** The static successors of a fully compiled block (for region discovery). */
+export function successors(rb: RegionBlock): number[] {
+  const { blk, eip } = rb;
+  const last = blk.insns[blk.insns.length - 1];
+  const next = ((eip + last.nextOff) & blk.ipMask) >>> 0;
+  if (!isNative(last)) return last.terminal ? [] : [next];
+  const target = ((next + last.imm) & (last.osz === 4 ? -1 : 0xffff)) >>> 0;
+  if (last.exec === S.jcc) return [target, next];
+  if (last.exec === S.jmp) return [target];
+  if (last.exec === S.call) return [target, next];
+  if (last.exec === S.callNear) return [next];
+  if (last.terminal) return [];
+  return [next];
+}
+
+// Locals of run(): params, then fixed locals, then temporaries.
+const P_ENTRY = 0, P_FUEL = 1, R0 = 2, L_OP = 10, L_RES = 11, L_DST = 12, L_SRC = 13, L_MASK = 14, L_FL = 15;
+const L_RETIRED = 16, L_EXITRIP = 17, L_COND = 18, L_TGT = 19, L_LABEL = 20, FIRST_TEMP = 21;
+
+const LAZY_ALL = ARITH_FLAGS;
+const LAZY_NO_CF = ARITH_FLAGS & ~Fl.CF;
+const LAZY_RES = Fl.ZF | Fl.SF | Fl.PF;
+
+/** What the translator knows statically about the last flag producer (null: only the locals know). */
+interface Producer {
+  op: number;
+  bits: number;
+  mask: number;
+  /** CF and OF are known to be 0 (logic operations). */
+  cfof0: boolean;
+}
+
+/**
+ * Translate a region. The returned module is not yet validated or compiled.
+ * @param b binaryen
+ * @param spec the blocks and the compile-time assumptions
+ */
+export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
+  const m = new b.Module();
+  m.setFeatures(b.Features.MVP | b.Features.MutableGlobals | b.Features.SignExt);
+  m.setMemory(1, -1, null, [], false, false, "0");
+  m.addMemoryImport("0", "e", "mem");
+  const i32 = b.i32, i64 = b.i64, none = b.none;
+  m.addFunctionImport("slow", "e", "slow", b.createType([i32, i32, i32]), i32);
+  m.addFunctionImport("callout", "e", "callout", b.createType([i32, i32]), i32);
+  addFlagsFunction(b, m);
+
+  const area = spec.area;
+  const vars: number[] = [];
+  for (let k = 2; k < FIRST_TEMP; k++) vars.push(i32);
+  const freeTemps: number[] = [];
+  const usedTemps: number[] = [];
+  let usedSegs = 1 << Seg.CS;
+  let inline = 0, callouts = 0;
+  const temp = (): number => {
+    const t = freeTemps.pop() ?? (vars.push(i32), vars.length + 1);
+    usedTemps.push(t);
+    return t;
+  };
+  const temp64 = (): number => {
+    vars.push(i64);
+    return vars.length + 1;
+  };
+  const releaseTemps = () => {
+    while (usedTemps.length) freeTemps.push(usedTemps.pop()!);
+  };
+  const c32 = (v: number) => m.i32.const(v | 0);
+  const get = (l: number) => m.local.get(l, i32);
+  const set = (l: number, v: Ref) => m.local.set(l, v);
+
+  // Which blocks compile, and how far.
+  const tblocks: TranslatedBlock[] = [];
+  const byEip = new Map<number, TranslatedBlock>();
+  for (const rb of spec.blocks) {
+    let cut = 0;
+    for (const ins of rb.blk.insns) {
+      if (isNative(ins) || (spec.callout && !ins.terminal)) cut++;
+      else break;
+    }
+    const tb: TranslatedBlock = { blk: rb.blk, eip: rb.eip >>> 0, cut, index: -1 };
+    tblocks.push(tb);
+    if (cut > 0 && !byEip.has(tb.eip)) {
+      tb.index = byEip.size;
+      byEip.set(tb.eip, tb);
+    }
+  }
+  const compiled = tblocks.filter((t) => t.index >= 0);
+  for (const tb of compiled) m.addGlobal(`v${tb.index}`, i32, true, c32(1));
+  for (const tb of compiled) m.addGlobalExport(`v${tb.index}`, `v${tb.index}`);
+
+  const rl = new b.Relooper(m);
+  const exitStubs = new Map<number, number>();
+  const exitTo = (eip: number): number => {
+    let s = exitStubs.get(eip);
+    if (s === undefined) {
+      s = rl.addBlock(m.block(null, [set(L_EXITRIP, c32(eip)), m.br("exit")]));
+      exitStubs.set(eip, s);
+    }
+    return s;
+  };
+  const dynExit = rl.addBlock(m.block(null, [set(L_EXITRIP, get(L_TGT)), m.br("exit")]));
+  const rlBlocks = new Map<TranslatedBlock, number>();
+  // Return sites inside the region: candidates for RET.
+  const returnSites: number[] = [];
+  for (const tb of compiled) {
+    if (tb.cut !== tb.blk.insns.length) continue;
+    const last = tb.blk.insns[tb.cut - 1];
+    if (last.exec === S.call || last.exec === S.callNear) {
+      const next = ((tb.eip + last.nextOff) & tb.blk.ipMask) >>> 0;
+      if (byEip.has(next) && !returnSites.includes(next) && returnSites.length < 8) returnSites.push(next);
+    }
+  }
+
+  interface Pending { from: TranslatedBlock; kind: "cond" | "jump" | "indirect" | "fall"; taken?: number; fall?: number; cands?: number[] }
+  const pending: Pending[] = [];
+
+  for (const tb of compiled) {
+    const { blk, eip } = tb;
+    const out: Ref[] = [];
+    let prod: Producer | null = null;
+    const ipMaskB = blk.ipMask;
+    // Prologue: the budget and validity (see DESIGN.md section 2).
+    out.push(m.if(
+      m.i32.or(
+        m.i32.gt_u(m.i32.add(get(L_RETIRED), c32(tb.cut)), get(P_FUEL)),
+        m.i32.eqz(m.global.get(`v${tb.index}`, i32)),
+      ),
+      m.block(null, [set(L_EXITRIP, c32(eip)), m.br("exit")]),
+    ));
+    let endKind: Pending | null = null;
+
+    for (let k = 0; k < tb.cut; k++) {
+      const ins = blk.insns[k];
+      const insEip = ((eip + ins.nextOff - ins.len) & ipMaskB) >>> 0;
+      const nextEip = ((eip + ins.nextOff) & ipMaskB) >>> 0;
+      releaseTemps();
+      const bail = (): Ref => m.block(null, [
+        set(L_RETIRED, m.i32.add(get(L_RETIRED), c32(k))),
+        set(L_EXITRIP, c32(insEip)),
+        m.br("exit"),
+      ]);
+
+      // ---- registers ----
+      const getReg = (idx: number, size: number): Ref => {
+        if (size === 4) return get(R0 + (idx >> 1));
+        if (size === 2) return m.i32.and(get(R0 + (idx >> 2)), c32(0xffff));
+        const r = R0 + (idx >> 3);
+        return (idx & 1) ? m.i32.and(m.i32.shr_u(get(r), c32(8)), c32(0xff)) : m.i32.and(get(r), c32(0xff));
+      };
+      const setReg = (idx: number, size: number, v: Ref): Ref => {
+        if (size === 4) return set(R0 + (idx >> 1), v);
+        if (size === 2) {
+          const r = R0 + (idx >> 2);
+          return set(r, m.i32.or(m.i32.and(get(r), c32(0xffff0000)), m.i32.and(v, c32(0xffff))));
+        }
+        const r = R0 + (idx >> 3);
+        if (idx & 1) return set(r, m.i32.or(m.i32.and(get(r), c32(~0xff00)), m.i32.shl(m.i32.and(v, c32(0xff)), c32(8))));
+        return set(r, m.i32.or(m.i32.and(get(r), c32(~0xff)), m.i32.and(v, c32(0xff))));
+      };
+      /** Evaluate into a fresh temp; returns the temp. */
+      const tmp = (v: Ref): number => {
+        const t = temp();
+        out.push(set(t, v));
+        return t;
+      };
+
+      // ---- memory ----
+      /** The effective address (ops.ts ea). */
+      const ea = (): Ref => {
+        let a: Ref = c32(ins.disp);
+        if (ins.base >= 0) a = m.i32.add(a, get(R0 + ins.base));
+        if (ins.index >= 0) a = m.i32.add(a, m.i32.shl(get(R0 + ins.index), c32(ins.scale)));
+        return ins.asz === 4 ? a : m.i32.and(a, c32(0xffff));
+      };
+      /**
+       * The host address of seg:off for `size` bytes (cpu.ts lin + rdLin/wrLin fast path), with
+       * every fault, MMIO, straddle and code-page write bailing. Pushes statements; returns a local.
+       */
+      const hostOf = (seg: number, off: Ref, size: number, write: boolean): number => {
+        usedSegs |= 1 << seg;
+        const sn = spec.segs[seg];
+        const o = tmp(off);
+        if (sn.lo > sn.hi) { out.push(bail()); return o; }
+        if (sn.lo === 0 && sn.hi >= 0xffffffff) {
+          if (size > 1) out.push(m.if(m.i32.gt_u(get(o), c32(0xffffffff - (size - 1))), bail()));
+        } else if (sn.lo === 0) {
+          if (sn.hi < size - 1) out.push(bail());
+          else out.push(m.if(m.i32.gt_u(get(o), c32(sn.hi - (size - 1))), bail()));
+        } else {
+          const o64 = () => m.i64.extend_u(get(o));
+          out.push(m.if(m.i32.or(
+            m.i64.lt_u(o64(), m.i64.const(sn.lo >>> 0, 0)),
+            m.i64.gt_u(m.i64.add(o64(), m.i64.const(size - 1, 0)), m.i64.const(sn.hi % 4294967296, Math.floor(sn.hi / 4294967296))),
+          ), bail()));
+        }
+        const la = sn.base === 0 ? o : tmp(m.i32.add(get(o), c32(sn.base)));
+        const e = tmp(m.i32.and(m.i32.shr_u(get(la), c32(10)), c32(0x3ffc)));
+        const h = temp();
+        let hit: Ref = m.i32.eq(m.i32.load(area + (write ? TLB_TAG_W : TLB_TAG_R), 4, get(e)), m.i32.shr_u(get(la), c32(12)));
+        if (size > 1) hit = m.i32.and(hit, m.i32.le_u(m.i32.and(get(la), c32(0xfff)), c32(0x1000 - size)));
+        out.push(m.if(hit,
+          set(h, m.i32.add(m.i32.load(area + TLB_HOST, 4, get(e)), m.i32.and(get(la), c32(0xfff)))),
+          m.block(null, [
+            set(h, m.call("slow", [get(la), c32(size), c32(write ? 1 : 0)], i32)),
+            m.if(m.i32.lt_s(get(h), c32(0)), bail()),
+          ]),
+        ));
+        return h;
+      };
+      const load = (h: number, size: number): Ref =>
+        size === 4 ? m.i32.load(0, 1, get(h)) : size === 2 ? m.i32.load16_u(0, 1, get(h)) : m.i32.load8_u(0, 1, get(h));
+      const store = (h: number, size: number, v: Ref): Ref =>
+        size === 4 ? m.i32.store(0, 1, get(h), v) : size === 2 ? m.i32.store16(0, 1, get(h), v) : m.i32.store8(0, 1, get(h), v);
+      /** Read seg:off (cpu.rd): returns a local holding the value. */
+      const rd = (seg: number, off: Ref, size: number): number => {
+        const h = hostOf(seg, off, size, false);
+        return tmp(load(h, size));
+      };
+      const wr = (seg: number, off: Ref, size: number, v: Ref): void => {
+        const h = hostOf(seg, off, size, true);
+        out.push(store(h, size, v));
+      };
+      const writable = (seg: number): boolean => {
+        usedSegs |= 1 << seg;
+        if (spec.segs[seg].noWrite) { out.push(bail()); return false; }
+        return true;
+      };
+
+      // ---- stack (cpu.ts push/peek/adjustSp) ----
+      const ESP = R0 + 4;
+      const spNow = (): Ref => spec.stack32 ? get(ESP) : m.i32.and(get(ESP), c32(0xffff));
+      const spPlus = (d: number): Ref => spec.stack32
+        ? m.i32.add(get(ESP), c32(d))
+        : m.i32.or(m.i32.and(get(ESP), c32(0xffff0000)), m.i32.and(m.i32.add(get(ESP), c32(d)), c32(0xffff)));
+      /** Push: writes memory now; returns the ESP commit. */
+      const push = (v: Ref, size: number): Ref => {
+        const sp = tmp(spec.stack32 ? m.i32.sub(get(ESP), c32(size)) : m.i32.and(m.i32.sub(get(ESP), c32(size)), c32(0xffff)));
+        wr(Seg.SS, get(sp), size, v);
+        return set(ESP, spec.stack32 ? get(sp) : m.i32.or(m.i32.and(get(ESP), c32(0xffff0000)), get(sp)));
+      };
+
+      // ---- flags (cpu.ts setLazy and friends) ----
+      const setLazy = (op: number, bits: number, res: Ref, dst: Ref, src: Ref, mask: number): void => {
+        out.push(set(L_OP, c32(op | (bits << 8))), set(L_RES, res), set(L_DST, dst), set(L_SRC, src), set(L_MASK, c32(mask)));
+        prod = { op, bits, mask, cfof0: false };
+      };
+      const flagsCall = (): Ref => m.call("flags", [get(L_OP), get(L_RES), get(L_DST), get(L_SRC), get(L_MASK), get(L_FL)], i32);
+      const maskOf = (bits: number) => bits === 32 ? -1 : (1 << bits) - 1;
+      const masked = (l: number, bits: number): Ref => bits === 32 ? get(l) : m.i32.and(get(l), c32(maskOf(bits)));
+      const lazyCF = (p: Producer): Ref => {
+        switch (p.op) {
+          case LF.ADD: return m.i32.lt_u(masked(L_RES, p.bits), masked(L_DST, p.bits));
+          case LF.ADC1: return m.i32.le_u(masked(L_RES, p.bits), masked(L_DST, p.bits));
+          case LF.SUB: return m.i32.lt_u(masked(L_DST, p.bits), masked(L_SRC, p.bits));
+          case LF.SBB1: return m.i32.le_u(masked(L_DST, p.bits), masked(L_SRC, p.bits));
+        }
+        return c32(0);
+      };
+      const lazyOF = (p: Producer): Ref => {
+        const sh = c32(p.bits - 1);
+        if (p.op === LF.ADD || p.op === LF.ADC1) {
+          return m.i32.and(m.i32.shr_u(m.i32.and(m.i32.xor(get(L_DST), get(L_RES)), m.i32.xor(get(L_SRC), get(L_RES))), sh), c32(1));
+        }
+        if (p.op === LF.SUB || p.op === LF.SBB1) {
+          return m.i32.and(m.i32.shr_u(m.i32.and(m.i32.xor(get(L_DST), get(L_SRC)), m.i32.xor(get(L_DST), get(L_RES))), sh), c32(1));
+        }
+        return c32(0);
+      };
+      const flBit = (bit: number): Ref => m.i32.and(m.i32.shr_u(get(L_FL), c32(bit)), c32(1));
+      const getCF = (): Ref => {
+        const p = prod as Producer | null;
+        if (p === null) return m.i32.and(flagsCall(), c32(1));
+        if (p.mask & Fl.CF) return lazyCF(p);
+        return p.cfof0 ? c32(0) : flBit(0);
+      };
+      /** Condition `cc` (cpu.ts cond) as 0/1. */
+      const cond = (cc: number): Ref => {
+        const p = prod as Producer | null;
+        let r: Ref;
+        if (p === null) {
+          const f = tmp(flagsCall());
+          const bit = (n: number) => m.i32.and(m.i32.shr_u(get(f), c32(n)), c32(1));
+          switch (cc >> 1) {
+            case 0: r = bit(11); break;
+            case 1: r = bit(0); break;
+            case 2: r = bit(6); break;
+            case 3: r = m.i32.or(bit(0), bit(6)); break;
+            case 4: r = bit(7); break;
+            case 5: r = bit(2); break;
+            case 6: r = m.i32.xor(bit(7), bit(11)); break;
+            default: r = m.i32.or(m.i32.xor(bit(7), bit(11)), bit(6)); break;
+          }
+        } else if (p.op === LF.SUB && p.mask === LAZY_ALL && (cc >> 1) !== 0 && (cc >> 1) !== 5 && (cc >> 1) !== 4) {
+          // CMP/SUB: compare the operands directly (the identities behind the SDM's Jcc table).
+          const sx = (l: number) => p.bits === 32 ? get(l) : p.bits === 16 ? m.i32.extend16_s(get(l)) : m.i32.extend8_s(get(l));
+          switch (cc >> 1) {
+            case 1: r = m.i32.lt_u(masked(L_DST, p.bits), masked(L_SRC, p.bits)); break;
+            case 2: r = m.i32.eq(masked(L_DST, p.bits), masked(L_SRC, p.bits)); break;
+            case 3: r = m.i32.le_u(masked(L_DST, p.bits), masked(L_SRC, p.bits)); break;
+            case 6: r = m.i32.lt_s(sx(L_DST), sx(L_SRC)); break;
+            default: r = m.i32.le_s(sx(L_DST), sx(L_SRC)); break;
+          }
+        } else {
+          const zf = (): Ref => p.mask & Fl.ZF ? m.i32.eqz(masked(L_RES, p.bits)) : flBit(6);
+          const sf = (): Ref => p.mask & Fl.SF ? m.i32.and(m.i32.shr_u(get(L_RES), c32(p.bits - 1)), c32(1)) : flBit(7);
+          const of = (): Ref => p.mask & Fl.OF ? lazyOF(p) : p.cfof0 ? c32(0) : flBit(11);
+          const cf = (): Ref => p.mask & Fl.CF ? lazyCF(p) : p.cfof0 ? c32(0) : flBit(0);
+          const pf = (): Ref => p.mask & Fl.PF ? m.i32.eqz(m.i32.and(m.i32.popcnt(m.i32.and(get(L_RES), c32(0xff))), c32(1))) : flBit(2);
+          switch (cc >> 1) {
+            case 0: r = of(); break;
+            case 1: r = cf(); break;
+            case 2: r = zf(); break;
+            case 3: r = m.i32.or(cf(), zf()); break;
+            case 4: r = sf(); break;
+            case 5: r = pf(); break;
+            case 6: r = m.i32.xor(sf(), of()); break;
+            default: r = m.i32.or(m.i32.xor(sf(), of()), zf()); break;
+          }
+        }
+        return cc & 1 ? m.i32.xor(r, c32(1)) : r;
+      };
+      const flagsLogic = (bits: number, res: Ref) => {
+        out.push(set(L_FL, m.i32.and(get(L_FL), c32(~(Fl.CF | Fl.OF | Fl.AF)))));
+        setLazy(LF.RES, bits, res, c32(0), c32(0), LAZY_RES);
+        prod!.cfof0 = true;
+      };
+      /** flagsResult: CF, OF explicit (AF = 0), ZF SF PF lazy from the result. */
+      const flagsResult = (bits: number, res: Ref, cf: Ref, of: Ref) => {
+        out.push(set(L_FL, m.i32.or(m.i32.and(get(L_FL), c32(~(Fl.CF | Fl.OF | Fl.AF))), m.i32.or(cf, m.i32.shl(of, c32(11))))));
+        setLazy(LF.RES, bits, res, c32(0), c32(0), LAZY_RES);
+      };
+      /** setCfOf (ops.ts): materialise EFLAGS, replace CF and OF, write them back whole (setFlags). */
+      const setCfOf = (cf: Ref, of: Ref) => {
+        const f = tmp(flagsCall());
+        const v = m.i32.or(m.i32.and(get(f), c32(~(Fl.CF | Fl.OF))), m.i32.or(cf, m.i32.shl(of, c32(11))));
+        out.push(set(L_FL, m.i32.and(m.i32.and(m.i32.or(v, c32(Fl.FIXED1)), c32(~(0x8 | 0x20 | 0x8000))), c32(0x3f7fd7))));
+        out.push(set(L_MASK, c32(0)));
+        prod = { op: LF.NONE, bits: 32, mask: 0, cfof0: false };
+      };
+
+      const commits: Ref[] = [];
+      const native = isNative(ins);
+      if (!native) {
+        // ---- callout: the interpreter's own semantic function ----
+        callouts++;
+        const st = temp();
+        out.push(...writeBack(m, area, false, i32));
+        out.push(set(st, m.call("callout", [c32(tb.index), c32(k)], i32)));
+        out.push(...reload(m, area));
+        out.push(m.if(m.i32.eq(get(st), c32(1)), bail()));
+        out.push(m.if(m.i32.eq(get(st), c32(2)), m.block(null, [
+          set(L_RETIRED, m.i32.add(get(L_RETIRED), c32(k + 1))),
+          set(L_EXITRIP, c32(nextEip)),
+          m.br("exit"),
+        ])));
+        prod = null;
+        continue;
+      }
+      inline++;
+      const size = ins.size, bits = size * 8;
+      const ex = ins.exec;
+      const REG = OpKind.REG, MEM = OpKind.MEM, IMM = OpKind.IMM;
+      /** readSrc (ops.ts). */
+      const readSrc = (sz: number): Ref => {
+        if (ins.sk === IMM) return c32(ins.imm);
+        if (ins.sk === REG) return getReg(ins.sr, sz);
+        return get(rd(ins.seg, ea(), sz));
+      };
+
+      if (ex === S.alu || ex === S.test || ex === S.incdec || ex === S.not || ex === S.neg) {
+        let h = -1, a: number;
+        const rmw = ex !== S.test && !(ex === S.alu && ins.sub === 7);
+        if (ins.dk === MEM) {
+          if (rmw && !writable(ins.seg)) continue;
+          h = hostOf(ins.seg, ea(), size, false);
+          a = tmp(load(h, size));
+        } else a = tmp(getReg(ins.dr, size));
+        let r: number;
+        if (ex === S.test) {
+          const bv = ins.sk === IMM ? c32(ins.imm) : ins.sk === REG ? getReg(ins.sr, size) : c32(0);
+          r = tmp(m.i32.and(get(a), bv));
+          flagsLogic(bits, get(r));
+        } else if (ex === S.incdec) {
+          r = tmp(ins.sub ? m.i32.sub(get(a), c32(1)) : m.i32.add(get(a), c32(1)));
+        } else if (ex === S.not) {
+          r = tmp(m.i32.xor(get(a), c32(-1)));
+        } else if (ex === S.neg) {
+          r = tmp(m.i32.sub(c32(0), get(a)));
+        } else {
+          const bv = tmp(readSrc(size));
+          switch (ins.sub) {
+            case 0: r = tmp(m.i32.add(get(a), get(bv))); setLazy(LF.ADD, bits, get(r), get(a), get(bv), LAZY_ALL); break;
+            case 1: r = tmp(m.i32.or(get(a), get(bv))); flagsLogic(bits, get(r)); break;
+            case 2: case 3: {
+              const cin = tmp(getCF());
+              r = tmp(ins.sub === 2
+                ? m.i32.add(m.i32.add(get(a), get(bv)), get(cin))
+                : m.i32.sub(m.i32.sub(get(a), get(bv)), get(cin)));
+              const op0 = ins.sub === 2 ? LF.ADD : LF.SUB, op1 = ins.sub === 2 ? LF.ADC1 : LF.SBB1;
+              out.push(set(L_OP, m.select(get(cin), c32(op1 | (bits << 8)), c32(op0 | (bits << 8)))),
+                set(L_RES, get(r)), set(L_DST, get(a)), set(L_SRC, get(bv)), set(L_MASK, c32(LAZY_ALL)));
+              prod = null;
+              break;
+            }
+            case 4: r = tmp(m.i32.and(get(a), get(bv))); flagsLogic(bits, get(r)); break;
+            case 5: case 7: r = tmp(m.i32.sub(get(a), get(bv))); setLazy(LF.SUB, bits, get(r), get(a), get(bv), LAZY_ALL); break;
+            default: r = tmp(m.i32.xor(get(a), get(bv))); flagsLogic(bits, get(r)); break;
+          }
+        }
+        if (rmw) {
+          if (ins.dk === MEM) wr(ins.seg, ea(), size, get(r));
+          else commits.push(setReg(ins.dr, size, get(r)));
+        }
+        if (ex === S.incdec) {
+          // materializeCF, then the INC/DEC record (CF kept).
+          const p = prod as Producer | null;
+          if (p === null) out.push(set(L_FL, m.i32.or(m.i32.and(get(L_FL), c32(~1)), m.i32.and(flagsCall(), c32(1)))));
+          else if (p.mask & Fl.CF) out.push(set(L_FL, m.i32.or(m.i32.and(get(L_FL), c32(~1)), lazyCF(p))));
+          setLazy(ins.sub ? LF.SUB : LF.ADD, bits, get(r), get(a), c32(1), LAZY_NO_CF);
+        } else if (ex === S.neg) {
+          setLazy(LF.SUB, bits, get(r), c32(0), get(a), LAZY_ALL);
+        }
+      } else if (ex === S.mov) {
+        if (ins.dk === MEM) {
+          if (!writable(ins.seg)) continue;
+          wr(ins.seg, ea(), size, ins.sk === IMM ? c32(ins.imm) : getReg(ins.sr, size));
+        } else {
+          commits.push(setReg(ins.dr, size, get(tmp(readSrc(size)))));
+        }
+      } else if (ex === S.movzx || ex === S.movsx) {
+        const ss = (ins.opcode & 0xff) === 0xb6 || (ins.opcode & 0xff) === 0xbe ? 1 : 2;
+        let v: Ref = ins.sk === REG ? getReg(ins.sr, ss) : get(rd(ins.seg, ea(), ss));
+        if (ex === S.movsx) v = ss === 1 ? m.i32.extend8_s(v) : m.i32.extend16_s(v);
+        commits.push(setReg(ins.dr, ins.osz, get(tmp(v))));
+      } else if (ex === S.lea) {
+        commits.push(setReg(ins.dr, ins.osz, get(tmp(ea()))));
+      } else if (ex === S.xchg) {
+        const bv = tmp(getReg(ins.sr, size));
+        if (ins.dk === MEM) {
+          if (!writable(ins.seg)) continue;
+          const h = hostOf(ins.seg, ea(), size, false);
+          const a = tmp(load(h, size));
+          wr(ins.seg, ea(), size, get(bv));
+          commits.push(setReg(ins.sr, size, get(a)));
+        } else {
+          const a = tmp(getReg(ins.dr, size));
+          commits.push(setReg(ins.dr, size, get(bv)), setReg(ins.sr, size, get(a)));
+        }
+      } else if (ex === S.push) {
+        const v = ins.dk === IMM ? c32(ins.imm) : ins.dk === REG ? getReg(ins.dr, ins.osz) : get(rd(ins.seg, ea(), ins.osz));
+        const vt = tmp(v);
+        commits.push(push(get(vt), ins.osz));
+      } else if (ex === S.pop) {
+        const v = rd(Seg.SS, spNow(), ins.osz);
+        commits.push(set(ESP, spPlus(ins.osz)), setReg(ins.dr, ins.osz, get(v)));
+      } else if (ex === S.cbw) {
+        if (ins.osz === 4) commits.push(set(R0, m.i32.extend16_s(get(R0))));
+        else commits.push(setReg(0, 2, m.i32.extend8_s(get(R0))));
+      } else if (ex === S.cwd) {
+        if (ins.osz === 4) commits.push(set(R0 + 2, m.i32.shr_s(get(R0), c32(31))));
+        else commits.push(setReg(2 * 4, 2, m.select(m.i32.and(get(R0), c32(0x8000)), c32(0xffff), c32(0))));
+      } else if (ex === S.setcc) {
+        const v = tmp(cond(ins.sub));
+        if (ins.dk === MEM) {
+          if (!writable(ins.seg)) continue;
+          wr(ins.seg, ea(), 1, get(v));
+        } else commits.push(setReg(ins.dr, 1, get(v)));
+      } else if (ex === S.cmovcc) {
+        const v = tmp(readSrc(ins.osz));
+        commits.push(m.if(cond(ins.sub), setReg(ins.dr, ins.osz, get(v))));
+      } else if (ex === S.shift) {
+        let h = -1;
+        if (ins.dk === MEM) {
+          if (!writable(ins.seg)) continue;
+          h = hostOf(ins.seg, ea(), size, false);
+        }
+        const mk = maskOf(bits);
+        const a = tmp(m.i32.and(ins.dk === MEM ? load(h, size) : getReg(ins.dr, size), c32(mk)));
+        const cntConst = ins.sk === IMM ? ins.imm & 0x1f : -1;
+        if (cntConst === 0) { out.push(m.nop()); }
+        else {
+          const cnt = tmp(cntConst >= 0 ? c32(cntConst) : m.i32.and(get(R0 + 1), c32(0x1f)));
+          // Everything that depends on a non-zero count goes in `body`, guarded when the count is in CL.
+          const saved = out.length;
+          const msb = (l: number) => m.i32.and(m.i32.shr_u(get(l), c32(bits - 1)), c32(1));
+          const r = temp();
+          const writeR = () => {
+            if (ins.dk === MEM) out.push(...wrInline(ins.seg, get(r)));
+            else out.push(setReg(ins.dr, size, get(r)));
+          };
+          // A write inside a conditional body cannot bail after flags are set: do the memory part first.
+          const wrInline = (seg: number, v: Ref): Ref[] => {
+            const before = out.length;
+            wr(seg, ea(), size, v);
+            return out.splice(before);
+          };
+          const sub = ins.sub;
+          if (sub === 0 || sub === 1) {
+            const kk = tmp(bits === 32 ? get(cnt) : m.i32.rem_u(get(cnt), c32(bits)));
+            if (bits === 32) out.push(set(r, sub === 0 ? m.i32.rotl(get(a), get(kk)) : m.i32.rotr(get(a), get(kk))));
+            else {
+              const rot = sub === 0
+                ? m.i32.or(m.i32.shl(get(a), get(kk)), m.i32.shr_u(get(a), m.i32.sub(c32(bits), get(kk))))
+                : m.i32.or(m.i32.shr_u(get(a), get(kk)), m.i32.shl(get(a), m.i32.sub(c32(bits), get(kk))));
+              out.push(set(r, m.select(get(kk), m.i32.and(rot, c32(mk)), get(a))));
+            }
+            writeR();
+            if (sub === 0) {
+              const cf = tmp(m.i32.and(get(r), c32(1)));
+              setCfOf(get(cf), m.i32.xor(msb(r), get(cf)));
+            } else {
+              setCfOf(msb(r), m.i32.xor(msb(r), m.i32.and(m.i32.shr_u(get(r), c32(bits - 2)), c32(1))));
+            }
+          } else if (sub === 4 || sub === 6) {
+            out.push(set(r, m.i32.and(m.i32.shl(get(a), get(cnt)), c32(mk))));
+            const cf = tmp(m.select(m.i32.le_u(get(cnt), c32(bits)),
+              m.i32.and(m.i32.shr_u(m.i32.shl(get(a), m.i32.sub(get(cnt), c32(1))), c32(bits - 1)), c32(1)), c32(0)));
+            writeR();
+            flagsResult(bits, get(r), get(cf), m.i32.xor(msb(r), get(cf)));
+          } else if (sub === 5) {
+            out.push(set(r, m.i32.shr_u(get(a), get(cnt))));
+            const cf = tmp(m.i32.and(m.i32.shr_u(get(a), m.i32.sub(get(cnt), c32(1))), c32(1)));
+            writeR();
+            flagsResult(bits, get(r), get(cf), m.i32.xor(msb(r), m.i32.and(m.i32.shr_u(get(r), c32(bits - 2)), c32(1))));
+          } else {
+            const sa = tmp(bits === 32 ? get(a) : bits === 16 ? m.i32.extend16_s(get(a)) : m.i32.extend8_s(get(a)));
+            out.push(set(r, m.i32.and(m.i32.shr_s(get(sa), get(cnt)), c32(mk))));
+            const cf = tmp(m.i32.and(m.i32.shr_s(get(sa), m.i32.sub(get(cnt), c32(1))), c32(1)));
+            writeR();
+            flagsResult(bits, get(r), get(cf), c32(0));
+          }
+          if (cntConst < 0) {
+            // Count from CL: the whole body runs only for a non-zero count; the producer is then unknown.
+            const body = out.splice(saved);
+            out.push(m.if(m.i32.ne(get(cnt), c32(0)), m.block(null, body)));
+            prod = null;
+          }
+        }
+      } else if (ex === S.imul2 || ex === S.imul3) {
+        const sz = ins.osz;
+        let a: number, bv: number;
+        if (ex === S.imul2) { a = tmp(getReg(ins.dr, sz)); bv = tmp(readSrc(sz)); }
+        else { a = tmp(readSrc(sz)); bv = tmp(c32(ins.imm)); }
+        let r: number, of: number;
+        if (sz === 4) {
+          const p = temp64();
+          out.push(m.local.set(p, m.i64.mul(m.i64.extend_s(get(a)), m.i64.extend_s(get(bv)))));
+          r = tmp(m.i32.wrap(m.local.get(p, i64)));
+          of = tmp(m.i64.ne(m.local.get(p, i64), m.i64.extend_s(get(r))));
+        } else {
+          r = tmp(m.i32.mul(m.i32.extend16_s(get(a)), m.i32.extend16_s(get(bv))));
+          of = tmp(m.i32.ne(get(r), m.i32.extend16_s(get(r))));
+        }
+        flagsResult(sz * 8, get(r), get(of), get(of));
+        commits.push(setReg(ins.dr, sz, get(r)));
+      } else if (ex === S.nop) {
+        // nothing
+      } else if (ex === S.jcc || ex === S.jmp || ex === S.call) {
+        const target = ((nextEip + ins.imm) & (ins.osz === 4 ? -1 : 0xffff)) >>> 0;
+        const outOfLimit = target > spec.segs[Seg.CS].hi;
+        if (ex === S.jcc) {
+          out.push(set(L_COND, cond(ins.sub)));
+          if (outOfLimit) out.push(m.if(get(L_COND), bail()));
+          endKind = { from: tb, kind: "cond", taken: target, fall: nextEip };
+        } else if (ex === S.jmp) {
+          if (outOfLimit) { out.push(bail()); continue; }
+          endKind = { from: tb, kind: "jump", taken: target };
+        } else {
+          if (outOfLimit) { out.push(bail()); continue; }
+          commits.push(push(c32(nextEip), ins.osz));
+          endKind = { from: tb, kind: "jump", taken: target };
+        }
+      } else if (ex === S.jmpNear || ex === S.callNear || ex === S.ret) {
+        const ipm = ins.osz === 4 ? -1 : 0xffff;
+        let t: number;
+        if (ex === S.ret) t = tmp(m.i32.and(get(rd(Seg.SS, spNow(), ins.osz)), c32(ipm)));
+        else t = tmp(m.i32.and(ins.dk === MEM ? get(rd(ins.seg, ea(), ins.osz)) : getReg(ins.dr, ins.osz), c32(ipm)));
+        const hi = spec.segs[Seg.CS].hi;
+        if (hi < 0xffffffff) out.push(m.if(m.i32.gt_u(get(t), c32(hi)), bail()));
+        if (ex === S.callNear) commits.push(push(c32(nextEip), ins.osz));
+        if (ex === S.ret) commits.push(set(ESP, spPlus(ins.osz + (ins.dk === IMM ? ins.imm & 0xffff : 0))));
+        commits.push(set(L_TGT, get(t)));
+        endKind = { from: tb, kind: "indirect", cands: ex === S.ret ? returnSites : [] };
+      } else {
+        throw new Error(`Untranslated native instruction ${ins.name}`);
+      }
+      out.push(...commits);
+    }
+    // Epilogue: retire the block, then the edges.
+    out.push(set(L_RETIRED, m.i32.add(get(L_RETIRED), c32(tb.cut))));
+    if (endKind === null) {
+      const last = blk.insns[tb.cut - 1];
+      const next = ((eip + last.nextOff) & ipMaskB) >>> 0;
+      endKind = tb.cut === blk.insns.length && last.terminal
+        ? { from: tb, kind: "indirect", cands: [] } // a callout that ended the block cannot be terminal; defensive
+        : { from: tb, kind: "fall", fall: next };
+      if (endKind.kind === "indirect") out.push(set(L_TGT, c32(next)));
+    }
+    pending.push(endKind);
+    const code = m.block(null, out);
+    if (endKind.kind === "indirect" && endKind.cands!.length > 0) {
+      // Index of the target among the candidates (an if chain), then a switch.
+      let idx: Ref = c32(endKind.cands!.length);
+      for (let c = endKind.cands!.length - 1; c >= 0; c--) {
+        idx = m.select(m.i32.eq(get(L_TGT), c32(endKind.cands![c])), c32(c), idx);
+      }
+      rlBlocks.set(tb, rl.addBlockWithSwitch(code, idx));
+    } else {
+      rlBlocks.set(tb, rl.addBlock(code));
+    }
+  }
+
+  const target = (eip: number): number => {
+    const t = byEip.get(eip);
+    return t !== undefined ? rlBlocks.get(t)! : exitTo(eip);
+  };
+  for (const p of pending) {
+    const from = rlBlocks.get(p.from)!;
+    if (p.kind === "cond") {
+      rl.addBranch(from, target(p.taken!), m.local.get(L_COND, i32), 0);
+      rl.addBranch(from, target(p.fall!), 0, 0);
+    } else if (p.kind === "jump") {
+      rl.addBranch(from, target(p.taken!), 0, 0);
+    } else if (p.kind === "fall") {
+      rl.addBranch(from, target(p.fall!), 0, 0);
+    } else if (p.cands!.length > 0) {
+      p.cands!.forEach((c, k) => rl.addBranchForSwitch(from, target(c), [k], 0));
+      rl.addBranchForSwitch(from, dynExit, [], 0);
+    } else {
+      rl.addBranch(from, dynExit, 0, 0);
+    }
+  }
+  // The entry: a switch on the `entry` argument.
+  const entry = rl.addBlockWithSwitch(m.nop(), m.local.get(P_ENTRY, i32));
+  const bad = rl.addBlock(m.unreachable());
+  for (const tb of compiled) rl.addBranchForSwitch(entry, rlBlocks.get(tb)!, [tb.index], 0);
+  rl.addBranchForSwitch(entry, bad, [], 0);
+  const flow = rl.renderAndDispose(entry, L_LABEL);
+
+  const body = m.block(null, [
+    ...reload(m, area),
+    set(L_RETIRED, c32(0)),
+    m.block("exit", [flow]),
+    ...writeBack(m, area, true, i32),
+    m.return(get(L_RETIRED)),
+  ]);
+  m.addFunction("run", b.createType([i32, i32]), i32, vars, body);
+  m.addFunctionExport("run", "run");
+  return { module: m, blocks: tblocks, usedSegs, inline, callouts };
+}
+
+/** Load the locals from the state block. */
+function reload(m: InstanceType<Binaryen["Module"]>, area: number): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < 8; r++) out.push(m.local.set(R0 + r, m.i32.load(area + r * 8, 4, m.i32.const(0))));
+  const w = (word: number, l: number) => out.push(m.local.set(l, m.i32.load(area + word * 4, 4, m.i32.const(0))));
+  w(St.LAZY_OP, L_OP); w(St.LAZY_RES, L_RES); w(St.LAZY_DST, L_DST); w(St.LAZY_SRC, L_SRC); w(St.LAZY_MASK, L_MASK);
+  w(St.RFLAGS, L_FL);
+  return out;
+}
+/** Store the locals to the state block (and RIP at the exit). */
+function writeBack(m: InstanceType<Binaryen["Module"]>, area: number, withRip: boolean, ty: number): number[] {
+  const out: number[] = [];
+  const i32 = m.i32;
+  for (let r = 0; r < 8; r++) out.push(i32.store(area + r * 8, 4, i32.const(0), m.local.get(R0 + r, ty)));
+  const w = (word: number, l: number) => out.push(i32.store(area + word * 4, 4, i32.const(0), m.local.get(l, ty)));
+  w(St.LAZY_OP, L_OP); w(St.LAZY_RES, L_RES); w(St.LAZY_DST, L_DST); w(St.LAZY_SRC, L_SRC); w(St.LAZY_MASK, L_MASK);
+  w(St.RFLAGS, L_FL);
+  if (withRip) w(St.RIP, L_EXITRIP);
+  return out;
+}
+
+/** `$flags(op, res, dst, src, mask, fl)`: the wasm twin of Cpu.getFlags (runtime/cpu/cpu.ts). */
+function addFlagsFunction(b: Binaryen, m: InstanceType<Binaryen["Module"]>): void {
+  const i32 = b.i32;
+  const g = (l: number) => m.local.get(l, i32);
+  const c = (v: number) => m.i32.const(v | 0);
+  const OP = 0, RES = 1, DST = 2, SRC = 3, MASK = 4, FL = 5, BITS = 6, MK = 7, F = 8, KIND = 9;
+  const mres = () => m.i32.and(g(RES), g(MK)), mdst = () => m.i32.and(g(DST), g(MK)), msrc = () => m.i32.and(g(SRC), g(MK));
+  const isKind = (k: number) => m.i32.eq(g(KIND), c(k));
+  const cf = m.select(isKind(LF.ADD), m.i32.lt_u(mres(), mdst()),
+    m.select(isKind(LF.ADC1), m.i32.le_u(mres(), mdst()),
+      m.select(isKind(LF.SUB), m.i32.lt_u(mdst(), msrc()),
+        m.select(isKind(LF.SBB1), m.i32.le_u(mdst(), msrc()), c(0)))));
+  const sh = () => m.i32.sub(g(BITS), c(1));
+  const ofAdd = m.i32.and(m.i32.shr_u(m.i32.and(m.i32.xor(g(DST), g(RES)), m.i32.xor(g(SRC), g(RES))), sh()), c(1));
+  const ofSub = m.i32.and(m.i32.shr_u(m.i32.and(m.i32.xor(g(DST), g(SRC)), m.i32.xor(g(DST), g(RES))), sh()), c(1));
+  const of = m.select(m.i32.or(isKind(LF.ADD), isKind(LF.ADC1)), ofAdd,
+    m.select(m.i32.or(isKind(LF.SUB), isKind(LF.SBB1)), ofSub, c(0)));
+  const when = (bit: number, v: number) => m.if(m.i32.and(g(MASK), c(bit)), m.local.set(F, m.i32.or(g(F), v)));
+  const body = m.block(null, [
+    m.local.set(BITS, m.i32.shr_s(g(OP), c(8))),
+    m.local.set(KIND, m.i32.and(g(OP), c(0xff))),
+    m.local.set(MK, m.select(m.i32.eq(g(BITS), c(32)), c(-1), m.i32.sub(m.i32.shl(c(1), g(BITS)), c(1)))),
+    m.local.set(F, m.i32.and(g(FL), m.i32.xor(g(MASK), c(-1)))),
+    when(Fl.CF, cf),
+    when(Fl.PF, m.i32.shl(m.i32.eqz(m.i32.and(m.i32.popcnt(m.i32.and(g(RES), c(0xff))), c(1))), c(2))),
+    when(Fl.AF, m.i32.and(m.i32.xor(m.i32.xor(g(DST), g(SRC)), g(RES)), c(0x10))),
+    when(Fl.ZF, m.i32.shl(m.i32.eqz(mres()), c(6))),
+    when(Fl.SF, m.i32.shl(m.i32.and(m.i32.shr_u(g(RES), sh()), c(1)), c(7))),
+    when(Fl.OF, m.i32.shl(of, c(11))),
+    m.return(m.i32.or(g(F), c(Fl.FIXED1))),
+  ]);
+  m.addFunction("flags", b.createType([i32, i32, i32, i32, i32, i32]), i32, [i32, i32, i32, i32], body);
+}
