@@ -17,10 +17,11 @@ interface Attachment {
  */
 export class PioBus {
   /**
-   * Slot number (index into #slots) per port; 0 means unclaimed. 32-bit because 65536 one-port
-   * devices plus "unclaimed" need 65537 values.
+   * Slot number (index into #slots) per port, 0 meaning unclaimed, in pages of 256 ports that are
+   * allocated when a device first claims a port in them (a bus is cheap to create). 32-bit because
+   * 65536 one-port devices plus "unclaimed" need 65537 values.
    */
-  #table = new Uint32Array(MAX_PORT + 1);
+  #pages: (Uint32Array | undefined)[] = new Array((MAX_PORT + 1) >> 8).fill(undefined);
   /** Devices by slot. Slot 0 is never used, so `#slots[0]` is undefined. */
   #slots: (PioDevice | undefined)[] = [undefined];
   #attached = new Map<PioDevice, { slot: number; attachment: Attachment }>();
@@ -63,7 +64,7 @@ export class PioBus {
     }
     const slot = this.#freeSlots.pop() ?? this.#slots.length;
     this.#slots[slot] = dev;
-    for (const r of ranges) this.#table.fill(slot, r.first, r.last + 1);
+    for (const r of ranges) this.#fill(slot, r.first, r.last);
     this.#attached.set(dev, { slot, attachment: { device: dev, ranges } });
   }
 
@@ -74,7 +75,7 @@ export class PioBus {
   detach(dev: PioDevice): boolean {
     const entry = this.#attached.get(dev);
     if (!entry) return false;
-    for (const r of entry.attachment.ranges) this.#table.fill(0, r.first, r.last + 1);
+    for (const r of entry.attachment.ranges) this.#fill(0, r.first, r.last);
     this.#slots[entry.slot] = undefined;
     this.#freeSlots.push(entry.slot);
     this.#attached.delete(dev);
@@ -83,7 +84,24 @@ export class PioBus {
 
   /** The device that claims `port`, or undefined (also for values outside 0..0xffff). */
   find(port: number): PioDevice | undefined {
-    return this.#slots[this.#table[port]];
+    const page = this.#pages[port >>> 8];
+    return page === undefined ? undefined : this.#slots[page[port & 0xff]];
+  }
+
+  #slotAt(port: number): number {
+    const page = this.#pages[port >>> 8];
+    return page === undefined ? 0 : page[port & 0xff];
+  }
+
+  #fill(slot: number, first: number, last: number): void {
+    for (let p = first; p <= last; p++) {
+      let page = this.#pages[p >>> 8];
+      if (page === undefined) {
+        if (slot === 0) continue;
+        page = this.#pages[p >>> 8] = new Uint32Array(256);
+      }
+      page[p & 0xff] = slot;
+    }
   }
 
   /** The attached devices, in attach order. */
@@ -108,12 +126,11 @@ export class PioBus {
 
   /** The first run of ports in `first..last` claimed by one device, or undefined. */
   #overlap(first: number, last: number): { device: PioDevice; first: number; last: number } | undefined {
-    const table = this.#table;
     for (let p = first; p <= last; p++) {
-      const slot = table[p];
+      const slot = this.#slotAt(p);
       if (slot === 0) continue;
       let end = p;
-      while (end < last && table[end + 1] === slot) end++;
+      while (end < last && this.#slotAt(end + 1) === slot) end++;
       return { device: this.#slots[slot]!, first: p, last: end };
     }
     return undefined;
