@@ -72,6 +72,21 @@ def host_run(mb):
     return outs[0]
 
 
+# pm_kernel.asm's console, as its header specifies: the PIT ticks it waits for (3 halted, 2 in
+# ring 3), the two demand-paged addresses and the user-write/not-present error code 6, exit 42.
+PM_KERNEL_STDOUT = (
+    "pm_kernel: GDT, IDT, TSS loaded\n"
+    "pm_kernel: paging on\n"
+    "pm_kernel: 3 timer ticks while halted\n"
+    "ring 3: hello via int 0x80\n"
+    + "".join(f"pm_kernel: #PF at {a:08x} err {4 | 2:08x}, mapped a page\n" for a in (0x400000, 0x401FFC))
+    + "ring 3: demand-paged memory reads back\n"
+    "ring 3: 2 timer interrupts taken in ring 3\n"
+    "pm_kernel: user exit 42\n"
+    "pm_kernel: halting\n"
+)
+
+
 def main():
     pm, rm = "protected", "real"
     edi_scale = {"reg": "edi", "default": 1, "note": "passes; output does not depend on it"}
@@ -113,6 +128,11 @@ def main():
         "mb_kernel.elf": dict(mode=pm, format="multiboot", stdout=host_run(mb=True), exit="hlt",
                               notes="mem_upper line assumes 16 MiB of RAM (15360 KiB above 1 MiB); "
                                     "multiboot flags 0x00000003"),
+        "pm_kernel.bin": dict(mode=pm, format="raw", stdout=PM_KERNEL_STDOUT, exit="hlt",
+                              notes="needs the in-kernel PIC and PIT (Machine's default irqchip) and the debug "
+                                    "console at 0xE9; GDT with ring 3 segments and a TSS, IDT, 4 KiB paging, "
+                                    "IRET to ring 3, INT 0x80 trap gate, demand paging in #PF, PIT at 1193 "
+                                    "clocks; about 2.0M instructions"),
     }
     with open(os.path.join(HERE, "expected.json"), "w") as f:
         json.dump(e, f, indent=2)
