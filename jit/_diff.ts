@@ -1,0 +1,77 @@
+/**
+ * Differential harness: run the same guest under two engines and compare everything a run leaves
+ * behind (console, exit, instruction count, exits by reason, registers, EFLAGS, segment registers,
+ * a hash of all guest RAM, the IO a hook saw).
+ */
+import { Machine, type MachineOptions } from "../runtime/vmm/machine.ts";
+import { type Engine, useEngine } from "./mod.ts";
+import type { JitEngine, JitOptions } from "./engine.ts";
+
+export interface GuestSpec {
+  mode: "real" | "protected" | "paged";
+  image: Uint8Array;
+  format?: "raw" | "elf" | "multiboot";
+  load?: number;
+  regs?: Record<string, number>;
+  budget?: number;
+  /** Ports whose OUTs are recorded by a userspace hook (and whose INs return a counter). */
+  ioPorts?: number[];
+  machine?: MachineOptions;
+}
+
+/** Everything compared between engines. */
+export interface RunSummary {
+  console: string;
+  exit: string;
+  instructions: number;
+  exits: Record<string, number>;
+  regs: Record<string, number>;
+  sregs: string;
+  memHash: string;
+  io: number[];
+}
+
+/** FNV-1a over 32-bit words (fast enough for 16 MiB per run). */
+export function hashMemory(bytes: Uint8Array): string {
+  const w = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2);
+  let h = 0x811c9dc5 | 0;
+  for (let k = 0; k < w.length; k++) h = Math.imul(h ^ w[k], 16777619);
+  return (h >>> 0).toString(16);
+}
+
+/** Run `g` under `engine`; returns the summary and the JIT engine (for stats). */
+export async function runGuest(g: GuestSpec, engine: Engine, opts: JitOptions = {}): Promise<{ sum: RunSummary; jit: JitEngine | null; m: Machine }> {
+  const m = new Machine({ mode: g.mode, ...g.machine });
+  m.load(g.image, { format: g.format ?? "raw", loadAddr: g.load });
+  if (g.regs) m.vcpu.setRegs(g.regs);
+  m.onHypercall(1, (a) => (a[0] + a[1]) | 0);
+  const io: number[] = [];
+  let inCount = 0;
+  for (const port of g.ioPorts ?? []) {
+    m.onIo({ port, direction: "out", name: `rec${port}`, handler: (x) => { io.push(port, x.value >>> 0); } });
+    m.onIo({ port, direction: "in", name: `in${port}`, handler: () => 0x5a + inCount++ });
+  }
+  const jit = await useEngine(m, engine, { validate: true, ...opts });
+  const r = m.run({ budget: g.budget ?? 50_000_000 });
+  const regs = m.vcpu.getRegs() as unknown as Record<string, number>;
+  const sum: RunSummary = {
+    console: m.console,
+    exit: r.exit.reason,
+    instructions: r.instructions,
+    exits: r.exits,
+    regs: { ...regs },
+    sregs: JSON.stringify(m.vcpu.getSregs()),
+    memHash: hashMemory(m.vm.memoryView(0, m.memSize)),
+    io,
+  };
+  return { sum, jit, m };
+}
+
+/** The first difference between two summaries, or null. */
+export function firstDifference(a: RunSummary, b: RunSummary): string | null {
+  for (const k of Object.keys(a) as (keyof RunSummary)[]) {
+    const x = JSON.stringify(a[k]), y = JSON.stringify(b[k]);
+    if (x !== y) return `${k}: ${x} vs ${y}`;
+  }
+  return null;
+}

@@ -1,0 +1,1075 @@
+;; real mode: call f; hlt; f: push ax; pop cx; ret
+(module
+ (type $0 (func (param i32 i32) (result i32)))
+ (type $1 (func (param i32 i32 i32) (result i32)))
+ (type $2 (func (param i32 i32 i32 i32 i32 i32) (result i32)))
+ (import "e" "mem" (memory $0 1))
+ (import "e" "slow" (func $slow (param i32 i32 i32) (result i32)))
+ (import "e" "callout" (func $callout (param i32 i32) (result i32)))
+ (global $v0 (mut i32) (i32.const 1))
+ (global $v1 (mut i32) (i32.const 1))
+ (export "v0" (global $v0))
+ (export "v1" (global $v1))
+ (export "run" (func $run))
+ (func $flags (param $0 i32) (param $1 i32) (param $2 i32) (param $3 i32) (param $4 i32) (param $5 i32) (result i32)
+  (local $6 i32)
+  (local $7 i32)
+  (local $8 i32)
+  (local $9 i32)
+  (local.set $6
+   (i32.shr_s
+    (local.get $0)
+    (i32.const 8)
+   )
+  )
+  (local.set $9
+   (i32.and
+    (local.get $0)
+    (i32.const 255)
+   )
+  )
+  (local.set $7
+   (select
+    (i32.const -1)
+    (i32.sub
+     (i32.shl
+      (i32.const 1)
+      (local.get $6)
+     )
+     (i32.const 1)
+    )
+    (i32.eq
+     (local.get $6)
+     (i32.const 32)
+    )
+   )
+  )
+  (local.set $8
+   (i32.and
+    (local.get $5)
+    (i32.xor
+     (local.get $4)
+     (i32.const -1)
+    )
+   )
+  )
+  (if
+   (i32.and
+    (local.get $4)
+    (i32.const 1)
+   )
+   (then
+    (local.set $8
+     (i32.or
+      (local.get $8)
+      (select
+       (i32.lt_u
+        (i32.and
+         (local.get $1)
+         (local.get $7)
+        )
+        (i32.and
+         (local.get $2)
+         (local.get $7)
+        )
+       )
+       (select
+        (i32.le_u
+         (i32.and
+          (local.get $1)
+          (local.get $7)
+         )
+         (i32.and
+          (local.get $2)
+          (local.get $7)
+         )
+        )
+        (select
+         (i32.lt_u
+          (i32.and
+           (local.get $2)
+           (local.get $7)
+          )
+          (i32.and
+           (local.get $3)
+           (local.get $7)
+          )
+         )
+         (select
+          (i32.le_u
+           (i32.and
+            (local.get $2)
+            (local.get $7)
+           )
+           (i32.and
+            (local.get $3)
+            (local.get $7)
+           )
+          )
+          (i32.const 0)
+          (i32.eq
+           (local.get $9)
+           (i32.const 4)
+          )
+         )
+         (i32.eq
+          (local.get $9)
+          (i32.const 3)
+         )
+        )
+        (i32.eq
+         (local.get $9)
+         (i32.const 2)
+        )
+       )
+       (i32.eq
+        (local.get $9)
+        (i32.const 1)
+       )
+      )
+     )
+    )
+   )
+  )
+  (if
+   (i32.and
+    (local.get $4)
+    (i32.const 4)
+   )
+   (then
+    (local.set $8
+     (i32.or
+      (local.get $8)
+      (i32.shl
+       (i32.eqz
+        (i32.and
+         (i32.popcnt
+          (i32.and
+           (local.get $1)
+           (i32.const 255)
+          )
+         )
+         (i32.const 1)
+        )
+       )
+       (i32.const 2)
+      )
+     )
+    )
+   )
+  )
+  (if
+   (i32.and
+    (local.get $4)
+    (i32.const 16)
+   )
+   (then
+    (local.set $8
+     (i32.or
+      (local.get $8)
+      (i32.and
+       (i32.xor
+        (i32.xor
+         (local.get $2)
+         (local.get $3)
+        )
+        (local.get $1)
+       )
+       (i32.const 16)
+      )
+     )
+    )
+   )
+  )
+  (if
+   (i32.and
+    (local.get $4)
+    (i32.const 64)
+   )
+   (then
+    (local.set $8
+     (i32.or
+      (local.get $8)
+      (i32.shl
+       (i32.eqz
+        (i32.and
+         (local.get $1)
+         (local.get $7)
+        )
+       )
+       (i32.const 6)
+      )
+     )
+    )
+   )
+  )
+  (if
+   (i32.and
+    (local.get $4)
+    (i32.const 128)
+   )
+   (then
+    (local.set $8
+     (i32.or
+      (local.get $8)
+      (i32.shl
+       (i32.and
+        (i32.shr_u
+         (local.get $1)
+         (i32.sub
+          (local.get $6)
+          (i32.const 1)
+         )
+        )
+        (i32.const 1)
+       )
+       (i32.const 7)
+      )
+     )
+    )
+   )
+  )
+  (if
+   (i32.and
+    (local.get $4)
+    (i32.const 2048)
+   )
+   (then
+    (local.set $8
+     (i32.or
+      (local.get $8)
+      (i32.shl
+       (select
+        (i32.and
+         (i32.shr_u
+          (i32.and
+           (i32.xor
+            (local.get $2)
+            (local.get $1)
+           )
+           (i32.xor
+            (local.get $3)
+            (local.get $1)
+           )
+          )
+          (i32.sub
+           (local.get $6)
+           (i32.const 1)
+          )
+         )
+         (i32.const 1)
+        )
+        (select
+         (i32.and
+          (i32.shr_u
+           (i32.and
+            (i32.xor
+             (local.get $2)
+             (local.get $3)
+            )
+            (i32.xor
+             (local.get $2)
+             (local.get $1)
+            )
+           )
+           (i32.sub
+            (local.get $6)
+            (i32.const 1)
+           )
+          )
+          (i32.const 1)
+         )
+         (i32.const 0)
+         (i32.or
+          (i32.eq
+           (local.get $9)
+           (i32.const 3)
+          )
+          (i32.eq
+           (local.get $9)
+           (i32.const 4)
+          )
+         )
+        )
+        (i32.or
+         (i32.eq
+          (local.get $9)
+          (i32.const 1)
+         )
+         (i32.eq
+          (local.get $9)
+          (i32.const 2)
+         )
+        )
+       )
+       (i32.const 11)
+      )
+     )
+    )
+   )
+  )
+  (return
+   (i32.or
+    (local.get $8)
+    (i32.const 2)
+   )
+  )
+ )
+ (func $run (param $0 i32) (param $1 i32) (result i32)
+  (local $2 i32)
+  (local $3 i32)
+  (local $4 i32)
+  (local $5 i32)
+  (local $6 i32)
+  (local $7 i32)
+  (local $8 i32)
+  (local $9 i32)
+  (local $10 i32)
+  (local $11 i32)
+  (local $12 i32)
+  (local $13 i32)
+  (local $14 i32)
+  (local $15 i32)
+  (local $16 i32)
+  (local $17 i32)
+  (local $18 i32)
+  (local $19 i32)
+  (local $20 i32)
+  (local $21 i32)
+  (local $22 i32)
+  (local $23 i32)
+  (local $24 i32)
+  (local $25 i32)
+  (local.set $2
+   (i32.load offset=16777216
+    (i32.const 0)
+   )
+  )
+  (local.set $3
+   (i32.load offset=16777224
+    (i32.const 0)
+   )
+  )
+  (local.set $4
+   (i32.load offset=16777232
+    (i32.const 0)
+   )
+  )
+  (local.set $5
+   (i32.load offset=16777240
+    (i32.const 0)
+   )
+  )
+  (local.set $6
+   (i32.load offset=16777248
+    (i32.const 0)
+   )
+  )
+  (local.set $7
+   (i32.load offset=16777256
+    (i32.const 0)
+   )
+  )
+  (local.set $8
+   (i32.load offset=16777264
+    (i32.const 0)
+   )
+  )
+  (local.set $9
+   (i32.load offset=16777272
+    (i32.const 0)
+   )
+  )
+  (local.set $10
+   (i32.load offset=16777760
+    (i32.const 0)
+   )
+  )
+  (local.set $11
+   (i32.load offset=16777764
+    (i32.const 0)
+   )
+  )
+  (local.set $12
+   (i32.load offset=16777768
+    (i32.const 0)
+   )
+  )
+  (local.set $13
+   (i32.load offset=16777772
+    (i32.const 0)
+   )
+  )
+  (local.set $14
+   (i32.load offset=16777776
+    (i32.const 0)
+   )
+  )
+  (local.set $15
+   (i32.load offset=16777352
+    (i32.const 0)
+   )
+  )
+  (local.set $16
+   (i32.const 0)
+  )
+  (block $exit
+   (block
+    (block $block$3$break
+     (block
+     )
+     (block $switch$4$leave
+      (block $switch$4$default
+       (block $switch$4$case$3
+        (block $switch$4$case$2
+         (br_table $switch$4$case$2 $switch$4$case$3 $switch$4$default
+          (local.get $0)
+         )
+        )
+        (block
+         (block
+          (block
+           (if
+            (i32.or
+             (i32.gt_u
+              (i32.add
+               (local.get $16)
+               (i32.const 1)
+              )
+              (local.get $1)
+             )
+             (i32.eqz
+              (global.get $v0)
+             )
+            )
+            (then
+             (local.set $17
+              (i32.const 4096)
+             )
+             (br $exit)
+            )
+           )
+           (local.set $21
+            (i32.and
+             (i32.sub
+              (local.get $6)
+              (i32.const 2)
+             )
+             (i32.const 65535)
+            )
+           )
+           (local.set $22
+            (local.get $21)
+           )
+           (if
+            (i32.gt_u
+             (local.get $22)
+             (i32.const 65534)
+            )
+            (then
+             (local.set $16
+              (i32.add
+               (local.get $16)
+               (i32.const 0)
+              )
+             )
+             (local.set $17
+              (i32.const 4096)
+             )
+             (br $exit)
+            )
+           )
+           (local.set $23
+            (i32.and
+             (i32.shr_u
+              (local.get $22)
+              (i32.const 10)
+             )
+             (i32.const 16380)
+            )
+           )
+           (if
+            (i32.and
+             (i32.eq
+              (i32.load offset=16797696
+               (local.get $23)
+              )
+              (i32.shr_u
+               (local.get $22)
+               (i32.const 12)
+              )
+             )
+             (i32.le_u
+              (i32.and
+               (local.get $22)
+               (i32.const 4095)
+              )
+              (i32.const 4094)
+             )
+            )
+            (then
+             (local.set $24
+              (i32.add
+               (i32.load offset=16814080
+                (local.get $23)
+               )
+               (i32.and
+                (local.get $22)
+                (i32.const 4095)
+               )
+              )
+             )
+            )
+            (else
+             (local.set $24
+              (call $slow
+               (local.get $22)
+               (i32.const 2)
+               (i32.const 1)
+              )
+             )
+             (if
+              (i32.lt_s
+               (local.get $24)
+               (i32.const 0)
+              )
+              (then
+               (local.set $16
+                (i32.add
+                 (local.get $16)
+                 (i32.const 0)
+                )
+               )
+               (local.set $17
+                (i32.const 4096)
+               )
+               (br $exit)
+              )
+             )
+            )
+           )
+           (i32.store16 align=1
+            (local.get $24)
+            (i32.const 4099)
+           )
+           (local.set $6
+            (i32.or
+             (i32.and
+              (local.get $6)
+              (i32.const -65536)
+             )
+             (local.get $21)
+            )
+           )
+           (local.set $16
+            (i32.add
+             (local.get $16)
+             (i32.const 1)
+            )
+           )
+          )
+          (block
+           (br $block$3$break)
+          )
+         )
+        )
+       )
+       (block
+        (br $block$3$break)
+       )
+      )
+      (block
+       (block
+        (unreachable)
+       )
+      )
+     )
+    )
+    (block
+     (block
+      (block
+       (if
+        (i32.or
+         (i32.gt_u
+          (i32.add
+           (local.get $16)
+           (i32.const 3)
+          )
+          (local.get $1)
+         )
+         (i32.eqz
+          (global.get $v1)
+         )
+        )
+        (then
+         (local.set $17
+          (i32.const 4100)
+         )
+         (br $exit)
+        )
+       )
+       (local.set $21
+        (i32.and
+         (local.get $2)
+         (i32.const 65535)
+        )
+       )
+       (local.set $22
+        (i32.and
+         (i32.sub
+          (local.get $6)
+          (i32.const 2)
+         )
+         (i32.const 65535)
+        )
+       )
+       (local.set $23
+        (local.get $22)
+       )
+       (if
+        (i32.gt_u
+         (local.get $23)
+         (i32.const 65534)
+        )
+        (then
+         (local.set $16
+          (i32.add
+           (local.get $16)
+           (i32.const 0)
+          )
+         )
+         (local.set $17
+          (i32.const 4100)
+         )
+         (br $exit)
+        )
+       )
+       (local.set $24
+        (i32.and
+         (i32.shr_u
+          (local.get $23)
+          (i32.const 10)
+         )
+         (i32.const 16380)
+        )
+       )
+       (if
+        (i32.and
+         (i32.eq
+          (i32.load offset=16797696
+           (local.get $24)
+          )
+          (i32.shr_u
+           (local.get $23)
+           (i32.const 12)
+          )
+         )
+         (i32.le_u
+          (i32.and
+           (local.get $23)
+           (i32.const 4095)
+          )
+          (i32.const 4094)
+         )
+        )
+        (then
+         (local.set $25
+          (i32.add
+           (i32.load offset=16814080
+            (local.get $24)
+           )
+           (i32.and
+            (local.get $23)
+            (i32.const 4095)
+           )
+          )
+         )
+        )
+        (else
+         (local.set $25
+          (call $slow
+           (local.get $23)
+           (i32.const 2)
+           (i32.const 1)
+          )
+         )
+         (if
+          (i32.lt_s
+           (local.get $25)
+           (i32.const 0)
+          )
+          (then
+           (local.set $16
+            (i32.add
+             (local.get $16)
+             (i32.const 0)
+            )
+           )
+           (local.set $17
+            (i32.const 4100)
+           )
+           (br $exit)
+          )
+         )
+        )
+       )
+       (i32.store16 align=1
+        (local.get $25)
+        (local.get $21)
+       )
+       (local.set $6
+        (i32.or
+         (i32.and
+          (local.get $6)
+          (i32.const -65536)
+         )
+         (local.get $22)
+        )
+       )
+       (local.set $21
+        (i32.and
+         (local.get $6)
+         (i32.const 65535)
+        )
+       )
+       (if
+        (i32.gt_u
+         (local.get $21)
+         (i32.const 65534)
+        )
+        (then
+         (local.set $16
+          (i32.add
+           (local.get $16)
+           (i32.const 1)
+          )
+         )
+         (local.set $17
+          (i32.const 4101)
+         )
+         (br $exit)
+        )
+       )
+       (local.set $22
+        (i32.and
+         (i32.shr_u
+          (local.get $21)
+          (i32.const 10)
+         )
+         (i32.const 16380)
+        )
+       )
+       (if
+        (i32.and
+         (i32.eq
+          (i32.load offset=16781312
+           (local.get $22)
+          )
+          (i32.shr_u
+           (local.get $21)
+           (i32.const 12)
+          )
+         )
+         (i32.le_u
+          (i32.and
+           (local.get $21)
+           (i32.const 4095)
+          )
+          (i32.const 4094)
+         )
+        )
+        (then
+         (local.set $23
+          (i32.add
+           (i32.load offset=16814080
+            (local.get $22)
+           )
+           (i32.and
+            (local.get $21)
+            (i32.const 4095)
+           )
+          )
+         )
+        )
+        (else
+         (local.set $23
+          (call $slow
+           (local.get $21)
+           (i32.const 2)
+           (i32.const 0)
+          )
+         )
+         (if
+          (i32.lt_s
+           (local.get $23)
+           (i32.const 0)
+          )
+          (then
+           (local.set $16
+            (i32.add
+             (local.get $16)
+             (i32.const 1)
+            )
+           )
+           (local.set $17
+            (i32.const 4101)
+           )
+           (br $exit)
+          )
+         )
+        )
+       )
+       (local.set $24
+        (i32.load16_u align=1
+         (local.get $23)
+        )
+       )
+       (local.set $6
+        (i32.or
+         (i32.and
+          (local.get $6)
+          (i32.const -65536)
+         )
+         (i32.and
+          (i32.add
+           (local.get $6)
+           (i32.const 2)
+          )
+          (i32.const 65535)
+         )
+        )
+       )
+       (local.set $3
+        (i32.or
+         (i32.and
+          (local.get $3)
+          (i32.const -65536)
+         )
+         (i32.and
+          (local.get $24)
+          (i32.const 65535)
+         )
+        )
+       )
+       (local.set $21
+        (i32.and
+         (local.get $6)
+         (i32.const 65535)
+        )
+       )
+       (if
+        (i32.gt_u
+         (local.get $21)
+         (i32.const 65534)
+        )
+        (then
+         (local.set $16
+          (i32.add
+           (local.get $16)
+           (i32.const 2)
+          )
+         )
+         (local.set $17
+          (i32.const 4102)
+         )
+         (br $exit)
+        )
+       )
+       (local.set $22
+        (i32.and
+         (i32.shr_u
+          (local.get $21)
+          (i32.const 10)
+         )
+         (i32.const 16380)
+        )
+       )
+       (if
+        (i32.and
+         (i32.eq
+          (i32.load offset=16781312
+           (local.get $22)
+          )
+          (i32.shr_u
+           (local.get $21)
+           (i32.const 12)
+          )
+         )
+         (i32.le_u
+          (i32.and
+           (local.get $21)
+           (i32.const 4095)
+          )
+          (i32.const 4094)
+         )
+        )
+        (then
+         (local.set $23
+          (i32.add
+           (i32.load offset=16814080
+            (local.get $22)
+           )
+           (i32.and
+            (local.get $21)
+            (i32.const 4095)
+           )
+          )
+         )
+        )
+        (else
+         (local.set $23
+          (call $slow
+           (local.get $21)
+           (i32.const 2)
+           (i32.const 0)
+          )
+         )
+         (if
+          (i32.lt_s
+           (local.get $23)
+           (i32.const 0)
+          )
+          (then
+           (local.set $16
+            (i32.add
+             (local.get $16)
+             (i32.const 2)
+            )
+           )
+           (local.set $17
+            (i32.const 4102)
+           )
+           (br $exit)
+          )
+         )
+        )
+       )
+       (local.set $24
+        (i32.load16_u align=1
+         (local.get $23)
+        )
+       )
+       (local.set $25
+        (i32.and
+         (local.get $24)
+         (i32.const 65535)
+        )
+       )
+       (if
+        (i32.gt_u
+         (local.get $25)
+         (i32.const 65535)
+        )
+        (then
+         (local.set $16
+          (i32.add
+           (local.get $16)
+           (i32.const 2)
+          )
+         )
+         (local.set $17
+          (i32.const 4102)
+         )
+         (br $exit)
+        )
+       )
+       (local.set $6
+        (i32.or
+         (i32.and
+          (local.get $6)
+          (i32.const -65536)
+         )
+         (i32.and
+          (i32.add
+           (local.get $6)
+           (i32.const 2)
+          )
+          (i32.const 65535)
+         )
+        )
+       )
+       (local.set $19
+        (local.get $25)
+       )
+       (local.set $16
+        (i32.add
+         (local.get $16)
+         (i32.const 3)
+        )
+       )
+      )
+      (block
+       (local.set $17
+        (local.get $19)
+       )
+       (br $exit)
+      )
+     )
+    )
+   )
+  )
+  (i32.store offset=16777216
+   (i32.const 0)
+   (local.get $2)
+  )
+  (i32.store offset=16777224
+   (i32.const 0)
+   (local.get $3)
+  )
+  (i32.store offset=16777232
+   (i32.const 0)
+   (local.get $4)
+  )
+  (i32.store offset=16777240
+   (i32.const 0)
+   (local.get $5)
+  )
+  (i32.store offset=16777248
+   (i32.const 0)
+   (local.get $6)
+  )
+  (i32.store offset=16777256
+   (i32.const 0)
+   (local.get $7)
+  )
+  (i32.store offset=16777264
+   (i32.const 0)
+   (local.get $8)
+  )
+  (i32.store offset=16777272
+   (i32.const 0)
+   (local.get $9)
+  )
+  (i32.store offset=16777760
+   (i32.const 0)
+   (local.get $10)
+  )
+  (i32.store offset=16777764
+   (i32.const 0)
+   (local.get $11)
+  )
+  (i32.store offset=16777768
+   (i32.const 0)
+   (local.get $12)
+  )
+  (i32.store offset=16777772
+   (i32.const 0)
+   (local.get $13)
+  )
+  (i32.store offset=16777776
+   (i32.const 0)
+   (local.get $14)
+  )
+  (i32.store offset=16777352
+   (i32.const 0)
+   (local.get $15)
+  )
+  (i32.store offset=16777344
+   (i32.const 0)
+   (local.get $17)
+  )
+  (return
+   (local.get $16)
+  )
+ )
+)

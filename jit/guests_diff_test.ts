@@ -1,0 +1,41 @@
+/**
+ * Every guest in tests/guests runs under the interpreter, under `jit` and under `auto` (a low
+ * threshold, so both tiers take turns), and must leave the same console, exit, instruction count,
+ * exits, registers, EFLAGS, segment registers and guest RAM.
+ */
+import { test } from "node:test";
+import { readFileSync } from "node:fs";
+import { assert, assertEquals } from "../tests/assert.ts";
+import { firstDifference, type GuestSpec, runGuest } from "./_diff.ts";
+
+const REPO = new URL("..", import.meta.url).pathname;
+interface Expected { mode: "real" | "protected"; format: "raw" | "elf" | "multiboot"; regs?: Record<string, number>; stdout: string; exit: string }
+const expected: Record<string, Expected> = JSON.parse(readFileSync(`${REPO}tests/guests/expected.json`, "utf8"));
+
+for (const [file, e] of Object.entries(expected)) {
+  test(`guest ${file} leaves the same state under interp, jit and auto`, async () => {
+    const g: GuestSpec = {
+      mode: e.mode, format: e.format, image: new Uint8Array(readFileSync(`${REPO}tests/guests/${file}`)),
+      regs: e.regs ? Object.fromEntries(Object.entries(e.regs).map(([k, v]) => ["r" + k.slice(1), v])) : undefined,
+      ioPorts: file === "rm_string_io.bin" ? [0x60] : [],
+    };
+    const a = await runGuest(g, "interp");
+    assertEquals(a.sum.console, e.stdout);
+    const b = await runGuest(g, "jit");
+    assertEquals(firstDifference(a.sum, b.sum), null);
+    assert(b.jit!.stats.instructions > 0, "compiled code ran");
+    const c = await runGuest(g, "auto", { threshold: 3 });
+    assertEquals(firstDifference(a.sum, c.sum), null);
+  });
+}
+
+test("guest pm_fib.bin stops at the same instruction under jit for every small budget", async () => {
+  const image = new Uint8Array(readFileSync(`${REPO}tests/guests/pm_fib.bin`));
+  for (const budget of [1, 2, 3, 17, 100, 1001, 4097, 65537, 200_003]) {
+    const g: GuestSpec = { mode: "protected", image, budget };
+    const a = await runGuest(g, "interp");
+    const b = await runGuest(g, "jit");
+    assertEquals(a.sum.exit, "budget");
+    assertEquals(firstDifference(a.sum, b.sum), null, `budget ${budget}`);
+  }
+});
