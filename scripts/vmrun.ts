@@ -16,6 +16,7 @@ import { parseAddress, parseSize } from "../runtime/vmm/loader.ts";
 import { ImageError } from "../runtime/vmm/image.ts";
 import { KvmError } from "../runtime/kvm/kvm_main.ts";
 import { Seg } from "../runtime/cpu/state.ts";
+import { useEngine } from "../jit/mod.ts";
 
 export const USAGE = `Usage: vmrun [options] IMAGE
 
@@ -28,7 +29,8 @@ Options:
   --load ADDR                        load address of a raw image (default 0x1000 in real mode, 0x100000 otherwise)
   --entry ADDR                       entry point (default: the load address, or the ELF/multiboot entry)
   --mem SIZE                         guest RAM, with K/M/G suffixes (default 16M)
-  --engine interp|jit|auto|kvm       execution engine (default interp)
+  --engine interp|jit|auto|kvm       execution engine (default interp): jit compiles code to wasm the first
+                                     time it runs, auto once it is hot; kvm is not built yet
   --reg NAME=VALUE                   set a register before the run (repeatable): eax..edi, esp, ebp, eip,
                                      eflags, the 16-bit names (ax, sp, ...) and the 64-bit names (rax, ...)
   --budget N                         stop after N instructions (exit status 3)
@@ -176,9 +178,8 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
   if (opts === "help") { out(USAGE); return 0; }
-  if (opts.engine !== "interp") {
-    const what = opts.engine === "kvm" ? "the hardware tier over /dev/kvm" : "the binaryen JIT";
-    err(`vmrun: Engine "${opts.engine}" is not built yet (${what} comes with a later issue); use --engine interp\n`);
+  if (opts.engine === "kvm") {
+    err(`vmrun: Engine "kvm" is not built yet (the hardware tier over /dev/kvm comes with a later issue); use --engine interp, jit or auto\n`);
     return 2;
   }
   if (opts.mode === "long") {
@@ -220,6 +221,8 @@ export async function main(argv: string[]): Promise<number> {
       m.onExit(r, (x) => void err(JSON.stringify({ exit: r, ...x }) + "\n"), "trace");
     }
   }
+  // jit and auto attach the binaryen JIT (loaded here, only for them); --trace insn interprets every instruction.
+  if (opts.engine === "jit" || opts.engine === "auto") await useEngine(m, opts.engine);
   if (opts.trace === "insn") {
     const { loadDisassembler, disassembleSync } = await import("../runtime/vmm/disasm.ts");
     await loadDisassembler();

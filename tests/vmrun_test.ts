@@ -45,7 +45,7 @@ test("vmrun refuses a bad register name with exit status 2", () => {
   assertUsageError(vmrun("--reg", "xyz=1", file("hlt3.bin", new Uint8Array([0xf4]))), /unknown register xyz/);
 });
 test("vmrun says an engine that is not built yet is not built yet", () => {
-  assertUsageError(vmrun("--engine", "jit", file("hlt4.bin", new Uint8Array([0xf4]))), /not built yet/);
+  assertUsageError(vmrun("--engine", "kvm", file("hlt4.bin", new Uint8Array([0xf4]))), /not built yet/);
 });
 test("vmrun says long mode comes later", () => {
   assertUsageError(vmrun("--mode", "long", file("hlt5.bin", new Uint8Array([0xf4]))), /later issue/);
