@@ -99,6 +99,34 @@ test("the PIT interrupts a spinning guest at exactly the instruction its virtual
 });
 
 /*
+ * The timer arrives in the middle of a REP STOSB of 60000 bytes; the handler records CX and its
+ * return IP in [0x502] and [0x504], and the string finishes after IRET.
+ *     (the PIC and PIT setup of TICK, count 50) / mov ax,0x2000 / mov es,ax / xor di,di
+ *     mov cx,60000 / mov al,0x5a / sti / rep stosb / cli / hlt
+ * irq0: mov [0x502],cx / mov bp,sp / mov bx,[bp] / mov [0x504],bx
+ *       push ax / mov al,0x20 / out 0x20,al / pop ax / iret
+ */
+const REP_STOS = [
+  0x31, 0xc0, 0x8e, 0xd8, 0xc7, 0x06, 0x20, 0x00, 0x3e, 0x10, 0xc7, 0x06, 0x22, 0x00, 0x00, 0x00, 0xb0, 0x11, 0xe6,
+  0x20, 0xb0, 0x08, 0xe6, 0x21, 0xb0, 0x04, 0xe6, 0x21, 0xb0, 0x01, 0xe6, 0x21, 0xb0, 0x34, 0xe6, 0x43, 0xb8, 0x32,
+  0x00, 0xe6, 0x40, 0x88, 0xe0, 0xe6, 0x40, 0xb8, 0x00, 0x20, 0x8e, 0xc0, 0x31, 0xff, 0xb9, 0x60, 0xea, 0xb0, 0x5a,
+  0xfb, 0xf3, 0xaa, 0xfa, 0xf4, 0x89, 0x0e, 0x02, 0x05, 0x89, 0xe5, 0x8b, 0x5e, 0x00, 0x89, 0x1e, 0x04, 0x05, 0x50,
+  0xb0, 0x20, 0xe6, 0x20, 0x58, 0xcf,
+];
+
+test("the timer interrupts a REP string instruction between iterations and the string resumes", () => {
+  const { vm, vcpu } = realModeGuest(REP_STOS, { irqchip: true, memSize: 0x40000 });
+  runExpect(vcpu, KvmExit.HLT);
+  const at = pitTickTime(51); // clock 1 + 50
+  const iterations = at - 24; // each iteration is an instruction; 24 ran before the REP
+  assertEquals(word(vcpu, 0x502), 60000 - iterations, "CX when the interrupt came");
+  assertEquals(word(vcpu, 0x504), CODE + 58, "the return IP is the REP instruction itself");
+  const regs = vcpu.getRegs();
+  assertEquals([regs.rcx & 0xffff, regs.rdi & 0xffff], [0, 60000]);
+  assertEquals(vm.readGuest(0x20000 + 59999, 2), new Uint8Array([0x5a, 0]));
+});
+
+/*
  * Like TICK but halting forever: `idle: hlt / jmp idle`, the handler only sends EOI.
  */
 const FOREVER = [
@@ -195,6 +223,12 @@ test("sti; hlt takes the interrupt after the HLT starts, not before STI complete
   assertEquals(word(vcpu, 0x500), AFTER + 2, "returns past the HLT, which woke for it");
   assertEquals(vcpu.vmxExitCounts[ExitReason.HLT], 2);
   assertEquals(vcpu.getRegs().rip, AFTER + 4);
+});
+
+test("MOV SS right after STI holds the interrupt off for one more instruction", () => {
+  // xor ax,ax; sti; mov ss,ax; nop; cli; hlt
+  const { vcpu } = irq1Pending([0x31, 0xc0, STI, 0x8e, 0xd0, NOP, CLI, HLT]);
+  assertEquals(word(vcpu, 0x500), AFTER + 6, "returns to the CLI: MOV SS shadowed the NOP");
 });
 
 test("sti; cli never opens the interrupt window", () => {

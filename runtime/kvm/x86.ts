@@ -149,7 +149,7 @@ export function vcpuEnterGuest(vcpu: Vcpu): number {
   const vm = vcpu.vm;
   const t = vm.tracer;
   if (t) t.record("vcpuEnterGuest");
-  const pit = vm.pit, pic = vm.pic;
+  const pit = vm.pit, pic = picOf(vcpu);
   const cpu = vcpu.cpu;
   if (pit !== null) {
     if (pit.nextEventTime !== Infinity && vm.clock() >= pit.nextEventTime) kvmPitTimerFn(vcpu);
@@ -162,6 +162,15 @@ export function vcpuEnterGuest(vcpu: Vcpu): number {
   const ops = vm.module.ops;
   ops.run(vcpu);
   return ops.handleExit(vcpu);
+}
+
+/**
+ * The PIC whose INT line reaches this vCPU: the first vCPU's (the PIC is wired to the boot
+ * processor, as KVM routes it through the BSP's LINT0), null for the others and without one.
+ */
+function picOf(vcpu: Vcpu) {
+  const vm = vcpu.vm;
+  return vcpu === vm.vcpus[0] ? vm.pic : null;
 }
 
 /** The PIT's timer callback (pit_timer_fn): signal the edges that are due on IRQ0. */
@@ -179,7 +188,7 @@ function kvmPitTimerFn(vcpu: Vcpu): void {
  */
 function injectPendingEvent(vcpu: Vcpu): void {
   const ops = vcpu.vm.module.ops;
-  const pic = vcpu.vm.pic;
+  const pic = picOf(vcpu);
   const t = vcpu.vm.tracer;
   const ev = vcpu.pendingEvent;
   if (ev !== null) {
@@ -420,7 +429,7 @@ export function kvmEmulateHalt(vcpu: Vcpu): number {
  */
 function kvmArchVcpuRunnable(vcpu: Vcpu): boolean {
   if (vcpu.pendingEvent !== null) return true;
-  const pic = vcpu.vm.pic;
+  const pic = picOf(vcpu);
   const pending = vcpu.queuedIrq >= 0 || (pic !== null && pic.output);
   return pending && vcpu.vm.module.ops.interruptAllowed(vcpu);
 }
@@ -435,7 +444,7 @@ function kvmArchVcpuRunnable(vcpu: Vcpu): boolean {
  */
 function vcpuBlock(vcpu: Vcpu): number {
   const vm = vcpu.vm;
-  const pit = vm.pit, pic = vm.pic!;
+  const pit = vm.pit, pic = picOf(vcpu);
   const t = vm.tracer;
   for (let slept = 0; ; slept++) {
     if (pit !== null && pit.nextEventTime !== Infinity && vm.clock() >= pit.nextEventTime) kvmPitTimerFn(vcpu);
@@ -444,7 +453,7 @@ function vcpuBlock(vcpu: Vcpu): number {
       vcpu.mpState = MpState.RUNNABLE;
       return 1;
     }
-    const canWake = slept === 0 && pit !== null && pit.nextEventTime !== Infinity && vcpu === vm.vcpus[0] &&
+    const canWake = slept === 0 && pit !== null && pic !== null && pit.nextEventTime !== Infinity &&
       (vcpu.cpu.st[St.RFLAGS] & Fl.IF) !== 0 && pic.wouldInterrupt(0);
     if (!canWake) break;
     const ns = pit.nextEventTime - vm.clock();
