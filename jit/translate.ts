@@ -64,8 +64,10 @@ const S = semantics;
 /** Semantic functions translated inline. */
 const NATIVE = new Set<unknown>([
   S.alu, S.test, S.incdec, S.not, S.neg, S.mov, S.movzx, S.movsx, S.lea, S.xchg, S.push, S.pop, S.cbw, S.cwd,
-  S.jcc, S.setcc, S.cmovcc, S.jmp, S.jmpNear, S.call, S.callNear, S.ret, S.shift, S.imul2, S.imul3, S.nop,
+  S.jcc, S.setcc, S.cmovcc, S.jmp, S.jmpNear, S.call, S.callNear, S.ret, S.shift, S.imul2, S.imul3, S.nop, S.lods,
 ]);
+/** Native instructions that transfer control (the others continue at the next instruction). */
+const TRANSFERS = new Set<unknown>([S.jcc, S.jmp, S.jmpNear, S.call, S.callNear, S.ret]);
 
 /** Whether `i` is translated inline. */
 export function isNative(i: Insn): boolean {
@@ -73,6 +75,7 @@ export function isNative(i: Insn): boolean {
   if (i.exec === S.pop && i.dk !== OpKind.REG) return false; // POP Ev: the address uses the popped ESP
   if (i.exec === S.shift && (i.sub === 2 || i.sub === 3)) return false; // RCL/RCR: called out
   if (i.exec === S.ret && i.opcode !== 0xc3 && i.opcode !== 0xc2) return false;
+  if (i.exec === S.lods && i.rep !== 0) return false; // REP LODS: the interpreter's iteration rules
   return true;
 }
 
@@ -87,7 +90,7 @@ export function successors(rb: RegionBlock): number[] {
   if (last.exec === S.jmp) return [target];
   if (last.exec === S.call) return [target, next];
   if (last.exec === S.callNear) return [next];
-  if (last.terminal) return [];
+  if (last.terminal && TRANSFERS.has(last.exec)) return [];
   return [next];
 }
 
@@ -631,6 +634,14 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
         }
         flagsResult(sz * 8, get(r), get(of), get(of));
         commits.push(setReg(ins.dr, sz, get(r)));
+      } else if (ex === S.lods) {
+        // LODS without REP (ops.ts lodsBody): load from seg:(E)SI, step (E)SI by DF.
+        const si = tmp(ins.asz === 4 ? get(R0 + 6) : m.i32.and(get(R0 + 6), c32(0xffff)));
+        const v = rd(ins.seg, get(si), size);
+        const d = m.select(m.i32.and(get(L_FL), c32(Fl.DF)), c32(-size), c32(size));
+        commits.push(setReg(0, size, get(v)));
+        commits.push(set(R0 + 6, ins.asz === 4 ? m.i32.add(get(si), d)
+          : m.i32.or(m.i32.and(get(R0 + 6), c32(0xffff0000)), m.i32.and(m.i32.add(get(si), d), c32(0xffff)))));
       } else if (ex === S.nop) {
         // nothing
       } else if (ex === S.jcc || ex === S.jmp || ex === S.call) {
@@ -669,7 +680,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     if (endKind === null) {
       const last = blk.insns[tb.cut - 1];
       const next = ((eip + last.nextOff) & ipMaskB) >>> 0;
-      endKind = tb.cut === blk.insns.length && last.terminal
+      endKind = tb.cut === blk.insns.length && last.terminal && TRANSFERS.has(last.exec)
         ? { from: tb, kind: "indirect", cands: [] } // a callout that ended the block cannot be terminal; defensive
         : { from: tb, kind: "fall", fall: next };
       if (endKind.kind === "indirect") out.push(set(L_TGT, c32(next)));
