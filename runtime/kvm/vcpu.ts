@@ -257,5 +257,7 @@ export class Vcpu {
     c.refreshAllSegs();
     c.flushTlb();
     this.shutDown = false;
+    this.mpState = MpState.RUNNABLE;
+    this.queuedIrq = -1;
   }
 }
