@@ -271,6 +271,11 @@ function skipEmulatedInstruction(vcpu: Vcpu): void {
   cpu.st[St.RIP] = (cpu.st[St.RIP] + len) & (cpu.code32 ? -1 : 0xffff);
   cpu.st[St.INTERRUPTIBILITY] = 0;
   cpu.retire(1);
+  // A single-step trap after an instruction KVM emulated (kvm_vcpu_do_singlestep): #DB, DR6.BS.
+  if (cpu.st[St.RFLAGS] & Fl.TF) {
+    cpu.st[St.DR + 12] |= 0x4000;
+    queueException(vcpu, 1);
+  }
 }
 
 function queueException(vcpu: Vcpu, vector: number, errorCode = -1): void {
