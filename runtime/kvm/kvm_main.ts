@@ -139,8 +139,12 @@ export class Vm implements PhysMap {
   readonly vcpus: Vcpu[] = [];
   /** The in-kernel PIO bus (kvm->buses[KVM_PIO_BUS]). */
   readonly pioBus = new PioBus();
-  /** IN/OUT element counts per port and direction: index port*2 + (1 for OUT, 0 for IN). */
-  readonly pioCounts = new Uint32Array(65536 * 2);
+  /**
+   * IN/OUT element counts per port and direction, sparse (a VM touches a handful of ports; a dense
+   * table of 65536 × 2 counters cost more than the rest of a VM to create): key port*2 + (1 for OUT,
+   * 0 for IN). Read them with `pioCounts` or `pioCountEntries()`.
+   */
+  private readonly pioCountMap = new Map<number, number>();
   /** The CPUID table (KVM_SET_CPUID2), shared by new vCPUs. */
   cpuid: CpuidEntry[] = defaultCpuid();
   /** Exit to userspace on unknown MSRs (KVM_CAP_X86_USER_SPACE_MSR) instead of injecting #GP. */
@@ -153,6 +157,37 @@ export class Vm implements PhysMap {
 
   constructor(readonly module: KvmModule, opts: { trace?: boolean | TraceSink } = {}) {
     if (opts.trace) this.tracer = new Tracer(typeof opts.trace === "function" ? opts.trace : undefined, opts.trace === true);
+  }
+
+  /** Count `n` IN or OUT elements at `port` (KVM's per-port PIO statistics). */
+  countPio(port: number, isIn: boolean, n: number): void {
+    const k = port * 2 + (isIn ? 0 : 1);
+    const m = this.pioCountMap;
+    m.set(k, (m.get(k) ?? 0) + n);
+  }
+  /** The ports counted so far: `[port, ins, outs]`, in ascending port order. */
+  pioCountEntries(): [port: number, ins: number, outs: number][] {
+    const ports = new Map<number, [number, number, number]>();
+    for (const [k, n] of this.pioCountMap) {
+      const port = k >>> 1;
+      let e = ports.get(port);
+      if (e === undefined) ports.set(port, e = [port, 0, 0]);
+      e[(k & 1) + 1] += n;
+    }
+    return [...ports.values()].sort((a, b) => a[0] - b[0]);
+  }
+  /**
+   * The counts as a dense table, index port*2 + (1 for OUT, 0 for IN): a copy made on each read
+   * (writing to it changes nothing; `resetPioCounts()` clears the counts).
+   */
+  get pioCounts(): Uint32Array {
+    const t = new Uint32Array(65536 * 2);
+    for (const [k, n] of this.pioCountMap) t[k] = n;
+    return t;
+  }
+  /** Forget the PIO counts. */
+  resetPioCounts(): void {
+    this.pioCountMap.clear();
   }
 
   /** Turn the per-VM trace on (collecting events) or off. */

@@ -248,7 +248,7 @@ export function kvmEmulatePio(vcpu: Vcpu, isIn: boolean, size: number, port: num
     const v = vcpu.cpu.st[0];
     data[0] = v; data[1] = v >> 8; data[2] = v >> 16; data[3] = v >> 24;
   }
-  vm.pioCounts[port * 2 + (isIn ? 0 : 1)]++;
+  vm.countPio(port, isIn, 1);
   if (kernelPio(vcpu, data, 0)) return completeIo(vcpu);
   run.exitReason = KvmExit.IO;
   const io = run.io;
@@ -298,7 +298,7 @@ export function kvmEmulatePioString(vcpu: Vcpu, isIn: boolean, size: number, por
     count = k;
   }
   pio.count = count;
-  vm.pioCounts[port * 2 + (isIn ? 0 : 1)] += count;
+  vm.countPio(port, isIn, count);
   if (kernelPio(vcpu, data, 0)) return completeIo(vcpu);
   run.exitReason = KvmExit.IO;
   const io = run.io;

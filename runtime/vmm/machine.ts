@@ -533,7 +533,7 @@ export class Machine {
         } else if (dev !== undefined) {
           dev.write(port, size, v);
         }
-        // Nobody claims the port: the OUT is counted (vm.pioCounts) and dropped.
+        // Nobody claims the port: the OUT is counted (vm.countPio) and dropped.
       }
     }
   }
@@ -576,18 +576,14 @@ export class Machine {
     }
   }
 
-  /** Port counts: `{ "0x3f8": { out: 2 } }`. */
+  /** Port counts: `{ "0x3f8": { out: 2 } }`, in ascending port order. */
   portCounts(): Record<string, { in?: number; out?: number }> {
     const out: Record<string, { in?: number; out?: number }> = {};
-    const c = this.vm.pioCounts;
-    for (let p = 0; p < 65536; p++) {
-      const i = c[p * 2], o = c[p * 2 + 1];
-      if (i || o) {
-        const e: { in?: number; out?: number } = {};
-        if (i) e.in = i;
-        if (o) e.out = o;
-        out[`0x${p.toString(16)}`] = e;
-      }
+    for (const [p, i, o] of this.vm.pioCountEntries()) {
+      const e: { in?: number; out?: number } = {};
+      if (i) e.in = i;
+      if (o) e.out = o;
+      if (i || o) out[`0x${p.toString(16)}`] = e;
     }
     return out;
   }
