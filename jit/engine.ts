@@ -8,7 +8,7 @@ import { CpuFault, VmExitSignal } from "../runtime/cpu/fault.ts";
 import { Cr0, Seg, St, TLB_ENTRIES } from "../runtime/cpu/state.ts";
 import { ExitReason } from "../runtime/cpu/vmcs.ts";
 import type { Binaryen } from "./_binaryen.ts";
-import { type RegionBlock, type SegSnap, successors, translateRegion } from "./translate.ts";
+import { type RegionBlock, type SegSnap, successors, type Translation, translateRegion } from "./translate.ts";
 
 /** `jit` compiles a block the first time it runs; `auto` once it has run `threshold` times. */
 export type JitMode = "jit" | "auto";
@@ -191,9 +191,16 @@ export class JitEngine implements BlockEngine {
     }
     const segs: SegSnap[] = [];
     for (let s = 0; s < 8; s++) segs.push({ base: cpu.segBase[s], lo: cpu.segLo[s], hi: cpu.segHi[s], noWrite: cpu.segNoWrite[s] });
-    const tr = translateRegion(this.b, {
-      area: cpu.area, code32: cpu.code32, stack32: cpu.stack32, segs, blocks, callout: this.opts.callout,
-    });
+    const spec = { area: cpu.area, code32: cpu.code32, stack32: cpu.stack32, segs, blocks, callout: this.opts.callout };
+    let tr: Translation, allEntries = false;
+    try {
+      tr = translateRegion(this.b, spec);
+    } catch {
+      // binaryen's relooper rejected the graph from one entry (an exception from its C++ side):
+      // translate again with every block an entry, which it always accepts.
+      allEntries = true;
+      tr = translateRegion(this.b, { ...spec, allEntries });
+    }
     const compiledBlocks = tr.blocks.filter((t) => t.index >= 0);
     if (compiledBlocks.length === 0 || tr.blocks[0].index < 0) {
       tr.module.dispose();
@@ -222,13 +229,18 @@ export class JitEngine implements BlockEngine {
     let mine: Compiled | null = null;
     for (const t of compiledBlocks) {
       const c: Compiled = { region, index: t.index, eip: t.eip, cut: t.cut, global: exp[`v${t.index}`] as WebAssembly.Global };
-      let e = this.entries.get(t.blk);
-      if (e === undefined) {
-        e = { count: 0, code: null, dead: false, recompiles: 0 };
-        this.entries.set(t.blk, e);
+      // A region has one entry, the block it was compiled for: the relooper then gives plain
+      // nested loops. (Entering at any block made every loop a label-dispatch loop, 2-3x slower.)
+      // The other blocks get regions of their own if the run loop ever offers them.
+      if (t.blk === blk || allEntries) {
+        let e = this.entries.get(t.blk);
+        if (e === undefined) {
+          e = { count: 0, code: null, dead: false, recompiles: 0 };
+          this.entries.set(t.blk, e);
+        }
+        e.code = c;
+        if (t.blk === blk) mine = c;
       }
-      e.code = c;
-      if (t.blk === blk) mine = c;
       for (const p of t.blk.pages) {
         let list = this.byPage.get(p);
         if (list === undefined) this.byPage.set(p, list = []);

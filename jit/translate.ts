@@ -38,6 +38,13 @@ export interface RegionSpec {
   blocks: RegionBlock[];
   /** Call the interpreter's semantic function for non-terminal instructions outside the subset (else end the block). */
   callout: boolean;
+  /**
+   * Make every block an entry of run() (a switch on `entry`). Off, the region has one entry, block
+   * 0, and the relooper gives plain nested loops; with several entries every loop became a
+   * label-dispatch loop (2-3x slower). On is the fallback for graphs binaryen's relooper rejects
+   * from a single entry (seen on call/return webs).
+   */
+  allEntries?: boolean;
 }
 
 /** What the translator made of each block. */
@@ -166,6 +173,8 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     }
   }
   const compiled = tblocks.filter((t) => t.index >= 0);
+  // The region's entry does not compile: nothing to translate (the caller disposes the module).
+  if (tblocks[0].index !== 0) return { module: m, blocks: tblocks, usedSegs, inline, callouts };
   for (const tb of compiled) m.addGlobal(`v${tb.index}`, i32, true, c32(1));
   for (const tb of compiled) m.addGlobalExport(`v${tb.index}`, `v${tb.index}`);
 
@@ -703,8 +712,26 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     const t = byEip.get(eip);
     return t !== undefined ? rlBlocks.get(t)! : exitTo(eip);
   };
+  // Blocks the entry cannot reach through these edges (a return site whose RET is elsewhere)
+  // get no out-edges: the relooper must not see them as predecessors of reachable blocks.
+  const reach = new Set<TranslatedBlock>([compiled[0]]);
+  const work = [compiled[0]];
+  const edgesOf = new Map<TranslatedBlock, Pending>(pending.map((p) => [p.from, p]));
+  while (work.length) {
+    const p = edgesOf.get(work.pop()!)!;
+    const ts = p.kind === "cond" ? [p.taken!, p.fall!] : p.kind === "jump" ? [p.taken!] : p.kind === "fall" ? [p.fall!] : p.cands!;
+    for (const t of ts) {
+      const tb = byEip.get(t);
+      if (tb !== undefined && !reach.has(tb)) { reach.add(tb); work.push(tb); }
+    }
+  }
   for (const p of pending) {
     const from = rlBlocks.get(p.from)!;
+    if (!spec.allEntries && !reach.has(p.from)) {
+      // A switch block needs its default branch; the block itself never runs.
+      if (p.kind === "indirect" && p.cands!.length > 0) rl.addBranchForSwitch(from, dynExit, [], 0);
+      continue;
+    }
     if (p.kind === "cond") {
       rl.addBranch(from, target(p.taken!), m.local.get(L_COND, i32), 0);
       rl.addBranch(from, target(p.fall!), 0, 0);
@@ -719,16 +746,16 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
       rl.addBranch(from, dynExit, 0, 0);
     }
   }
-  // The entry: a switch on the `entry` argument.
-  const entry = rl.addBlockWithSwitch(m.nop(), m.local.get(P_ENTRY, i32));
+  // The one entry: the region's first block (index 0). `entry` is kept in the signature, unused.
+  const entry = rl.addBlockWithSwitch(set(L_RETIRED, c32(0)), m.local.get(P_ENTRY, i32));
   const bad = rl.addBlock(m.unreachable());
-  for (const tb of compiled) rl.addBranchForSwitch(entry, rlBlocks.get(tb)!, [tb.index], 0);
+  rl.addBranchForSwitch(entry, rlBlocks.get(compiled[0])!, [0], 0);
+  for (const tb of compiled) if (tb.index !== 0 && (spec.allEntries || !reach.has(tb))) rl.addBranchForSwitch(entry, rlBlocks.get(tb)!, [tb.index], 0);
   rl.addBranchForSwitch(entry, bad, [], 0);
   const flow = rl.renderAndDispose(entry, L_LABEL);
 
   const body = m.block(null, [
     ...reload(m, area),
-    set(L_RETIRED, c32(0)),
     m.block("exit", [flow]),
     ...writeBack(m, area, true, i32),
     m.return(get(L_RETIRED)),

@@ -408,180 +408,58 @@
     (i32.const 0)
    )
   )
-  (local.set $16
-   (i32.const 0)
-  )
   (block $exit
    (block
-    (block $block$4$break
-     (block $block$3$break
-      (block
-      )
-      (block $switch$5$leave
-       (block $switch$5$default
-        (block $switch$5$case$3
-         (block $switch$5$case$2
-          (br_table $switch$5$case$2 $switch$5$case$3 $switch$5$default
-           (local.get $0)
-          )
-         )
-         (block
-          (block
-           (block
-            (if
-             (i32.or
-              (i32.gt_u
-               (i32.add
-                (local.get $16)
-                (i32.const 4)
-               )
-               (local.get $1)
-              )
-              (i32.eqz
-               (global.get $v0)
-              )
-             )
-             (then
-              (local.set $17
-               (i32.const 1048576)
-              )
-              (br $exit)
-             )
-            )
-            (local.set $21
-             (i32.const 1000)
-            )
-            (local.set $3
-             (local.get $21)
-            )
-            (local.set $21
-             (local.get $2)
-            )
-            (local.set $22
-             (local.get $3)
-            )
-            (local.set $23
-             (i32.add
-              (local.get $21)
-              (local.get $22)
-             )
-            )
-            (local.set $10
-             (i32.const 8193)
-            )
-            (local.set $11
-             (local.get $23)
-            )
-            (local.set $12
-             (local.get $21)
-            )
-            (local.set $13
-             (local.get $22)
-            )
-            (local.set $14
-             (i32.const 2261)
-            )
-            (local.set $2
-             (local.get $23)
-            )
-            (local.set $21
-             (local.get $3)
-            )
-            (local.set $22
-             (i32.sub
-              (local.get $21)
-              (i32.const 1)
-             )
-            )
-            (local.set $15
-             (i32.or
-              (i32.and
-               (local.get $15)
-               (i32.const -2)
-              )
-              (i32.lt_u
-               (local.get $11)
-               (local.get $12)
-              )
-             )
-            )
-            (local.set $10
-             (i32.const 8195)
-            )
-            (local.set $11
-             (local.get $22)
-            )
-            (local.set $12
-             (local.get $21)
-            )
-            (local.set $13
-             (i32.const 1)
-            )
-            (local.set $14
-             (i32.const 2260)
-            )
-            (local.set $3
-             (local.get $22)
-            )
-            (local.set $18
-             (i32.xor
-              (i32.eqz
-               (local.get $11)
-              )
-              (i32.const 1)
-             )
-            )
-            (local.set $16
-             (i32.add
-              (local.get $16)
-              (i32.const 4)
-             )
-            )
-           )
-           (if
-            (local.get $18)
-            (then
-             (br $block$3$break)
-            )
-            (else
-             (br $block$4$break)
-            )
-           )
-          )
-         )
-        )
-        (block
-         (br $block$3$break)
+    (block $block$2$break
+     (local.set $16
+      (i32.const 0)
+     )
+     (block $switch$5$leave
+      (block $switch$5$default
+       (block $switch$5$case$2
+        (br_table $switch$5$case$2 $switch$5$default
+         (local.get $0)
         )
        )
        (block
-        (block
-         (unreachable)
-        )
+        (br $block$2$break)
+       )
+      )
+      (block
+       (block
+        (unreachable)
        )
       )
      )
-     (loop $shape$5$continue
+    )
+    (block
+     (block $block$4$break
       (block
        (if
         (i32.or
          (i32.gt_u
           (i32.add
            (local.get $16)
-           (i32.const 3)
+           (i32.const 4)
           )
           (local.get $1)
          )
          (i32.eqz
-          (global.get $v1)
+          (global.get $v0)
          )
         )
         (then
          (local.set $17
-          (i32.const 1048581)
+          (i32.const 1048576)
          )
          (br $exit)
         )
+       )
+       (local.set $21
+        (i32.const 1000)
+       )
+       (local.set $3
+        (local.get $21)
        )
        (local.set $21
         (local.get $2)
@@ -663,27 +541,142 @@
        (local.set $16
         (i32.add
          (local.get $16)
-         (i32.const 3)
+         (i32.const 4)
         )
        )
       )
       (if
        (local.get $18)
        (then
-        (br $shape$5$continue)
+        (loop $shape$5$continue
+         (block
+          (if
+           (i32.or
+            (i32.gt_u
+             (i32.add
+              (local.get $16)
+              (i32.const 3)
+             )
+             (local.get $1)
+            )
+            (i32.eqz
+             (global.get $v1)
+            )
+           )
+           (then
+            (local.set $17
+             (i32.const 1048581)
+            )
+            (br $exit)
+           )
+          )
+          (local.set $21
+           (local.get $2)
+          )
+          (local.set $22
+           (local.get $3)
+          )
+          (local.set $23
+           (i32.add
+            (local.get $21)
+            (local.get $22)
+           )
+          )
+          (local.set $10
+           (i32.const 8193)
+          )
+          (local.set $11
+           (local.get $23)
+          )
+          (local.set $12
+           (local.get $21)
+          )
+          (local.set $13
+           (local.get $22)
+          )
+          (local.set $14
+           (i32.const 2261)
+          )
+          (local.set $2
+           (local.get $23)
+          )
+          (local.set $21
+           (local.get $3)
+          )
+          (local.set $22
+           (i32.sub
+            (local.get $21)
+            (i32.const 1)
+           )
+          )
+          (local.set $15
+           (i32.or
+            (i32.and
+             (local.get $15)
+             (i32.const -2)
+            )
+            (i32.lt_u
+             (local.get $11)
+             (local.get $12)
+            )
+           )
+          )
+          (local.set $10
+           (i32.const 8195)
+          )
+          (local.set $11
+           (local.get $22)
+          )
+          (local.set $12
+           (local.get $21)
+          )
+          (local.set $13
+           (i32.const 1)
+          )
+          (local.set $14
+           (i32.const 2260)
+          )
+          (local.set $3
+           (local.get $22)
+          )
+          (local.set $18
+           (i32.xor
+            (i32.eqz
+             (local.get $11)
+            )
+            (i32.const 1)
+           )
+          )
+          (local.set $16
+           (i32.add
+            (local.get $16)
+            (i32.const 3)
+           )
+          )
+         )
+         (if
+          (local.get $18)
+          (then
+           (br $shape$5$continue)
+          )
+          (else
+           (br $block$4$break)
+          )
+         )
+        )
        )
        (else
         (br $block$4$break)
        )
       )
      )
-    )
-    (block
      (block
-      (local.set $17
-       (i32.const 1048586)
+      (block
+       (local.set $17
+        (i32.const 1048586)
+       )
+       (br $exit)
       )
-      (br $exit)
      )
     )
    )

@@ -406,13 +406,11 @@
     (i32.const 0)
    )
   )
-  (local.set $16
-   (i32.const 0)
-  )
   (block $exit
    (block
     (block $block$2$break
-     (block
+     (local.set $16
+      (i32.const 0)
      )
      (block $switch$4$leave
       (block $switch$4$default
