@@ -34,8 +34,8 @@ export interface GenProgram {
   regs: Record<string, number>;
 }
 
-/** Generate program number `seed`, about `size` instructions in the main line. */
-export function genProgram(seed: number, size = 40): GenProgram {
+/** Generate program number `seed` split into main-line pieces (see SplitProgram). */
+export function splitProgram(seed: number, size = 40): SplitProgram {
   const r = rng(seed);
   const int = (n: number) => Math.floor(r() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)];
@@ -134,20 +134,21 @@ export function genProgram(seed: number, size = 40): GenProgram {
     }
   };
 
-  const code: number[] = [];
-  code.push(0xe9, 0, 0, 0, 0); // jmp main (patched)
+  const head: number[] = [];
+  head.push(0xe9, 0, 0, 0, 0); // jmp main (patched)
   const subs: number[] = [];
   const nSubs = 1 + int(3);
   for (let s = 0; s < nSubs; s++) {
-    subs.push(GEN_LOAD + code.length);
+    subs.push(GEN_LOAD + head.length);
     const n = 1 + int(6);
-    for (let k = 0; k < n; k++) code.push(...simple());
-    code.push(0xc3);
+    for (let k = 0; k < n; k++) head.push(...simple());
+    head.push(0xc3);
   }
-  const main = code.length;
-  const rel = main - 5;
-  code.splice(1, 4, ...le32(rel));
-  const emitted = () => GEN_LOAD + code.length;
+  const main = head.length;
+  head.splice(1, 4, ...le32(main - 5));
+  // The main line as pieces, each its bytes at a given address (a CALL is relative), so that a
+  // shrinker can drop pieces and rebuild.
+  const pieces: ((at: number) => number[])[] = [];
   for (let k = 0; k < size; k++) {
     const f = int(10);
     if (f === 0) {
@@ -155,30 +156,52 @@ export function genProgram(seed: number, size = 40): GenProgram {
       const body: number[] = [];
       const n = 1 + int(4);
       for (let j = 0; j < n; j++) body.push(...simple());
-      code.push(0x70 + int(16), body.length, ...body);
+      const bytes = [0x70 + int(16), body.length, ...body];
+      pieces.push(() => bytes);
     } else if (f === 1) {
       // bounded loop on EBP
       const body: number[] = [];
       const n = 1 + int(6);
       for (let j = 0; j < n; j++) body.push(...simple());
-      code.push(0xbd, ...le32(2 + int(20)));
-      const top = code.length;
-      code.push(...body, 0x4d); // dec ebp
-      code.push(0x75, (top - (code.length + 2)) & 0xff);
-      if (code.length - top > 120) code.splice(top - 5); // too long for rel8: drop the loop
+      let bytes = [0xbd, ...le32(2 + int(20))];
+      const top = bytes.length;
+      bytes.push(...body, 0x4d); // dec ebp
+      bytes.push(0x75, (top - (bytes.length + 2)) & 0xff);
+      if (bytes.length - top > 120) bytes = []; // too long for rel8: drop the loop
+      pieces.push(() => bytes);
     } else if (f === 2) {
       const target = pick(subs);
-      const at = emitted();
-      code.push(0xe8, ...le32(target - (at + 5)));
+      pieces.push((at) => [0xe8, ...le32(target - (at + 5))]);
     } else {
-      code.push(...simple());
+      const bytes = simple();
+      pieces.push(() => bytes);
     }
   }
-  code.push(0xe7, GEN_PORT, 0xf4); // out 0x99, eax; hlt
+  const tail = [0xe7, GEN_PORT, 0xf4]; // out 0x99, eax; hlt
   const regs: Record<string, number> = {
     rax: (r() * 2 ** 32) >>> 0, rcx: (r() * 2 ** 32) >>> 0, rdx: (r() * 2 ** 32) >>> 0,
     rsi: (r() * 2 ** 32) >>> 0, rdi: (r() * 2 ** 32) >>> 0, rbx: GEN_DATA, rsp: GEN_STACK, rbp: 0,
     rflags: 0x2 | (int(2) ? 1 : 0) | (int(2) ? 0x40 : 0) | (int(2) ? 0x80 : 0) | (int(2) ? 0x800 : 0),
   };
-  return { code: new Uint8Array(code), regs };
+  const build = (keep: readonly number[]): Uint8Array => {
+    const code = [...head];
+    for (const k of keep) code.push(...pieces[k](GEN_LOAD + code.length));
+    code.push(...tail);
+    return new Uint8Array(code);
+  };
+  return { pieces, build, regs };
+}
+
+/** A generated program split for shrinking: its main-line pieces and a builder over a subset of them. */
+export interface SplitProgram {
+  pieces: readonly ((at: number) => number[])[];
+  /** The program with only the pieces listed in `keep` (ascending indices) in its main line. */
+  build(keep: readonly number[]): Uint8Array;
+  regs: Record<string, number>;
+}
+
+/** Generate program number `seed`, about `size` instructions in the main line. */
+export function genProgram(seed: number, size = 40): GenProgram {
+  const sp = splitProgram(seed, size);
+  return { code: sp.build(sp.pieces.map((_, k) => k)), regs: sp.regs };
 }

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import process from "node:process";
 import { assertEquals } from "../tests/assert.ts";
 import { firstDifference, type GuestSpec, runGuest } from "./_diff.ts";
-import { GEN_LOAD, GEN_PORT, genProgram } from "./_gen.ts";
+import { GEN_LOAD, GEN_PORT, genProgram, splitProgram } from "./_gen.ts";
 
 const COUNT = Number(process.env.JIT_FUZZ_COUNT ?? 60);
 const SEED = Number(process.env.JIT_FUZZ_SEED ?? 1);
@@ -34,3 +34,14 @@ test(`random programs ${first}..${Math.min(first + BATCH, SEED + COUNT) - 1} lea
   }
 });
 }
+
+test("splitProgram rebuilds the generated program from all its pieces and a smaller one from fewer", () => {
+  for (const s of [3, 4, 77]) {
+    const sp = splitProgram(s);
+    const all = sp.build(sp.pieces.map((_, k) => k));
+    assertEquals([...all], [...genProgram(s).code]);
+    const fewer = sp.build([0, sp.pieces.length - 1]);
+    assertEquals(fewer[fewer.length - 1], 0xf4, "ends with hlt");
+    assertEquals(fewer.length <= all.length, true);
+  }
+});
