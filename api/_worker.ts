@@ -63,6 +63,10 @@ port.onmessage = async (ev) => {
   } catch (e) {
     post({ id, ok: false, error: toWorkerError(e) });
   }
+  // The reply is on its way: reset the machine it used now, while the main thread answers.
+  try {
+    host?.recycle();
+  } catch { /* a reused machine is an optimisation */ }
   // Idle: make the next machine now, so the next run does not pay for it.
   idleTimer = setTimeout(() => {
     try {

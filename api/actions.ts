@@ -31,8 +31,18 @@ export class ActionError extends Error {
  */
 const SLICE = 1_000_000;
 
-/** The largest guest RAM a worker makes a machine for ahead of time. */
+/** The largest guest RAM a worker makes a machine for ahead of time, or keeps for reuse. */
 const SPARE_MAX_MEM = 32 << 20;
+/** Ready machines kept per configuration, and used ones waiting for their reset. */
+const SPARE_PER_KEY = 2;
+const USED_MAX = 2;
+
+/** A machine of this worker, and the Vm its console currently writes to. */
+interface Made {
+  machine: Machine;
+  target: { vm: Vm | null };
+  key: string;
+}
 
 /** Console bytes of the current run, capped. */
 class ConsoleBuffer {
@@ -76,6 +86,8 @@ interface Vm {
   /** Set while a run is in progress. */
   running: boolean;
   session?: string;
+  /** A session's machine, to give back when the session is deleted. */
+  made?: Made;
   lastEventAt: number;
 }
 
@@ -85,8 +97,13 @@ interface Vm {
  */
 export class VmHost {
   private readonly sessions = new Map<string, Vm>();
-  /** Fresh machines by "mode/memBytes", made while the worker was idle: a new Machine costs ~2 ms. */
-  private readonly spare = new Map<string, { machine: Machine; target: { vm: Vm | null } }[]>();
+  /**
+   * Ready machines by "mode/memBytes" (new, or reset after an earlier run), so a run does not pay
+   * for one: a new Machine costs 0.5–2 ms, a reset ~0.3 ms, and both happen while the worker is idle.
+   */
+  private readonly spare = new Map<string, Made[]>();
+  /** Machines of finished runs, to reset and reuse (`Machine.reset()` leaves nothing of the run). */
+  private readonly used: Made[] = [];
   private lastKey: string | null = null;
 
   constructor(
@@ -98,18 +115,31 @@ export class VmHost {
   /** Build, run and drop a machine. */
   async run(spec: MachineSpec, run: RunSpec): Promise<RunReport> {
     const t0 = performance.now();
-    const vm = await this.build(spec);
+    const made = this.take(spec);
     try {
-      return this.runVm(vm, run, performance.now() - t0);
+      const vm = await this.build(spec, made);
+      try {
+        return this.runVm(vm, run, performance.now() - t0);
+      } finally {
+        vm.sandbox?.dispose();
+      }
     } finally {
-      vm.sandbox?.dispose();
+      this.release(made);
     }
   }
 
   /** Build a session's machine. */
   async create(session: string, spec: MachineSpec): Promise<{ regs: RegsReport }> {
     if (this.sessions.has(session)) throw new ActionError({ kind: "internal", message: `Session ${session} exists already` });
-    const vm = await this.build(spec);
+    const made = this.take(spec);
+    let vm: Vm;
+    try {
+      vm = await this.build(spec, made);
+    } catch (e) {
+      this.release(made);
+      throw e;
+    }
+    vm.made = made;
     vm.session = session;
     this.sessions.set(session, vm);
     return { regs: regsReport(vm.machine) };
@@ -167,19 +197,42 @@ export class VmHost {
     const vm = this.vm(session);
     vm.sandbox?.dispose();
     this.sessions.delete(session);
+    if (vm.made) this.release(vm.made);
   }
 
-  /** While the worker is idle: make a fresh machine for the configuration used last. */
+  /** Reset the machines of finished runs (right after a reply: ~0.3 ms, before the next job comes). */
+  recycle(): void {
+    for (let made = this.used.pop(); made !== undefined; made = this.used.pop()) {
+      const list = this.spare.get(made.key) ?? [];
+      if (list.length >= SPARE_PER_KEY) continue;
+      made.machine.reset();
+      list.push(made);
+      this.spare.set(made.key, list);
+    }
+  }
+
+  /**
+   * While the worker is idle: reset the machines of finished runs, then make a fresh machine for
+   * the configuration used last if none is ready.
+   */
   prepareSpare(): void {
+    this.recycle();
     const key = this.lastKey;
     if (key === null) return;
     const list = this.spare.get(key) ?? [];
-    if (list.length >= 2) return;
+    if (list.length >= 1) return;
     const [mode, mem] = key.split("/");
     // Only small machines are kept ready: an idle worker should not hold large guest RAM.
     if (Number(mem) > SPARE_MAX_MEM) return;
     list.push(this.newMachine(mode as MachineSpec["mode"], Number(mem)));
     this.spare.set(key, list);
+  }
+
+  /** Machines ready and waiting for a reset, for tests. */
+  get pooled(): { ready: number; used: number } {
+    let ready = 0;
+    for (const l of this.spare.values()) ready += l.length;
+    return { ready, used: this.used.length };
   }
 
   private vm(session: string): Vm {
@@ -188,24 +241,41 @@ export class VmHost {
     return vm;
   }
 
-  private newMachine(mode: MachineSpec["mode"], memBytes: number): { machine: Machine; target: { vm: Vm | null } } {
+  private newMachine(mode: MachineSpec["mode"], memBytes: number): Made {
     // The console sink is fixed at construction; it forwards to whichever Vm owns the machine.
     const target: { vm: Vm | null } = { vm: null };
-    const machine = new Machine({ mode, memSize: memBytes, console: (b) => this.onConsole(target.vm, b) });
-    return { machine, target };
+    const machine = new Machine({ mode, memSize: memBytes, console: (b) => this.onConsole(target.vm, b), reusable: memBytes <= SPARE_MAX_MEM });
+    return { machine, target, key: `${mode}/${memBytes}` };
   }
 
-  private async build(spec: MachineSpec): Promise<Vm> {
+  /** A machine for `spec`: a ready one, a used one reset now, or a new one. */
+  private take(spec: MachineSpec): Made {
     const key = `${spec.mode}/${spec.memBytes}`;
     this.lastKey = key;
-    let made: { machine: Machine; target: { vm: Vm | null } };
+    const ready = this.spare.get(key)?.pop();
+    if (ready) return ready;
+    const i = this.used.findIndex((m) => m.key === key);
+    if (i >= 0) {
+      const [made] = this.used.splice(i, 1);
+      made.machine.reset();
+      return made;
+    }
     try {
-      made = this.spare.get(key)?.pop() ?? this.newMachine(spec.mode, spec.memBytes);
+      return this.newMachine(spec.mode, spec.memBytes);
     } catch (e) {
       if (e instanceof MachineError && e.kind === "mode") throw new ActionError({ kind: "unsupported", message: e.message, field: "mode" });
       if (e instanceof MachineError) throw new ActionError({ kind: "argument", message: e.message, field: "mem" });
       throw e;
     }
+  }
+
+  /** A run or session is done with its machine: keep it for a reset if it can be reused. */
+  private release(made: Made): void {
+    made.target.vm = null;
+    if (this.used.length < USED_MAX && made.machine.resettable) this.used.push(made);
+  }
+
+  private async build(spec: MachineSpec, made: Made): Promise<Vm> {
     const { machine } = made;
     const vm: Vm = {
       machine, console: new ConsoleBuffer(this.limits.maxConsoleBytes), logs: [], sandbox: null, trace: null, running: false, lastEventAt: 0,
