@@ -6,10 +6,13 @@
  *   npm run bench:http -- --url http://127.0.0.1:8787     (a server already running)
  *
  * Without --url it starts scripts/serve.ts in a child process on a free port and stops it after.
- * Only loopback addresses are accepted as targets.
+ * Only loopback addresses are accepted as targets. Each level also prints the medians of the
+ * server's own timings (setup, run, worker, queue, total) and the load average before and after,
+ * since the client shares the machine's cores with the server.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 
 const { values: v } = parseArgs({
@@ -47,6 +50,7 @@ function percentile(sorted: number[], p: number): number {
 
 async function level(url: string, concurrency: number, ms: number) {
   const lat: number[] = [];
+  const stages: Record<string, number[]> = { setupMs: [], runMs: [], workerMs: [], queueMs: [], totalMs: [] };
   let errors = 0;
   const end = performance.now() + ms;
   const t0 = performance.now();
@@ -56,12 +60,14 @@ async function level(url: string, concurrency: number, ms: number) {
       const r = await fetch(`${url}/v1/runs`, { method: "POST", headers: { "content-type": "application/json" }, body });
       const j = await r.json();
       if (r.status !== 200 || j.console !== "4\n") errors++;
+      else for (const k in stages) stages[k].push(j.timings[k]);
       lat.push(performance.now() - s);
     }
   }));
   const wall = performance.now() - t0;
   lat.sort((a, b) => a - b);
-  return { concurrency, runs: lat.length, errors, runsPerSec: Math.round(lat.length / (wall / 1000)), p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) };
+  const medians = Object.entries(stages).map(([k, v]) => `${k.replace(/Ms$/, "")} ${percentile(v.sort((a, b) => a - b), 0.5)?.toFixed(3)}`).join(", ");
+  return { concurrency, runs: lat.length, errors, runsPerSec: Math.round(lat.length / (wall / 1000)), p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), medians };
 }
 
 let url = v.url;
@@ -75,10 +81,12 @@ if (url) {
 try {
   await level(url, 4, 1000); // warm up the JITs of the server and its workers
   const info = await (await fetch(`${url}/v1/info`)).json();
-  console.log(`server: ${info.runtime}, ${info.workers} workers; ${seconds} s per level; POST /v1/runs hello16.bin`);
+  const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
+  console.log(`server: ${info.runtime}, ${info.workers} workers; ${seconds} s per level; POST /v1/runs hello16.bin; load average ${load()}`);
   for (const c of levels) {
     const r = await level(url, c, seconds * 1000);
     console.log(`concurrency ${String(c).padStart(2)}: ${String(r.runsPerSec).padStart(5)} runs/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  (${r.runs} runs, ${r.errors} errors)`);
+    console.log(`               server medians (ms): ${r.medians}; load average ${load()}`);
   }
 } finally {
   child?.kill("SIGINT");
