@@ -7,7 +7,7 @@
  *
  * stdout carries the guest's console bytes (port 0xE9 and the UART); with --json the last line is
  * a JSON report. Exit status: 0 after HLT, 3 when the budget ran out, 1 on shutdown, internal
- * error or any other end, 2 on a usage or image error.
+ * error or any other end, 2 on a usage or image error, 4 when --engine lockstep finds a difference.
  */
 import { readFileSync, writeSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -29,8 +29,12 @@ Options:
   --load ADDR                        load address of a raw image (default 0x1000 in real mode, 0x100000 otherwise)
   --entry ADDR                       entry point (default: the load address, or the ELF/multiboot entry)
   --mem SIZE                         guest RAM, with K/M/G suffixes (default 16M)
-  --engine interp|jit|auto|kvm       execution engine (default interp): jit compiles code to wasm the first
-                                     time it runs, auto once it is hot; kvm is not built yet
+  --engine interp|jit|auto|lockstep|kvm
+                                     execution engine (default interp): jit compiles code to wasm the first
+                                     time it runs, auto once it is hot; lockstep runs the interpreter and the
+                                     JIT side by side and stops at the first block after which their states
+                                     differ, printing both states and the block (exit status 4); kvm is not
+                                     built yet
   --reg NAME=VALUE                   set a register before the run (repeatable): eax..edi, esp, ebp, eip,
                                      eflags, the 16-bit names (ax, sp, ...) and the 64-bit names (rax, ...)
   --budget N                         stop after N instructions (exit status 3)
@@ -141,7 +145,7 @@ export function parseCli(argv: string[]): Options | "help" {
     load: v.load === undefined ? undefined : num("load", v.load),
     entry: v.entry === undefined ? undefined : num("entry", v.entry),
     mem,
-    engine: oneOf("engine", v.engine, ["interp", "jit", "auto", "kvm"] as const, "interp"),
+    engine: oneOf("engine", v.engine, ["interp", "jit", "auto", "lockstep", "kvm"] as const, "interp"),
     regs,
     budget: intOpt("budget", v.budget),
     timeout: intOpt("timeout", v.timeout),
@@ -195,17 +199,22 @@ export async function main(argv: string[]): Promise<number> {
   }
   const consoleBuf: number[] = [];
   const flush = () => { if (consoleBuf.length) { writeSync(1, new Uint8Array(consoleBuf)); consoleBuf.length = 0; } };
-  let m: Machine;
-  try {
-    m = new Machine({
+  const build = (consoleFn: ((b: number) => void) | undefined, traced: boolean): Machine => {
+    const mm = new Machine({
       memSize: opts.mem,
       mode: opts.mode,
-      console: (b) => { consoleBuf.push(b); if (b === 10 || consoleBuf.length >= 4096) flush(); },
-      trace: opts.trace === "path" ? (e) => err(JSON.stringify(e) + "\n") : undefined,
+      console: consoleFn,
+      trace: traced && opts.trace === "path" ? (e) => err(JSON.stringify(e) + "\n") : undefined,
     });
-    m.load(bytes, { format: opts.format, loadAddr: opts.load, entry: opts.entry });
-    for (const [name, value] of opts.regs) applyReg(m, name, value);
-    if (opts.serialInput !== undefined) m.feedSerial(opts.serialInput);
+    mm.load(bytes, { format: opts.format, loadAddr: opts.load, entry: opts.entry });
+    for (const [name, value] of opts.regs) applyReg(mm, name, value);
+    if (opts.serialInput !== undefined) mm.feedSerial(opts.serialInput);
+    return mm;
+  };
+  const printConsole = (b: number) => { consoleBuf.push(b); if (b === 10 || consoleBuf.length >= 4096) flush(); };
+  let m: Machine;
+  try {
+    m = build(printConsole, true);
   } catch (e) {
     if (e instanceof ImageError || e instanceof MachineError || e instanceof KvmError || e instanceof RangeError) {
       err(`vmrun: ${e.message}\n`);
@@ -233,8 +242,30 @@ export async function main(argv: string[]): Promise<number> {
     };
   }
   let result: RunResult;
+  let status = 0;
   try {
-    result = m.run({ budget: opts.budget, timeoutMs: opts.timeout });
+    if (opts.engine === "lockstep") {
+      // A (this machine, console printed) interprets, B (built alike, console dropped) runs the JIT.
+      const { runLockstep, formatDifference } = await import("../jit/lockstep.ts");
+      let firstPair = true;
+      const pair = () => {
+        const a = firstPair ? m : build(undefined, false); // a replay: the console was printed already
+        firstPair = false;
+        m = a;
+        return { a, b: build(() => {}, false) };
+      };
+      const out = await runLockstep(pair, { budget: opts.budget });
+      result = out.result;
+      if (out.difference !== null) {
+        const { loadDisassembler, disassembleSync } = await import("../runtime/vmm/disasm.ts");
+        await loadDisassembler();
+        flush();
+        err(formatDifference(out.difference, (b, eip, bits) => disassembleSync(b, eip, bits).map((d) => `0x${d.address.toString(16)}: ${d.text}`)));
+        status = 4;
+      }
+    } else {
+      result = m.run({ budget: opts.budget, timeoutMs: opts.timeout });
+    }
   } catch (e) {
     flush();
     if (e instanceof MachineError) {
@@ -249,9 +280,10 @@ export async function main(argv: string[]): Promise<number> {
     const c = m.consoleBytes;
     if (c.length && c[c.length - 1] !== 10) out("\n");
     out(JSON.stringify(report(m, opts, result)) + "\n");
-  } else if (result.exit.reason !== "hlt") {
+  } else if (result.exit.reason !== "hlt" && status === 0) {
     err(`vmrun: ${summary(result)}\n`);
   }
+  if (status !== 0) return status;
   switch (result.exit.reason) {
     case "hlt": return 0;
     case "budget": return 3;
