@@ -71,6 +71,9 @@ interface Entry {
   recompiles: number;
 }
 
+/** The most bytes a decoded block can span (64 instructions of at most 15 bytes, cpu.ts). */
+const MAX_BLOCK_BYTES = 64 * 15;
+
 /** Instructions one run of compiled code may retire: bounds the time between deadline checks. */
 const CHUNK = 1 << 16;
 
@@ -159,11 +162,16 @@ export class JitEngine implements BlockEngine {
     return true;
   }
 
-  /** Whether decoding at linear address `la` needs no page walk (so looking ahead has no side effects). */
+  /**
+   * Whether decoding at linear address `la` needs no page walk (so looking ahead has no side
+   * effects): its page hits in the TLB, and so does the next page unless the block cannot reach
+   * it (a block is at most 64 instructions of at most 15 bytes, cpu.ts BLOCK_MAX_INSNS).
+   */
   private fetchable(cpu: Cpu, la: number): boolean {
     if (!(cpu.st[St.CR0] & Cr0.PG)) return true;
     const p = la >>> 12, p1 = (p + 1) & 0xfffff;
-    return cpu.tlbR[p & (TLB_ENTRIES - 1)] === p && cpu.tlbR[p1 & (TLB_ENTRIES - 1)] === p1;
+    if (cpu.tlbR[p & (TLB_ENTRIES - 1)] !== p) return false;
+    return (la & 0xfff) + MAX_BLOCK_BYTES <= 0x1000 || cpu.tlbR[p1 & (TLB_ENTRIES - 1)] === p1;
   }
 
   /** Discover the region around `blk`, translate and instantiate it; returns the code for `blk`. */
