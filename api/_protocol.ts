@@ -111,3 +111,23 @@ export interface RunReport {
   logs: string[];
   trace?: { kind: "exits" | "path"; events: Record<string, unknown>[]; dropped: number };
 }
+
+/**
+ * What a worker answers to a `run`: the report as JSON text, `timings` last and left open, so the
+ * main thread appends its own timings without parsing it (`finishReportJson`).
+ */
+export interface RunReply {
+  json: string;
+}
+
+/** A report as JSON text with `timings` last and its closing braces left off. */
+export function reportJsonHead(r: RunReport): string {
+  const { timings, ...rest } = r;
+  const head = JSON.stringify(rest);
+  return `${head.slice(0, -1)},"timings":${JSON.stringify(timings).slice(0, -1)}`;
+}
+
+/** Close a `reportJsonHead` text, adding the main thread's timings. */
+export function finishReportJson(head: string, timings: { queueMs: number; totalMs: number }): string {
+  return `${head},"queueMs":${timings.queueMs},"totalMs":${timings.totalMs}}}`;
+}

@@ -4,7 +4,7 @@
  */
 import { loadHookScripts } from "./hooks.ts";
 import { ActionError, VmHost } from "./actions.ts";
-import type { WorkerError, WorkerMessage, WorkerRequest } from "./_protocol.ts";
+import { reportJsonHead, type RunReply, type WorkerError, type WorkerMessage, type WorkerRequest } from "./_protocol.ts";
 
 // deno-lint-ignore no-explicit-any
 const port = globalThis as any as {
@@ -31,7 +31,9 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case "run": {
       const r = await host.run(req.machine, req.run);
       r.timings.workerMs = Math.round((performance.now() - t0) * 1000) / 1000;
-      return r;
+      // The report goes to the client as it is: send it as JSON text (cheaper to post than an
+      // object, and the main thread does not serialise it again).
+      return { json: reportJsonHead(r) } satisfies RunReply;
     }
     case "create": return await host.create(req.session, req.machine);
     case "sessionRun": {

@@ -28,7 +28,7 @@ import { renderDocs } from "./docs.ts";
 import { BUNDLED_SCRIPTS, loadHookScripts, scriptUrl } from "./hooks.ts";
 import { WorkerJobError, WorkerPool } from "./pool.ts";
 import { Session, SessionTable, type StreamEvent } from "./sessions.ts";
-import type { HookSetInfo, MachineSpec, RegsReport, RunReport, RunSpec, WorkerRequest } from "./_protocol.ts";
+import { finishReportJson, type HookSetInfo, type MachineSpec, type RegsReport, type RunReply, type RunReport, type RunSpec, type WorkerRequest } from "./_protocol.ts";
 
 export { BUNDLED_SCRIPTS };
 
@@ -215,10 +215,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     const machine = machineSpec(body);
     const run = runSpec(body, { budget: limits.defaultBudget, timeoutMs: limits.defaultTimeoutMs, dumps: [] });
     const { value, queueMs } = await submit({ op: "run", machine, run }, { watchdogMs: watchdog(run.timeoutMs), transfer: [machine.image.buffer as ArrayBuffer] });
-    const report = value as RunReport;
-    report.timings.queueMs = round(queueMs);
-    report.timings.totalMs = round(performance.now() - t0);
-    return c.json(report);
+    const json = finishReportJson((value as RunReply).json, { queueMs: round(queueMs), totalMs: round(performance.now() - t0) });
+    return c.body(json, 200, { "content-type": "application/json" });
   });
 
   // ---------------------------------------------------------------------------------------------

@@ -121,3 +121,17 @@ test("POST /v1/runs: alternating dirty and probe runs on one worker; every probe
     await service.close();
   }
 });
+
+test("A run's report comes back as JSON text with every timing, the main thread's included", async () => {
+  const service = await createService({ workers: 1 });
+  try {
+    const r = await call(service, "POST", "/v1/runs", { image: b64(PROBE) });
+    assertEquals(r.status, 200, r.text);
+    assertEquals(r.headers.get("content-type"), "application/json");
+    assertEquals(Object.keys(r.body.timings).sort(), ["queueMs", "runMs", "setupMs", "totalMs", "workerMs"]);
+    for (const v of Object.values(r.body.timings)) assert(typeof v === "number" && v >= 0, `timing ${v}`);
+    assert(r.body.timings.totalMs >= r.body.timings.workerMs, "total includes the worker's time");
+  } finally {
+    await service.close();
+  }
+});
