@@ -3,7 +3,8 @@
  * interpreter: ALU ops of every width and operand form, INC/DEC/NOT/NEG/TEST, shifts and rotates
  * (counts 0..33, immediate, 1 and CL), IMUL, MUL/DIV with a guarded divisor, MOVZX/MOVSX, LEA,
  * XCHG, CMOVcc/SETcc on every condition, CBW family, PUSH/POP, PUSHF (flags recorded), flag ops,
- * forward Jcc, bounded loops, calls, and OUTs to a recording port. Same seed, same program.
+ * STOS/MOVS/LODS without REP in both directions, forward Jcc, bounded loops, calls, and OUTs to a
+ * recording port. Same seed, same program.
  *
  * Register use: EBX holds the data area's base and ESP the stack; EBP counts loops; EAX, ECX, EDX,
  * ESI and EDI are free. Memory operands stay inside the data area ([EBX+disp8] and [disp32]).
@@ -58,7 +59,7 @@ export function splitProgram(seed: number, size = 40): SplitProgram {
 
   /** One straight-line instruction (no control flow). */
   const simple = (): number[] => {
-    const k = int(24);
+    const k = int(26);
     const { pre, w, regs } = sizePrefix();
     const immFor = () => (pre.length ? [int(256), int(256)] : w ? imm32() : [int(256)]);
     switch (k) {
@@ -129,6 +130,16 @@ export function splitProgram(seed: number, size = 40): SplitProgram {
       case 22: { // MUL or a guarded DIV
         if (int(2)) return [0xf7, modrm(3, 4, pick(FREE))];
         return [0x31, 0xd2, 0x83, 0xc9, 0x01, 0xf7, 0xf1]; // xor edx,edx; or ecx,1; div ecx
+      }
+      case 23: case 24: { // STOS/MOVS/LODS without REP, (E)SI/(E)DI pointed into the data area, either direction
+        const op = pick([0xaa, 0xab, 0xa4, 0xa5, 0xac, 0xad]);
+        const p = (op & 1) && int(2) ? [0x66] : [];
+        const std = int(3) === 0;
+        return [
+          0x8d, modrm(1, 6, 3), 8 + int(100), // lea esi, [ebx+disp8]
+          0x8d, modrm(1, 7, 3), 8 + int(100), // lea edi, [ebx+disp8]
+          ...(std ? [0xfd] : []), ...p, op, ...(std ? [0xfc] : []),
+        ];
       }
       default: return [0xe7, GEN_PORT]; // OUT imm8, EAX
     }

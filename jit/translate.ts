@@ -72,6 +72,7 @@ const S = semantics;
 const NATIVE = new Set<unknown>([
   S.alu, S.test, S.incdec, S.not, S.neg, S.mov, S.movzx, S.movsx, S.lea, S.xchg, S.push, S.pop, S.cbw, S.cwd,
   S.jcc, S.setcc, S.cmovcc, S.jmp, S.jmpNear, S.call, S.callNear, S.ret, S.shift, S.imul2, S.imul3, S.nop, S.lods,
+  S.stos, S.movs,
 ]);
 /** Native instructions that transfer control (the others continue at the next instruction). */
 const TRANSFERS = new Set<unknown>([S.jcc, S.jmp, S.jmpNear, S.call, S.callNear, S.ret]);
@@ -82,7 +83,8 @@ export function isNative(i: Insn): boolean {
   if (i.exec === S.pop && i.dk !== OpKind.REG) return false; // POP Ev: the address uses the popped ESP
   if (i.exec === S.shift && (i.sub === 2 || i.sub === 3)) return false; // RCL/RCR: called out
   if (i.exec === S.ret && i.opcode !== 0xc3 && i.opcode !== 0xc2) return false;
-  if (i.exec === S.lods && i.rep !== 0) return false; // REP LODS: the interpreter's iteration rules
+  // REP string instructions: the interpreter's iteration and budget rules (each element retires).
+  if ((i.exec === S.lods || i.exec === S.stos || i.exec === S.movs) && i.rep !== 0) return false;
   return true;
 }
 
@@ -651,6 +653,26 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
         commits.push(setReg(0, size, get(v)));
         commits.push(set(R0 + 6, ins.asz === 4 ? m.i32.add(get(si), d)
           : m.i32.or(m.i32.and(get(R0 + 6), c32(0xffff0000)), m.i32.and(m.i32.add(get(si), d), c32(0xffff)))));
+      } else if (ex === S.stos || ex === S.movs) {
+        // STOS/MOVS without REP (ops.ts stos/movs: checkWritable(ES), then stosBody/movsBody):
+        // read seg:(E)SI for MOVS, write ES:(E)DI, step the index registers by DF.
+        if (!writable(Seg.ES)) continue;
+        const idx = (r: number) => tmp(ins.asz === 4 ? get(R0 + r) : m.i32.and(get(R0 + r), c32(0xffff)));
+        const step = (r: number, at: number) => {
+          const d = m.select(m.i32.and(get(L_FL), c32(Fl.DF)), c32(-size), c32(size));
+          return set(R0 + r, ins.asz === 4 ? m.i32.add(get(at), d)
+            : m.i32.or(m.i32.and(get(R0 + r), c32(0xffff0000)), m.i32.and(m.i32.add(get(at), d), c32(0xffff))));
+        };
+        let v: Ref;
+        let si = -1;
+        if (ex === S.movs) {
+          si = idx(6);
+          v = get(rd(ins.seg, get(si), size));
+        } else v = getReg(0, size);
+        const di = idx(7);
+        wr(Seg.ES, get(di), size, v);
+        if (ex === S.movs) commits.push(step(6, si));
+        commits.push(step(7, di));
       } else if (ex === S.nop) {
         // nothing
       } else if (ex === S.jcc || ex === S.jmp || ex === S.call) {
