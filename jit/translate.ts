@@ -359,9 +359,11 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
         return c32(0);
       };
       const flBit = (bit: number): Ref => m.i32.and(m.i32.shr_u(get(L_FL), c32(bit)), c32(1));
+      /** CF with the producer unknown: the record's mask says whether it is lazy at all (often not, after INC/DEC). */
+      const unknownCF = (): Ref => m.if(m.i32.and(get(L_MASK), c32(Fl.CF)), m.i32.and(flagsCall(), c32(1)), m.i32.and(get(L_FL), c32(1)));
       const getCF = (): Ref => {
         const p = prod as Producer | null;
-        if (p === null) return m.i32.and(flagsCall(), c32(1));
+        if (p === null) return unknownCF();
         if (p.mask & Fl.CF) return lazyCF(p);
         return p.cfof0 ? c32(0) : flBit(0);
       };
@@ -506,7 +508,10 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
         if (ex === S.incdec) {
           // materializeCF, then the INC/DEC record (CF kept).
           const p = prod as Producer | null;
-          if (p === null) out.push(set(L_FL, m.i32.or(m.i32.and(get(L_FL), c32(~1)), m.i32.and(flagsCall(), c32(1)))));
+          if (p === null) {
+            out.push(m.if(m.i32.and(get(L_MASK), c32(Fl.CF)),
+              set(L_FL, m.i32.or(m.i32.and(get(L_FL), c32(~1)), m.i32.and(flagsCall(), c32(1))))));
+          }
           else if (p.mask & Fl.CF) out.push(set(L_FL, m.i32.or(m.i32.and(get(L_FL), c32(~1)), lazyCF(p))));
           setLazy(ins.sub ? LF.SUB : LF.ADD, bits, get(r), get(a), c32(1), LAZY_NO_CF);
         } else if (ex === S.neg) {

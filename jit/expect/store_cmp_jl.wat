@@ -560,22 +560,30 @@
           (i32.const 1)
          )
         )
-        (local.set $15
-         (i32.or
-          (i32.and
-           (local.get $15)
-           (i32.const -2)
-          )
-          (i32.and
-           (call $flags
-            (local.get $10)
-            (local.get $11)
-            (local.get $12)
-            (local.get $13)
-            (local.get $14)
-            (local.get $15)
+        (if
+         (i32.and
+          (local.get $14)
+          (i32.const 1)
+         )
+         (then
+          (local.set $15
+           (i32.or
+            (i32.and
+             (local.get $15)
+             (i32.const -2)
+            )
+            (i32.and
+             (call $flags
+              (local.get $10)
+              (local.get $11)
+              (local.get $12)
+              (local.get $13)
+              (local.get $14)
+              (local.get $15)
+             )
+             (i32.const 1)
+            )
            )
-           (i32.const 1)
           )
          )
         )
