@@ -36,6 +36,8 @@ const SPARE_MAX_MEM = 32 << 20;
 /** Ready machines kept per configuration, and used ones waiting for their reset. */
 const SPARE_PER_KEY = 2;
 const USED_MAX = 2;
+/** Guest RAM a worker keeps in ready machines, over all configurations. */
+const READY_MAX_BYTES = 64 << 20;
 
 /** A machine of this worker, and the Vm its console currently writes to. */
 interface Made {
@@ -200,15 +202,30 @@ export class VmHost {
     if (vm.made) this.release(vm.made);
   }
 
-  /** Reset the machines of finished runs (right after a reply: ~0.3 ms, before the next job comes). */
+  /**
+   * Reset the machines of finished runs (right after a reply, ~0.05–0.1 ms for a small guest,
+   * before the next job comes) and keep them ready, within READY_MAX_BYTES of guest RAM: machines
+   * of other configurations, oldest first, make room.
+   */
   recycle(): void {
     for (let made = this.used.pop(); made !== undefined; made = this.used.pop()) {
       const list = this.spare.get(made.key) ?? [];
       if (list.length >= SPARE_PER_KEY) continue;
+      for (const key of [...this.spare.keys()]) {
+        if (this.readyBytes() + made.machine.memSize <= READY_MAX_BYTES) break;
+        if (key !== made.key) this.spare.delete(key);
+      }
+      if (this.readyBytes() + made.machine.memSize > READY_MAX_BYTES) continue;
       made.machine.reset();
       list.push(made);
       this.spare.set(made.key, list);
     }
+  }
+
+  private readyBytes(): number {
+    let n = 0;
+    for (const l of this.spare.values()) for (const m of l) n += m.machine.memSize;
+    return n;
   }
 
   /**
@@ -223,7 +240,7 @@ export class VmHost {
     if (list.length >= 1) return;
     const [mode, mem] = key.split("/");
     // Only small machines are kept ready: an idle worker should not hold large guest RAM.
-    if (Number(mem) > SPARE_MAX_MEM) return;
+    if (Number(mem) > SPARE_MAX_MEM || this.readyBytes() + Number(mem) > READY_MAX_BYTES) return;
     list.push(this.newMachine(mode as MachineSpec["mode"], Number(mem)));
     this.spare.set(key, list);
   }
@@ -257,8 +274,10 @@ export class VmHost {
     const i = this.used.findIndex((m) => m.key === key);
     if (i >= 0) {
       const [made] = this.used.splice(i, 1);
-      made.machine.reset();
-      return made;
+      try {
+        made.machine.reset();
+        return made;
+      } catch { /* a machine that cannot be reset is dropped; make a new one */ }
     }
     try {
       return this.newMachine(spec.mode, spec.memBytes);

@@ -135,3 +135,22 @@ test("A run's report comes back as JSON text with every timing, the main thread'
     await service.close();
   }
 });
+
+test("VmHost keeps at most 64 MiB of guest RAM in ready machines; older configurations make room", async () => {
+  const h = await host();
+  const mib = 1 << 20;
+  await h.create("a", spec(PROBE, { memBytes: 16 * mib }));
+  await h.create("b", spec(PROBE, { memBytes: 16 * mib }));
+  h.destroy("a");
+  h.destroy("b");
+  h.recycle();
+  assertEquals(h.pooled, { ready: 2, used: 0 });
+  await h.run(spec(PROBE, { memBytes: 32 * mib }), RUN);
+  h.recycle();
+  assertEquals(h.pooled, { ready: 3, used: 0 }, "16 + 16 + 32 MiB fit");
+  await h.run(spec(PROBE, { memBytes: 8 * mib }), RUN);
+  h.recycle();
+  assertEquals(h.pooled, { ready: 2, used: 0 }, "the two 16 MiB machines made room for the 8 MiB one");
+  const expected = seen(await (await host()).run(spec(PROBE, { memBytes: 32 * mib }), PROBE_RUN));
+  assertEquals(seen(await h.run(spec(PROBE, { memBytes: 32 * mib }), PROBE_RUN)), expected);
+});
