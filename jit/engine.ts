@@ -43,7 +43,7 @@ export interface JitStats {
   declined: number;
   /** Instructions retired by compiled code. */
   instructions: number;
-  /** Compiled blocks dropped by writes to their pages. */
+  /** Regions (wasm modules) dropped by writes to pages holding their blocks. */
   invalidated: number;
 }
 
@@ -55,13 +55,14 @@ interface Region {
   /** By compiled-block index. */
   table: RegionBlock[];
   text?: string;
+  /** False once a write hit a page holding one of its blocks: never entered again. */
+  valid: boolean;
 }
 interface Compiled {
   region: Region;
   index: number;
   eip: number;
   cut: number;
-  global: WebAssembly.Global;
 }
 interface Entry {
   count: number;
@@ -105,6 +106,7 @@ export class JitEngine implements BlockEngine {
       this.entries.set(blk, e);
     }
     let c = e.code;
+    if (c !== null && !c.region.valid) c = e.code = null; // compile again from this entry
     if (c === null) {
       if (e.dead || ++e.count < this.threshold) return false;
       c = this.compile(cpu, blk, eip);
@@ -147,8 +149,8 @@ export class JitEngine implements BlockEngine {
     const list = this.byPage.get(hostPage);
     if (list === undefined) return;
     for (const c of list) {
-      if (c.global.value !== 0) this.stats.invalidated++;
-      c.global.value = 0;
+      if (c.region.valid) this.stats.invalidated++;
+      c.region.valid = false;
     }
     this.byPage.delete(hostPage);
   }
@@ -231,12 +233,12 @@ export class JitEngine implements BlockEngine {
     const exp = inst.exports as Record<string, unknown>;
     const region: Region = {
       run: exp.run as (entry: number, fuel: number) => number,
-      stack32: cpu.stack32, usedSegs: tr.usedSegs, segs, table, text,
+      stack32: cpu.stack32, usedSegs: tr.usedSegs, segs, table, text, valid: true,
     };
     if (text !== undefined) this.texts.push(text);
     let mine: Compiled | null = null;
     for (const t of compiledBlocks) {
-      const c: Compiled = { region, index: t.index, eip: t.eip, cut: t.cut, global: exp[`v${t.index}`] as WebAssembly.Global };
+      const c: Compiled = { region, index: t.index, eip: t.eip, cut: t.cut };
       // A region has one entry, the block it was compiled for: the relooper then gives plain
       // nested loops. (Entering at any block made every loop a label-dispatch loop, 2-3x slower.)
       // The other blocks get regions of their own if the run loop ever offers them.

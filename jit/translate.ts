@@ -177,8 +177,6 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   const compiled = tblocks.filter((t) => t.index >= 0);
   // The region's entry does not compile: nothing to translate (the caller disposes the module).
   if (tblocks[0].index !== 0) return { module: m, blocks: tblocks, usedSegs, inline, callouts };
-  for (const tb of compiled) m.addGlobal(`v${tb.index}`, i32, true, c32(1));
-  for (const tb of compiled) m.addGlobalExport(`v${tb.index}`, `v${tb.index}`);
 
   const rl = new b.Relooper(m);
   const exitStubs = new Map<number, number>();
@@ -211,12 +209,11 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     const out: Ref[] = [];
     let prod: Producer | null = null;
     const ipMaskB = blk.ipMask;
-    // Prologue: the budget and validity (see DESIGN.md section 2).
+    // Prologue: the budget (see DESIGN.md section 2). Validity is the runner's business: every
+    // invalidation during a run ends the run (cpu.stop), and a region with an invalidated block
+    // is never entered again.
     out.push(m.if(
-      m.i32.or(
-        m.i32.gt_u(m.i32.add(get(L_RETIRED), c32(tb.cut)), get(P_FUEL)),
-        m.i32.eqz(m.global.get(`v${tb.index}`, i32)),
-      ),
+      m.i32.gt_u(m.i32.add(get(L_RETIRED), c32(tb.cut)), get(P_FUEL)),
       m.block(null, [set(L_EXITRIP, c32(eip)), m.br("exit")]),
     ));
     let endKind: Pending | null = null;

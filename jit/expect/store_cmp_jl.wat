@@ -6,8 +6,6 @@
  (import "e" "mem" (memory $0 1))
  (import "e" "slow" (func $slow (param i32 i32 i32) (result i32)))
  (import "e" "callout" (func $callout (param i32 i32) (result i32)))
- (global $v0 (mut i32) (i32.const 1))
- (export "v0" (global $v0))
  (export "run" (func $run))
  (func $flags (param $0 i32) (param $1 i32) (param $2 i32) (param $3 i32) (param $4 i32) (param $5 i32) (result i32)
   (local $6 i32)
@@ -435,17 +433,12 @@
       (loop $shape$3$continue
        (block
         (if
-         (i32.or
-          (i32.gt_u
-           (i32.add
-            (local.get $16)
-            (i32.const 4)
-           )
-           (local.get $1)
+         (i32.gt_u
+          (i32.add
+           (local.get $16)
+           (i32.const 4)
           )
-          (i32.eqz
-           (global.get $v0)
-          )
+          (local.get $1)
          )
          (then
           (local.set $17
