@@ -290,6 +290,7 @@ export class Machine {
    * the vCPU, the kernel's per-VM and per-vCPU state, the in-kernel irqchip and PIT as they were,
    * fresh debug console, POST port and UART, every hook, device and count of earlier runs gone.
    * Cheaper than a new Machine (no new memory to map). Needs `reusable: true` at construction.
+   * A block engine attached since (`useEngine(machine, "jit")`) is detached: attach it again.
    * @throws MachineError("argument") when the machine cannot be reset (see `resettable`)
    */
   reset(): void {
