@@ -21,7 +21,7 @@ echo "== deno test"
 "$deno" test -A --no-check "$@" 2>&1 | tee "$logs/deno.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 echo "== bun test"
-"$bun" test "$@" 2>&1 | tee "$logs/bun.log"
+"$bun" test --timeout 60000 "$@" 2>&1 | tee "$logs/bun.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # deno: "ok | 12 passed | 0 failed | 1 ignored"; bun: " 12 pass", " 0 fail"
