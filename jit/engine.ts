@@ -75,8 +75,13 @@ interface Entry {
 /** The most bytes a decoded block can span (64 instructions of at most 15 bytes, cpu.ts). */
 const MAX_BLOCK_BYTES = 64 * 15;
 
-/** Instructions one run of compiled code may retire: bounds the time between deadline checks. */
+/**
+ * Instructions after which a run leaves at its region's entry (checked there only), and the most
+ * one run may retire at all (checked at every block, with the budget): the two bound the time
+ * between deadline checks, the second also when a loop never passes through the entry.
+ */
 const CHUNK = 1 << 16;
+const HARD_CHUNK = 1 << 20;
 
 export class JitEngine implements BlockEngine {
   readonly stats: JitStats = {
@@ -124,7 +129,7 @@ export class JitEngine implements BlockEngine {
       if (++e.recompiles > 4) e.dead = true;
       return false;
     }
-    const fuel = cpu.timer < CHUNK ? cpu.timer : CHUNK;
+    const fuel = cpu.timer < HARD_CHUNK ? cpu.timer : HARD_CHUNK;
     if (fuel < c.cut) return false;
     cpu.stop = false;
     const n = r.run(c.index, fuel);
@@ -201,7 +206,7 @@ export class JitEngine implements BlockEngine {
     }
     const segs: SegSnap[] = [];
     for (let s = 0; s < 8; s++) segs.push({ base: cpu.segBase[s], lo: cpu.segLo[s], hi: cpu.segHi[s], noWrite: cpu.segNoWrite[s] });
-    const spec = { area: cpu.area, code32: cpu.code32, stack32: cpu.stack32, segs, blocks, callout: this.opts.callout };
+    const spec = { area: cpu.area, code32: cpu.code32, stack32: cpu.stack32, segs, blocks, callout: this.opts.callout, softChunk: CHUNK };
     let tr: Translation, allEntries = false;
     try {
       tr = translateRegion(this.b, spec);

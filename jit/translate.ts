@@ -45,6 +45,13 @@ export interface RegionSpec {
    * from a single entry (seen on call/return webs).
    */
   allEntries?: boolean;
+  /**
+   * Retired instructions after which a run leaves at the region's entry block (the runner's chunk
+   * between deadline checks). The exact budget, `fuel`, is checked at every block; this softer
+   * bound is checked only at the entry, so a run usually ends where the next one can enter the
+   * same region, instead of at an inner block that would need a region of its own.
+   */
+  softChunk?: number;
 }
 
 /** What the translator made of each block. */
@@ -212,10 +219,9 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     // Prologue: the budget (see DESIGN.md section 2). Validity is the runner's business: every
     // invalidation during a run ends the run (cpu.stop), and a region with an invalidated block
     // is never entered again.
-    out.push(m.if(
-      m.i32.gt_u(m.i32.add(get(L_RETIRED), c32(tb.cut)), get(P_FUEL)),
-      m.block(null, [set(L_EXITRIP, c32(eip)), m.br("exit")]),
-    ));
+    let over: Ref = m.i32.gt_u(m.i32.add(get(L_RETIRED), c32(tb.cut)), get(P_FUEL));
+    if (tb.index === 0 && spec.softChunk !== undefined) over = m.i32.or(over, m.i32.ge_u(get(L_RETIRED), c32(spec.softChunk)));
+    out.push(m.if(over, m.block(null, [set(L_EXITRIP, c32(eip)), m.br("exit")])));
     let endKind: Pending | null = null;
 
     for (let k = 0; k < tb.cut; k++) {

@@ -433,12 +433,18 @@
       (loop $shape$3$continue
        (block
         (if
-         (i32.gt_u
-          (i32.add
-           (local.get $16)
-           (i32.const 4)
+         (i32.or
+          (i32.gt_u
+           (i32.add
+            (local.get $16)
+            (i32.const 4)
+           )
+           (local.get $1)
           )
-          (local.get $1)
+          (i32.ge_u
+           (local.get $16)
+           (i32.const 65536)
+          )
          )
          (then
           (local.set $17
