@@ -1,7 +1,7 @@
 /**
  * A generator of random valid 32-bit guest programs for differential tests of the JIT against the
  * interpreter: ALU ops of every width and operand form, INC/DEC/NOT/NEG/TEST, shifts and rotates
- * (counts 0..33, immediate, 1 and CL), IMUL, MUL/DIV with a guarded divisor, MOVZX/MOVSX, LEA,
+ * (counts 0..33, immediate, 1 and CL), IMUL, MUL/IMUL/DIV/IDIV of every size (mostly guarded), MOVZX/MOVSX, LEA,
  * XCHG, CMOVcc/SETcc on every condition, CBW family, PUSH/POP, PUSHF (flags recorded), flag ops,
  * STOS/MOVS/LODS without REP in both directions, forward Jcc, bounded loops, calls, and OUTs to a
  * recording port. Same seed, same program.
@@ -127,9 +127,16 @@ export function splitProgram(seed: number, size = 40): SplitProgram {
       }
       case 20: return [0x9c, 0x58 + pick(FREE)]; // PUSHF; POP r: flags into a register
       case 21: return [pick([0xf8, 0xf9, 0xf5])]; // CLC/STC/CMC
-      case 22: { // MUL or a guarded DIV
-        if (int(2)) return [0xf7, modrm(3, 4, pick(FREE))];
-        return [0x31, 0xd2, 0x83, 0xc9, 0x01, 0xf7, 0xf1]; // xor edx,edx; or ecx,1; div ecx
+      case 22: { // MUL/IMUL (one operand, every size and form) or a guarded DIV/IDIV of every size
+        const f = int(8);
+        if (f < 3) return [...pre, 0xf6 + w, ...rmOp(4 + int(2), regs)];
+        if (f === 3) return [0x31, 0xd2, 0x83, 0xc9, 0x01, 0xf7, 0xf1]; // xor edx,edx; or ecx,1; div ecx
+        if (f === 4) return [0x99, 0x83, 0xc9, 0x01, 0xf7, 0xf9]; // cdq; or ecx,1; idiv ecx
+        if (f === 5) return int(2) ? [0x66, 0x31, 0xd2, 0x66, 0x83, 0xc9, 0x01, 0x66, 0xf7, 0xf1] // xor dx,dx; or cx,1; div cx
+          : [0x66, 0x99, 0x66, 0x83, 0xc9, 0x01, 0x66, 0xf7, 0xf9]; // cwd; or cx,1; idiv cx
+        if (f === 6) return int(2) ? [0xb4, 0x00, 0x80, 0xc9, 0x80, 0xf6, 0xf1] // mov ah,0; or cl,0x80; div cl
+          : [0x66, 0x98, 0x80, 0xc9, 0x01, 0xf6, 0xf9]; // cbw; or cl,1; idiv cl
+        return [...pre, 0xf6 + w, ...rmOp(6 + int(2), regs)]; // unguarded: #DE now and then
       }
       case 23: case 24: { // STOS/MOVS/LODS without REP, (E)SI/(E)DI pointed into the data area, either direction
         const op = pick([0xaa, 0xab, 0xa4, 0xa5, 0xac, 0xad]);

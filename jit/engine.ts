@@ -210,9 +210,11 @@ export class JitEngine implements BlockEngine {
     let tr: Translation, allEntries = false;
     try {
       tr = translateRegion(this.b, spec);
-    } catch {
-      // binaryen's relooper rejected the graph from one entry (an exception from its C++ side):
-      // translate again with every block an entry, which it always accepts.
+    } catch (e) {
+      // An abort (a RuntimeError) is a bug in the translation: not retried.
+      if (e instanceof Error) throw e;
+      // binaryen's relooper rejected the graph from one entry (an exception object from its C++
+      // side): translate again with every block an entry, which it always accepts.
       allEntries = true;
       tr = translateRegion(this.b, { ...spec, allEntries });
     }

@@ -79,7 +79,7 @@ const S = semantics;
 const NATIVE = new Set<unknown>([
   S.alu, S.test, S.incdec, S.not, S.neg, S.mov, S.movzx, S.movsx, S.lea, S.xchg, S.push, S.pop, S.cbw, S.cwd,
   S.jcc, S.setcc, S.cmovcc, S.jmp, S.jmpNear, S.call, S.callNear, S.ret, S.shift, S.imul2, S.imul3, S.nop, S.lods,
-  S.stos, S.movs,
+  S.stos, S.movs, S.mul, S.imul1, S.div, S.idiv,
 ]);
 /** Native instructions that transfer control (the others continue at the next instruction). */
 const TRANSFERS = new Set<unknown>([S.jcc, S.jmp, S.jmpNear, S.call, S.callNear, S.ret]);
@@ -162,6 +162,8 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     while (usedTemps.length) freeTemps.push(usedTemps.pop()!);
   };
   const c32 = (v: number) => m.i32.const(v | 0);
+  /** An i64 constant from an integer-valued number (binaryen 132 takes a bigint). */
+  const k64 = (v: number) => m.i64.const(BigInt(v));
   const get = (l: number) => m.local.get(l, i32);
   const set = (l: number, v: Ref) => m.local.set(l, v);
 
@@ -284,8 +286,8 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
         } else {
           const o64 = () => m.i64.extend_u(get(o));
           out.push(m.if(m.i32.or(
-            m.i64.lt_u(o64(), m.i64.const(sn.lo >>> 0, 0)),
-            m.i64.gt_u(m.i64.add(o64(), m.i64.const(size - 1, 0)), m.i64.const(sn.hi % 4294967296, Math.floor(sn.hi / 4294967296))),
+            m.i64.lt_u(o64(), k64(sn.lo >>> 0)),
+            m.i64.gt_u(m.i64.add(o64(), k64(size - 1)), k64(sn.hi)),
           ), bail()));
         }
         const la = sn.base === 0 ? o : tmp(m.i32.add(get(o), c32(sn.base)));
@@ -681,6 +683,61 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
         wr(Seg.ES, get(di), size, v);
         if (ex === S.movs) commits.push(step(6, si));
         commits.push(step(7, di));
+      } else if (ex === S.mul || ex === S.imul1) {
+        // ops.ts mul/imul1: EDX:EAX (AX for bytes) = accumulator × r/m; CF = OF = the high half is
+        // significant; flagsResult with the low part (the whole product for bytes and words).
+        const b = tmp(ins.dk === MEM ? get(rd(ins.seg, ea(), size)) : getReg(ins.dr, size));
+        const signed = ex === S.imul1;
+        if (size === 4) {
+          const p = temp64();
+          const ext = (v: Ref) => signed ? m.i64.extend_s(v) : m.i64.extend_u(v);
+          out.push(m.local.set(p, m.i64.mul(ext(get(R0)), ext(get(b)))));
+          const lo = tmp(m.i32.wrap(m.local.get(p, i64)));
+          const hi = tmp(m.i32.wrap(m.i64.shr_u(m.local.get(p, i64), k64(32))));
+          const of = tmp(signed ? m.i32.ne(get(hi), m.i32.shr_s(get(lo), c32(31))) : m.i32.ne(get(hi), c32(0)));
+          flagsResult(32, get(lo), get(of), get(of));
+          commits.push(set(R0, get(lo)), set(R0 + 2, get(hi)));
+        } else {
+          const sx = (v: Ref) => size === 1 ? m.i32.extend8_s(v) : m.i32.extend16_s(v);
+          const r = tmp(signed ? m.i32.mul(sx(getReg(0, size)), sx(get(b))) : m.i32.mul(getReg(0, size), get(b)));
+          const of = tmp(signed ? m.i32.ne(get(r), sx(get(r)))
+            : m.i32.ne(m.i32.shr_u(get(r), c32(bits)), c32(0)));
+          flagsResult(bits, get(r), get(of), get(of));
+          commits.push(setReg(0, 2, get(r)));
+          if (size === 2) commits.push(setReg(2 * 4, 2, m.i32.shr_s(get(r), c32(16))));
+        }
+      } else if (ex === S.div || ex === S.idiv) {
+        // ops.ts div/idiv: #DE (a bail: the interpreter raises it) for a zero divisor or a quotient
+        // that does not fit; flags untouched. Divisions are done in i64 so none can trap.
+        const signed = ex === S.idiv;
+        const d = tmp(ins.dk === MEM ? get(rd(ins.seg, ea(), size)) : getReg(ins.dr, size));
+        const n = temp64(), dv = temp64(), q = temp64();
+        const L = (l: number) => m.local.get(l, i64);
+        if (size === 4) {
+          out.push(m.local.set(n, m.i64.or(m.i64.shl(m.i64.extend_u(get(R0 + 2)), k64(32)), m.i64.extend_u(get(R0)))));
+          out.push(m.local.set(dv, signed ? m.i64.extend_s(get(d)) : m.i64.extend_u(get(d))));
+        } else if (size === 2) {
+          const nv = m.i32.or(m.i32.shl(getReg(2 * 4, 2), c32(16)), getReg(0, 2));
+          out.push(m.local.set(n, signed ? m.i64.extend_s(nv) : m.i64.extend_u(nv)));
+          out.push(m.local.set(dv, signed ? m.i64.extend_s(m.i32.extend16_s(get(d))) : m.i64.extend_u(get(d))));
+        } else {
+          out.push(m.local.set(n, signed ? m.i64.extend_s(m.i32.extend16_s(getReg(0, 2))) : m.i64.extend_u(getReg(0, 2))));
+          out.push(m.local.set(dv, signed ? m.i64.extend_s(m.i32.extend8_s(get(d))) : m.i64.extend_u(get(d))));
+        }
+        // Zero divisor, or INT64_MIN / -1 (the only i64 division that traps; its quotient never fits).
+        out.push(m.if(m.i32.or(m.i64.eqz(L(dv)),
+          m.i32.and(m.i64.eq(L(dv), k64(-1)), m.i64.eq(L(n), k64(-(2 ** 63))))), bail()));
+        out.push(m.local.set(q, signed ? m.i64.div_s(L(n), L(dv)) : m.i64.div_u(L(n), L(dv))));
+        const maxQ = size === 4 ? (signed ? 0x7fffffff : 0xffffffff) : size === 2 ? (signed ? 0x7fff : 0xffff) : (signed ? 0x7f : 0xff);
+        const tooBig = signed
+          ? m.i32.or(m.i64.gt_s(L(q), k64(maxQ)), m.i64.lt_s(L(q), k64(-maxQ - 1)))
+          : m.i64.gt_u(L(q), k64(maxQ));
+        out.push(m.if(tooBig, bail()));
+        const qv = tmp(m.i32.wrap(L(q)));
+        const rv = tmp(m.i32.wrap(signed ? m.i64.rem_s(L(n), L(dv)) : m.i64.rem_u(L(n), L(dv))));
+        if (size === 4) commits.push(set(R0, get(qv)), set(R0 + 2, get(rv)));
+        else if (size === 2) commits.push(setReg(0, 2, get(qv)), setReg(2 * 4, 2, get(rv)));
+        else commits.push(setReg(0, 1, get(qv)), setReg(1, 1, get(rv)));
       } else if (ex === S.nop) {
         // nothing
       } else if (ex === S.jcc || ex === S.jmp || ex === S.call) {
