@@ -35,8 +35,8 @@ export { BUNDLED_SCRIPTS };
 /** The engines and modes the service knows, and which exist yet. */
 const ENGINES = [
   { name: "interp", available: true },
-  { name: "jit", available: false, note: "the binaryen block JIT comes with a later issue" },
-  { name: "auto", available: false, note: "chooses between interp and jit once the JIT exists" },
+  { name: "jit", available: false, note: "the JIT runs in vmrun and the runtime (jit/mod.ts); the service does not load it in its workers yet" },
+  { name: "auto", available: false, note: "as jit: available in vmrun and the runtime, not yet in the service" },
   { name: "kvm", available: false, note: "the hardware tier over /dev/kvm comes with a later issue" },
 ];
 const MODES = [

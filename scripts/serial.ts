@@ -11,6 +11,7 @@
 import { readFileSync, writeSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Machine } from "../runtime/vmm/machine.ts";
+import { defineHookSets } from "../api/hooks.ts";
 
 /**
  * A real-mode echo guest:
@@ -22,6 +23,26 @@ import { Machine } from "../runtime/vmm/machine.ts";
 export const ECHO_GUEST = new Uint8Array([
   0xba, 0xfd, 0x03, 0xec, 0xa8, 0x01, 0x74, 0xfb, 0xba, 0xf8, 0x03, 0xec, 0xee, 0x3c, 0x0a, 0x75, 0xef, 0xf4,
 ]);
+
+/**
+ * An operator hook set for the HTTP service (`npm start -- --script scripts/serial.ts`, then
+ * `"hooks": ["serial-lines"]` in a request): each line the guest transmits on the UART at 0x3F8
+ * becomes a line of the run's `logs`. It watches the IO exits without claiming the port, so the
+ * UART itself keeps working.
+ */
+export const hookSets = defineHookSets({
+  name: "serial-lines",
+  description: "Each line the guest sends to the UART at 0x3F8 becomes a line of the run's logs",
+  install(machine, env) {
+    let line = "";
+    machine.onExit("io", (exit) => {
+      if (exit.reason !== "io" || exit.direction !== "out" || exit.port !== 0x3f8) return;
+      for (const b of exit.data) {
+        if (b === 10) { env.log(line); line = ""; } else line += String.fromCharCode(b);
+      }
+    }, "serial-lines");
+  },
+});
 
 /** Run `image` with the UART fed from `input`; returns what the guest transmitted and how it ended. */
 export function runSerial(image: Uint8Array, input: string | Uint8Array, mode: "real" | "protected" | "paged" = "real", sink?: (b: number) => void) {

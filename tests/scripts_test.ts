@@ -36,3 +36,21 @@ test("scripts/cguest.ts runs the C guest at -O0 and -O2 with the same output", (
   assertEquals(o2.output, o0.output);
   assertEquals(o0.instructions > o2.instructions, true);
 });
+
+test("scripts/serial.ts exports a serial-lines hook set that turns UART lines into log lines", async () => {
+  const { hookSets } = await import("../scripts/serial.ts");
+  const { Machine } = await import("../runtime/vmm/machine.ts");
+  const m = new Machine({ mode: "real" });
+  m.load(ECHO_GUEST);
+  m.feedSerial("one\n");
+  const logs: string[] = [];
+  hookSets[0].install(m, { log: (l: string) => void logs.push(l) });
+  m.run({ budget: 100000 });
+  assertEquals([hookSets[0].name, logs], ["serial-lines", ["one"]]);
+});
+
+test("the HTTP service loads scripts/serial.ts as an operator script", async () => {
+  const { loadHookScripts, scriptUrl } = await import("../api/hooks.ts");
+  const loaded = await loadHookScripts([scriptUrl(`${REPO}/scripts/serial.ts`)]);
+  assertEquals(loaded.info.map((i) => i.name), ["serial-lines"]);
+});
