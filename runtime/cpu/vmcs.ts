@@ -171,7 +171,7 @@ export class Vmcs {
   vmxInstructionInfo = 0;
   idtVectoringInfo = 0;
 
-  /** Bumped by every VMWRITE, so the processor re-reads its controls only after a change. */
+  /** Bumped by every VMWRITE of a control field, so the processor re-reads its controls only after a change. */
   version = 0;
 
   /** VMREAD. */
@@ -217,7 +217,9 @@ export class Vmcs {
     else if (width === 32) value >>>= 0;
     if (type === 2 && this.guest && this.guest.writeGuestField(encoding, value)) return;
     this.fields.set(encoding, value);
-    this.version++;
+    // The processor caches control fields only; the preemption timer (a guest-state field written
+    // at every entry under a budget) must not make it re-read them.
+    if (type === 0) this.version++;
   }
 
   /** Fields stored in the region itself (controls, host state), for dumps and tests. */
