@@ -547,7 +547,6 @@ export class Cpu {
   /** The guest-physical address of the last translation (valid when translate returned -1). */
   lastGpa = 0;
   private lastLa = 0;
-  private lastWrite = false;
 
   /**
    * Translate a linear address: paging (SDM 4.3, 32-bit paging), then the memslots.
@@ -557,7 +556,6 @@ export class Cpu {
     const st = this.st;
     let gpa: number;
     let writable = true;
-    let pteAddr = -1;
     let dirty = true;
     if (st[St.CR0] & Cr0.PG) {
       const user = st[St.CPL] === 3;
@@ -576,7 +574,6 @@ export class Cpu {
         const want = (pde | 0x20 | (write ? 0x40 : 0)) >>> 0;
         if ((want >>> 0) !== (pde >>> 0) && !probeOnly) this.physWrite32(pdeGpa, want);
         dirty = write || (pde & 0x40) !== 0;
-        pteAddr = pdeGpa;
       } else {
         const pteGpa = ((pde & ~0xfff) + (((la >>> 12) & 0x3ff) << 2)) >>> 0;
         const pte = this.physRead32(pteGpa);
@@ -590,18 +587,15 @@ export class Cpu {
         }
         dirty = write || (pte & 0x40) !== 0;
         gpa = ((pte & ~0xfff) | (la & 0xfff)) >>> 0;
-        pteAddr = pteGpa;
       }
       writable = this.accessOk(rw, us, user, true, wp);
     } else {
       gpa = la >>> 0;
     }
-    void pteAddr;
     const h = this.phys.gpaToHost(gpa);
     if (h < 0 || (acc === ACC_WRITE && this.phys.isReadonly(gpa))) {
       this.lastGpa = gpa;
       this.lastLa = la;
-      this.lastWrite = acc === ACC_WRITE;
       return -1;
     }
     if (probeOnly) return h;
@@ -669,7 +663,6 @@ export class Cpu {
     const v = this.vmcs!;
     v.guestPhysicalAddress = this.lastGpa;
     v.guestLinearAddress = this.lastLa >>> 0;
-    void this.lastWrite;
     this.recordExit(ExitReason.EPT_VIOLATION, (isWrite ? EptQual.WRITE : EptQual.READ) | EptQual.GLA_VALID | EptQual.GLA_TRANSLATED);
     throw VmExitSignal.instance;
   }
