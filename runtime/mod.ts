@@ -30,7 +30,7 @@
  * @module
  */
 import "./vmx/vmx.ts"; // loads the vendor module (vmxX86Ops) so Kvm.open() can initialise it
-export { Kvm, KvmError, KvmModule, Vm, KVM_MEM_READONLY, type UserMemoryRegion } from "./kvm/kvm_main.ts";
+export { Kvm, KvmError, KvmModule, Vm, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, type UserMemoryRegion } from "./kvm/kvm_main.ts";
 export { Vcpu, type KvmRegs, type KvmSregs, type KvmSegment, type VmxExitHook } from "./kvm/vcpu.ts";
 export { KvmExit, KvmRun, kvmExitName, toVcpuExit, type VcpuExit, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT } from "./kvm/kvm_run.ts";
 export { type CpuidEntry, defaultCpuid } from "./kvm/x86.ts";

@@ -124,6 +124,8 @@ interface MemSlot {
   gpa: number;
   end: number;
   host: number;
+  /** KVM_MEM_LOG_DIRTY_PAGES: one bit per page written since the last getDirtyLog. */
+  dirty: Uint8Array | null;
 }
 
 const PAGE = 4096;
@@ -244,7 +246,9 @@ export class Vm implements PhysMap {
     // Moving a slot or changing its flags keeps its memory unless another mapping is given.
     const host = r.userspaceAddr ?? old?.host ?? this.mmap(r.memorySize);
     if (host % PAGE || host + r.memorySize > this.brk) throw new KvmError("memslot", `Memslot ${r.slot}: userspaceAddr 0x${host.toString(16)} is not mapped memory of this VM`);
-    const slot: MemSlot = { slot: r.slot, flags: r.flags ?? 0, gpa: r.guestPhysAddr, end, host };
+    const flags = r.flags ?? 0;
+    const dirty = flags & KVM_MEM_LOG_DIRTY_PAGES ? new Uint8Array(Math.ceil(r.memorySize / PAGE / 8)) : null;
+    const slot: MemSlot = { slot: r.slot, flags, gpa: r.guestPhysAddr, end, host, dirty };
     if (existing >= 0) this.slots[existing] = slot; else this.slots.push(slot);
     this.last = null;
     this.invalidateAll();
@@ -261,9 +265,42 @@ export class Vm implements PhysMap {
     }
     return -1;
   }
+  /**
+   * Whether the memslot holding `gpa` is read-only. The processor asks before it lets a write reach
+   * a page (a write TLB entry or the write slow path), so this is also where dirty logging marks
+   * the page (KVM marks it when it makes the page writable in the EPT; over-marking on a read
+   * fill is harmless to a dirty log).
+   */
   isReadonly(gpa: number): boolean {
-    for (const s of this.slots) if (gpa >= s.gpa && gpa < s.end) return (s.flags & KVM_MEM_READONLY) !== 0;
+    for (const s of this.slots) {
+      if (gpa >= s.gpa && gpa < s.end) {
+        if (s.dirty !== null) markDirty(s, gpa, 1);
+        return (s.flags & KVM_MEM_READONLY) !== 0;
+      }
+    }
     return false;
+  }
+  /**
+   * KVM_GET_DIRTY_LOG: the pages of memslot `slot` written since the last call (one bit per page,
+   * bit k of byte k>>3 for page k of the slot), and clear the log. The slot needs
+   * KVM_MEM_LOG_DIRTY_PAGES.
+   */
+  getDirtyLog(slot: number): Uint8Array {
+    const s = this.slots.find((x) => x.slot === slot);
+    if (!s) throw new KvmError("memslot", `No memslot ${slot}`);
+    if (s.dirty === null) throw new KvmError("memslot", `Memslot ${slot} does not log dirty pages (KVM_MEM_LOG_DIRTY_PAGES)`);
+    const out = s.dirty.slice();
+    s.dirty.fill(0);
+    return out;
+  }
+  /** Mark guest-physical [gpa, gpa+len) written in the slots that log dirty pages. */
+  private markWritten(gpa: number, len: number): void {
+    for (const s of this.slots) {
+      if (s.dirty !== null && gpa < s.end && gpa + len > s.gpa) {
+        const a = Math.max(gpa, s.gpa), b = Math.min(gpa + len, s.end);
+        markDirty(s, a, b - a);
+      }
+    }
   }
   /** The memslots, for inspection. */
   memslots(): { slot: number; guestPhysAddr: number; memorySize: number; flags: number; userspaceAddr: number }[] {
@@ -280,11 +317,14 @@ export class Vm implements PhysMap {
     if (h < 0 || this.gpaToHost(gpa + len - 1) !== h + len - 1) {
       throw new KvmError("memslot", `Guest range 0x${gpa.toString(16)}..0x${(gpa + len).toString(16)} is not covered by one memslot`);
     }
+    // Userspace may write through the view: count its pages as dirty (a writable mapping).
+    this.markWritten(gpa, len);
     return new Uint8Array(this.memory.buffer, h, len);
   }
   /** Copy bytes into guest-physical memory (across memslots) and drop decoded code there. */
   writeGuest(gpa: number, data: Uint8Array): void {
     const m = new Uint8Array(this.memory.buffer);
+    this.markWritten(gpa, data.length);
     for (let k = 0; k < data.length;) {
       const h = this.gpaToHost(gpa + k);
       if (h < 0) throw new KvmError("memslot", `Guest-physical address 0x${(gpa + k).toString(16)} has no memslot`);
@@ -402,4 +442,10 @@ function kvmVmIoctlCreateVcpu(vm: Vm, id: number): Vcpu {
   vm.vcpus.push(vcpu);
   kvmArchVcpuCreate(vcpu);
   return vcpu;
+}
+
+function markDirty(s: MemSlot, gpa: number, len: number): void {
+  const d = s.dirty!;
+  const last = Math.floor((gpa + Math.max(len, 1) - 1 - s.gpa) / PAGE);
+  for (let p = Math.floor((gpa - s.gpa) / PAGE); p <= last; p++) d[p >>> 3] |= 1 << (p & 7);
 }

@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import { assertEquals, assertThrows } from "../../tests/assert.ts";
 import { Kvm, KVM_MEM_READONLY, KvmError, KvmExit } from "../mod.ts";
+import { KVM_MEM_LOG_DIRTY_PAGES } from "./kvm_main.ts";
 import { CODE, realModeGuest } from "./_testing.ts";
 
 const HLT = 0xf4;
@@ -133,4 +134,32 @@ test("an access straddling two memslots reads both", () => {
   assertEquals(vcpu.run().exitReason, KvmExit.HLT);
   assertEquals(vcpu.getRegs().rax & 0xffff, 0xabcd);
   assertThrows(() => vm.memoryView(0x1fff, 2), KvmError, "not covered by one memslot");
+});
+
+test("KVM_GET_DIRTY_LOG reports the pages the guest and userspace wrote, and clears", () => {
+  const kvm = Kvm.openSync();
+  const vm = kvm.createVm();
+  vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memorySize: 0x10000, flags: KVM_MEM_LOG_DIRTY_PAGES });
+  // mov byte [0x5000],1 ; mov al,[0x6000] ; hlt   (real mode: page 5 written, page 6 only read)
+  vm.writeGuest(0x1000, new Uint8Array([0xc6, 0x06, 0x00, 0x50, 0x01, 0xa0, 0x00, 0x60, 0xf4]));
+  const vcpu = vm.createVcpu(0);
+  const s = vcpu.getSregs();
+  s.cs.base = 0;
+  s.cs.selector = 0;
+  vcpu.setSregs(s);
+  vcpu.setRegs({ rip: 0x1000 });
+  assertEquals(vm.getDirtyLog(0)[0], 1 << 1); // writeGuest of the code at page 1
+  assertEquals(vcpu.run().exitReason, KvmExit.HLT);
+  const log = vm.getDirtyLog(0);
+  assertEquals((log[0] >> 5) & 1, 1);
+  assertEquals(vm.getDirtyLog(0).every((b) => b === 0), true);
+  vm.writeGuest(0xf000, new Uint8Array([1]));
+  assertEquals(vm.getDirtyLog(0)[1], 0x80);
+  assertThrows(() => vm.getDirtyLog(7), KvmError, "No memslot 7");
+});
+
+test("KVM_GET_DIRTY_LOG is refused on a slot without KVM_MEM_LOG_DIRTY_PAGES", () => {
+  const vm = Kvm.openSync().createVm();
+  vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memorySize: 0x1000 });
+  assertThrows(() => vm.getDirtyLog(0), KvmError, "does not log dirty pages");
 });

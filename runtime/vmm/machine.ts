@@ -5,7 +5,7 @@
  * on the exit reason, `kvmHandleIo`, KVM_RUN again.
  */
 import "../vmx/vmx.ts";
-import { Kvm, KVM_MEM_READONLY, Vm } from "../kvm/kvm_main.ts";
+import { Kvm, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, Vm } from "../kvm/kvm_main.ts";
 import { KvmExit, kvmExitName, KvmRun, toVcpuExit, type VcpuExit, KVM_ENOSYS } from "../kvm/kvm_run.ts";
 import type { KvmRegs, Vcpu, VmxExitHook } from "../kvm/vcpu.ts";
 import type { TraceSink } from "../kvm/trace.ts";
@@ -166,8 +166,6 @@ export class Machine {
   /** What `reset()` restores (with `reusable: true`). */
   private pristine: Pristine | null = null;
   /** Pages of guest RAM written since creation or the last reset (with `reusable: true`). */
-  private dirty: Uint8Array | null = null;
-  private readonly dirtyPages: number[] = [];
   private readonly placement: { debugcon: DevicePlacement; post: DevicePlacement; serial: DevicePlacement };
   private readonly sink: ByteSink;
 
@@ -182,7 +180,8 @@ export class Machine {
     this.vm = this.kvm.createVm({ trace: opts.trace });
     this.unclaimedMmio = opts.unclaimedMmio ?? "exit";
     this.consoleSink = opts.console;
-    this.vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memorySize: this.memSize });
+    // A reusable machine logs the RAM pages written (KVM_MEM_LOG_DIRTY_PAGES), so reset() zeroes only those.
+    this.vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memorySize: this.memSize, flags: opts.reusable ? KVM_MEM_LOG_DIRTY_PAGES : 0 });
     if (opts.irqchip ?? true) {
       this.vm.createIrqchip();
       this.vm.createPit2();
@@ -214,52 +213,10 @@ export class Machine {
   // -------------------------------------------------------------------------------------------
   // Reuse
   // -------------------------------------------------------------------------------------------
-  /**
-   * Track the pages of guest RAM that may be written, so that `reset()` zeroes only those. Every
-   * way to write guest RAM passes through one of three Vm methods: the processor asks
-   * `isReadonly(gpa)` before it lets a write reach a page (a write TLB entry, the write slow path,
-   * REP STOS/MOVS in bulk; the JIT writes only through those TLB entries), and the VMM writes with
-   * `writeGuest` or through a `memoryView`. Accessed and dirty bits written during a page walk go
-   * only to entries that are present, so to pages already written since the reset. The machine
-   * wraps the three on its Vm to mark pages (`machine_test.ts` checks each way of writing).
-   */
-  private trackWrites(): void {
-    const vm = this.vm;
-    const dirty = this.dirty = new Uint8Array(this.memSize >>> 12);
-    const list = this.dirtyPages;
-    const pages = dirty.length;
-    const mark = (gpa: number, len: number) => {
-      const last = Math.min(pages - 1, Math.floor((gpa + Math.max(len, 1) - 1) / 4096));
-      for (let p = Math.max(0, Math.floor(gpa / 4096)); p <= last; p++) {
-        if (dirty[p] === 0) {
-          dirty[p] = 1;
-          list.push(p);
-        }
-      }
-    };
-    const proto = Object.getPrototypeOf(vm) as Vm;
-    const own = vm as { -readonly [K in keyof Vm]: Vm[K] };
-    own.isReadonly = (gpa: number) => {
-      const p = gpa >>> 12;
-      if (p < pages && dirty[p] === 0) {
-        dirty[p] = 1;
-        list.push(p);
-      }
-      return proto.isReadonly.call(vm, gpa);
-    };
-    own.writeGuest = (gpa: number, data: Uint8Array) => {
-      mark(gpa, data.length);
-      proto.writeGuest.call(vm, gpa, data);
-    };
-    own.memoryView = (gpa: number, len: number) => {
-      mark(gpa, len);
-      return proto.memoryView.call(vm, gpa, len);
-    };
-  }
-
   /** What the machine holds right after construction, for `reset()`. */
   private capture(): Pristine {
-    this.trackWrites();
+    // From here on the RAM slot's dirty log (KVM_MEM_LOG_DIRTY_PAGES) says which pages reset() zeroes.
+    this.vm.getDirtyLog(0);
     const buf = this.vm.memory.buffer;
     const ram = this.vm.memslots()[0];
     // Guest RAM is zero then (but for the page directory of paged mode, which setupMode writes
@@ -298,6 +255,8 @@ export class Machine {
     if (p === null) throw new MachineError("argument", "This machine cannot be reset: create it with { reusable: true }");
     if (!this.resettable) throw new MachineError("argument", "This machine cannot be reset: its memory layout changed since it was created (a ROM was mapped or memslots changed)");
     const vm = this.vm;
+    // Read the dirty log first: restoring the saved objects returns it to its clean state too.
+    const log = vm.getDirtyLog(0);
     // Devices: the ones created with the machine are replaced, any attached later are dropped.
     for (const d of vm.pioBus.devices()) if (!p.kernelDevices.includes(d)) vm.pioBus.detach(d);
     for (const d of this.userBus.devices()) this.userBus.detach(d);
@@ -305,17 +264,16 @@ export class Machine {
     const buf = vm.memory.buffer;
     const mem = new Uint8Array(buf);
     mem.set(p.before, 0);
-    const dirty = this.dirty!, list = this.dirtyPages;
-    if (list.length > dirty.length / 8) {
+    const pages = this.memSize >>> 12;
+    let written = 0;
+    for (let i = 0; i < log.length; i++) for (let b = log[i]; b !== 0; b &= b - 1) written++;
+    if (written > pages / 8) {
       mem.fill(0, p.ramHost, p.ramHost + this.memSize);
-      dirty.fill(0);
     } else {
-      for (const page of list) {
-        mem.fill(0, p.ramHost + page * 4096, p.ramHost + page * 4096 + 4096);
-        dirty[page] = 0;
+      for (let page = 0; page < pages; page++) {
+        if (log[page >>> 3] & (1 << (page & 7))) mem.fill(0, p.ramHost + page * 4096, p.ramHost + page * 4096 + 4096);
       }
     }
-    list.length = 0;
     mem.set(p.after, p.ramHost + this.memSize);
     this.vcpu.cpu.invalidateAllCode();
     this.vcpu.cpu.flushTlb();
