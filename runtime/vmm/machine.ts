@@ -528,13 +528,13 @@ export class Machine {
     const t0 = performance.now();
     const i0 = vcpu.instructions;
     const vmx0 = Float64Array.from(vcpu.vmxExitCounts);
-    const user: Record<string, number> = {};
+    const user0 = new Map(vcpu.userExitCounts);
     vcpu.setBudget(opts.budget ?? null);
     vcpu.setDeadline(opts.timeoutMs !== undefined ? t0 + opts.timeoutMs : null);
     this.stopDetail = null;
     let exit: RunExit;
     try {
-      exit = this.loop(user);
+      exit = this.loop();
     } finally {
       vcpu.setDeadline(null);
     }
@@ -543,17 +543,21 @@ export class Machine {
       const d = n - vmx0[r];
       if (d > 0) exits[(EXIT_REASON_NAMES[r] ?? `reason_${r}`).toLowerCase()] = d;
     });
+    // Userspace exits are counted once, by KVM_RUN (vcpu.userExitCounts); this run's share is the difference.
+    const user: Record<string, number> = {};
+    for (const [r, n] of vcpu.userExitCounts) {
+      const d = n - (user0.get(r) ?? 0);
+      if (d > 0) user[kvmExitName(r)] = d;
+    }
     return { exit, instructions: vcpu.instructions - i0, exits, userspaceExits: user, wallMs: performance.now() - t0 };
   }
 
-  private loop(user: Record<string, number>): RunExit {
+  private loop(): RunExit {
     const vcpu = this.vcpu;
     const run = vcpu.kvmRun;
     for (;;) {
       vcpu.run();
       const reason = run.exitReason;
-      const name = kvmExitName(reason);
-      user[name] = (user[name] ?? 0) + 1;
       const hooks = this.exitHooks.get(reason);
       if (hooks !== undefined) {
         const resume = this.runExitHooks(hooks, run);
