@@ -51,6 +51,55 @@ def memcpy_checksum():
     return c
 
 
+def s32(v):
+    v &= M32
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def idiv(a, b):
+    """IDIV's quotient: truncated toward zero (Python's // floors)."""
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def mandel(w=80, h=60, maxit=128):
+    """pm_mandel: hash of the iteration counts and the number of points that reached maxit."""
+    one, hsh, inside = 4096, 0, 0
+    for py in range(h):
+        ci = idiv((2 * py - h) * 4608, h)
+        for px in range(w):
+            cr = idiv((2 * px - w) * 6144, w) - one // 2
+            zr = zi = n = 0
+            while n < maxit:
+                zr2, zi2 = (zr * zr) >> 12, (zi * zi) >> 12   # >> on ints is SAR: it floors
+                if zr2 + zi2 > 4 * one:
+                    break
+                zi, zr = ((zr * zi) >> 11) + ci, zr2 - zi2 + cr
+                n += 1
+            inside += n == maxit
+            hsh = (hsh * 31 + n) & M32
+    return f"{hsh:08x} {inside}"
+
+
+def matmul(n=64):
+    """pm_matmul: checksum of C = A*B over the LCG-filled int32 matrices."""
+    x = 0x2545F491
+
+    def element():
+        nonlocal x
+        x = (x * 1664525 + 1013904223) & M32
+        return s32(x) >> 20
+
+    a = [[element() for _ in range(n)] for _ in range(n)]
+    b = [[element() for _ in range(n)] for _ in range(n)]
+    c = 0
+    for i in range(n):
+        for j in range(n):
+            e = sum(a[i][k] * b[k][j] for k in range(n)) & M32
+            c = ((((c << 5) | (c >> 27)) & M32) + e) & M32
+    return f"{c:08x}"
+
+
 def host_run(mb):
     """Compile the C guest for the host at -O0 and -O2 and return its (identical) stdout."""
     outs = []
@@ -102,7 +151,8 @@ def main():
                           notes="UD2 with no IVT entry for vector 6 (RAM is zero)"),
         "rm_triple.bin": dict(mode=rm, format="raw", stdout="T", exit="shutdown",
                               notes="LIDT limit 0 then UD2: #UD -> #GP -> #DF -> triple fault; needs LIDT"),
-        "rm_sieve.bin": dict(mode=rm, format="raw", stdout=f"{primes_below(10000)}\n", exit="hlt"),
+        "rm_sieve.bin": dict(mode=rm, format="raw", regs={"edi": 2}, stdout=f"{primes_below(10000)}\n", exit="hlt",
+                             scale={"reg": "edi", "default": 1, "note": "passes (DI); output does not depend on it"}),
         "pm_sieve.bin": dict(mode=pm, format="raw", stdout=f"{primes_below(65536)}\n", exit="hlt",
                              scale=edi_scale),
         "pm_crc32.bin": dict(mode=pm, format="raw", stdout=f"{crc_buffer():08x}\n", exit="hlt",
@@ -113,6 +163,14 @@ def main():
         "pm_outloop.bin": dict(mode=pm, format="raw", stdout="done\n", exit="hlt",
                                scale={"reg": "ecx", "default": 100000,
                                       "note": "OUT 0x80 per pass; EDI (default 1) = passes"}),
+        "pm_mandel.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{mandel()}\n", exit="hlt",
+                              scale=edi_scale),
+        "pm_matmul.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{matmul()}\n", exit="hlt",
+                              scale=edi_scale),
+        "pm_memcpy_movsd.bin": dict(mode=pm, format="raw", regs={"edi": 3}, stdout=f"{memcpy_checksum():08x}\n",
+                                    exit="hlt", scale=edi_scale),
+        "pm_memcpy_bytes.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{memcpy_checksum():08x}\n",
+                                    exit="hlt", scale=edi_scale),
         "pm_hypercall.bin": dict(mode=pm, format="raw", stdout="33333333\n", exit="hlt",
                                  hypercall={"nr": 1, "ebx": 0x11111111, "ecx": 0x22222222, "edx": 0, "esi": 0,
                                             "returns": "ebx+ecx"},

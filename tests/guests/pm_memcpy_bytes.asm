@@ -1,0 +1,76 @@
+; pm_memcpy_bytes.asm - memcpy by a byte loop, 32-bit flat protected mode (benchmark).
+; One half of pm_memcpy on its own, so the two copies can be measured apart.
+; SRC (0x200000) is filled once with the same 64 KiB as pm_memcpy's: LCG dwords
+; x = x*1103515245 + 12345, seed 1, each x stored (first dword 0x41c67ea6). Each pass
+; (EDI times, EDI=0 means once) copies SRC to DST (0x300000, zero at the start).
+; Then checksum(DST) is compared with checksum(SRC); c = 0; for each dword d:
+; c = rol(c, 5) + d.
+; Output: the checksum as 8 lowercase hex digits and "\n" (or "mismatch\n"), HLT.
+; Tests: byte loads and stores through [reg], INC/DEC/JNZ, ROL.
+bits 32
+org 0x100000
+
+SRC     equ 0x200000
+DST     equ 0x300000
+SIZE    equ 65536
+
+start:
+        mov esp, 0x80000
+        mov ebp, edi            ; repeat count
+        test ebp, ebp
+        jnz .fill_start
+        inc ebp
+.fill_start:
+        cld
+        mov eax, 1              ; LCG state
+        mov edi, SRC
+        mov ecx, SIZE / 4
+.fill:  imul eax, eax, 1103515245
+        add eax, 12345
+        stosd
+        dec ecx
+        jnz .fill
+
+pass:
+        mov esi, SRC            ; SRC -> DST, one byte at a time
+        mov edi, DST
+        mov ecx, SIZE
+.bytes: mov al, [esi]
+        mov [edi], al
+        inc esi
+        inc edi
+        dec ecx
+        jnz .bytes
+        dec ebp
+        jnz pass
+
+        mov esi, SRC
+        call checksum
+        mov ebx, eax            ; EBX = reference checksum
+        mov esi, DST
+        call checksum
+        cmp eax, ebx
+        jne .bad
+        call print_hex
+        call newline
+.halt:  hlt
+        jmp .halt
+
+.bad:   mov esi, mismatch_msg
+        call puts
+        jmp .halt
+
+; checksum: ESI = SIZE-byte buffer -> EAX. Clobbers ECX, ESI.
+checksum:
+        xor eax, eax
+        mov ecx, SIZE / 4
+.next:  rol eax, 5
+        add eax, [esi]
+        add esi, 4
+        dec ecx
+        jnz .next
+        ret
+
+%include "pm_print.inc"
+
+mismatch_msg: db "mismatch", 10, 0
