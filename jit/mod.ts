@@ -1,20 +1,26 @@
 /**
  * The JIT tier: hot guest code compiled to WebAssembly with binaryen (jit/DESIGN.md).
  *
+ * binaryen takes 1.5–2.5 s to load, asynchronously, so a program loads it once with
+ * `await loadJit()`; from then on `new Machine({ engine: "jit" })` attaches the JIT synchronously.
+ * `await Machine.create({ engine: "jit" })` loads it on demand.
+ *
  * @example
  * ```ts
  * import { Machine } from "../runtime/vmm/machine.ts";
- * import { useEngine } from "./mod.ts";
+ * import { loadJit } from "./mod.ts";
  *
- * const m = new Machine({ mode: "protected" });
+ * await loadJit();
+ * const m = new Machine({ mode: "protected", engine: "jit" });
  * // mov ecx,1000; l: add eax,ecx; dec ecx; jnz l; hlt
  * m.load(new Uint8Array([0xb9, 0xe8, 0x03, 0, 0, 0x01, 0xc8, 0x49, 0x75, 0xfb, 0xf4]), { format: "raw" });
- * await useEngine(m, "jit");
  * const r = m.run({ budget: 100_000 });
  * if (r.exit.reason !== "hlt" || m.vcpu.getRegs().rax !== 500500) throw new Error("wrong result");
+ * if (m.engine !== "jit" || m.jitStats!.regions === 0) throw new Error("the loop was not compiled");
  * ```
  */
 import type { Cpu } from "../runtime/cpu/cpu.ts";
+import { type EngineName, engineFactory, registerEngineFactory } from "../runtime/vmm/engines.ts";
 import { loadBinaryen } from "./_binaryen.ts";
 import { type JitOptions, JitEngine } from "./engine.ts";
 
@@ -22,11 +28,37 @@ export { JitEngine } from "./engine.ts";
 export type { JitMode, JitOptions, JitStats } from "./engine.ts";
 
 /** Execution engines of the emulated processor (the hardware tier, kvm, is elsewhere). */
-export type Engine = "interp" | "jit" | "auto";
+export type Engine = EngineName;
 export const ENGINES: readonly Engine[] = ["interp", "jit", "auto"];
 
-/** Anything that leads to a vCPU's processor: a Machine, a Vcpu, or the Cpu itself. */
+let loading: Promise<void> | null = null;
+
+/**
+ * Load binaryen (once per process; later calls return at once) and register the JIT with the
+ * runtime, so that Machines can attach it synchronously (`new Machine({ engine: "jit" })`).
+ */
+export function loadJit(): Promise<void> {
+  if (engineFactory() !== null) return Promise.resolve();
+  loading ??= loadBinaryen().then((b) => {
+    registerEngineFactory((cpu, mode, opts) => new JitEngine(b, cpu, { ...opts, mode }));
+  }).finally(() => {
+    loading = null;
+  });
+  return loading;
+}
+
+/** Whether `loadJit()` has completed in this process (or worker). */
+export function jitLoaded(): boolean {
+  return engineFactory() !== null;
+}
+
+/** A Machine (anything with `setEngine`), a Vcpu, or the Cpu itself. */
 export type CpuHolder = Cpu | { cpu: Cpu } | { vcpu: { cpu: Cpu } };
+
+interface EngineHolder {
+  setEngine(engine: Engine, opts?: JitOptions): void;
+  readonly vcpu: { cpu: Cpu };
+}
 
 function cpuOf(t: CpuHolder): Cpu {
   if ("vcpu" in t) return t.vcpu.cpu;
@@ -35,21 +67,27 @@ function cpuOf(t: CpuHolder): Cpu {
 }
 
 /**
- * Attach a JIT engine to a processor (binaryen is loaded on the first call), or detach it.
+ * Attach a JIT engine to a processor (binaryen is loaded on the first call), or detach it. For a
+ * Machine this is `await loadJit()` then `machine.setEngine(engine, opts)`.
  * @param target a Machine, a Vcpu or a Cpu
  * @param engine "jit" compiles blocks the first time they run, "auto" once they are hot, "interp" detaches
  * @param opts engine options (threshold, callouts, validation)
  * @returns the engine (for its stats), or null for "interp"
  */
 export async function useEngine(target: CpuHolder, engine: Engine, opts: JitOptions = {}): Promise<JitEngine | null> {
+  if (engine !== "interp" && engine !== "jit" && engine !== "auto") throw new RangeError(`Unknown engine: ${engine} (expected interp, jit or auto)`);
+  if (engine !== "interp") await loadJit();
+  if ("setEngine" in target && typeof (target as unknown as EngineHolder).setEngine === "function") {
+    const m = target as unknown as EngineHolder;
+    m.setEngine(engine, opts);
+    return m.vcpu.cpu.engine as JitEngine | null;
+  }
   const cpu = cpuOf(target);
   if (engine === "interp") {
     cpu.engine = null;
     return null;
   }
-  if (engine !== "jit" && engine !== "auto") throw new RangeError(`Unknown engine: ${engine} (expected interp, jit or auto)`);
-  const b = await loadBinaryen();
-  const e = new JitEngine(b, cpu, { ...opts, mode: engine });
+  const e = engineFactory()!(cpu, engine, opts) as JitEngine;
   cpu.engine = e;
   return e;
 }

@@ -17,11 +17,15 @@ import { PostCodePort } from "../devices/post.ts";
 import { Uart16550 } from "../devices/uart16550.ts";
 import { type BootMode, loadImage, MULTIBOOT_BOOTLOADER_MAGIC } from "./loader.ts";
 import { ImageError, type ImageFormat, type LoadedImage } from "./image.ts";
+import { defaultEngine, type EngineName, engineFactory, isEngineName, type JitOptions, type JitStats, type StatsEngine } from "./engines.ts";
+import "./engine_env.ts"; // VMXLAB_ENGINE=jit|auto: binaryen loads with the module graph
+
+export type { EngineName, JitOptions, JitStats };
 
 /** Host-side failures of the VMM; `kind` says which. */
 export class MachineError extends Error {
   constructor(
-    readonly kind: "hook" | "conflict" | "argument" | "mode" | "image",
+    readonly kind: "hook" | "conflict" | "argument" | "mode" | "image" | "engine",
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -58,6 +62,14 @@ export interface MachineOptions {
    * machines this way instead of paying for a new one each time.
    */
   reusable?: boolean;
+  /**
+   * The processor's execution engine (default "interp", or `VMXLAB_ENGINE` when set): "jit" compiles
+   * guest code to WebAssembly the first time it runs, "auto" once it is hot (jit/DESIGN.md). The JIT
+   * needs binaryen loaded first: `await loadJit()` (jit/mod.ts), or build with `await Machine.create(opts)`.
+   */
+  engine?: EngineName;
+  /** JIT options (threshold for auto, callouts, …), for "jit" and "auto". */
+  jit?: JitOptions;
 }
 
 /** What a hook may do with the machine. */
@@ -151,9 +163,9 @@ export class Machine {
   /** Console bytes (debug console and UART) since creation. */
   readonly consoleBytes: number[] = [];
   private readonly consoleSink?: ByteSink;
-  /** IO hooks by port (Maps: a machine is cheap to create, and a lookup is one hash probe per exit). */
-  private readonly ioIn = new Map<number, IoHook>();
-  private readonly ioOut = new Map<number, IoHook>();
+  /** IO hooks by port (tables of 256-port pages: a machine is cheap to create, a lookup is two array loads per exit). */
+  private readonly ioIn = new PortTable<IoHook>();
+  private readonly ioOut = new PortTable<IoHook>();
   private readonly ioHooks: IoHook[] = [];
   private readonly mmioHooks: (MmioHookSpec & { name: string })[] = [];
   private readonly exitHooks = new Map<number, { name: string; fn: ExitHandler }[]>();
@@ -168,8 +180,29 @@ export class Machine {
   /** Pages of guest RAM written since creation or the last reset (with `reusable: true`). */
   private readonly placement: { debugcon: DevicePlacement; post: DevicePlacement; serial: DevicePlacement };
   private readonly sink: ByteSink;
+  private engineName: EngineName = "interp";
+  private jitOptions: JitOptions = {};
 
+  /**
+   * A machine whose engine is ready: like `new Machine(opts)`, but loads binaryen first when the
+   * engine is jit or auto and it is not loaded yet.
+   */
+  static async create(opts: MachineOptions = {}): Promise<Machine> {
+    const engine = opts.engine ?? defaultEngine();
+    if (engine !== "interp" && engineFactory() === null) {
+      const { loadJit } = await import("../../jit/mod.ts");
+      await loadJit();
+    }
+    return new Machine(opts);
+  }
+
+  /**
+   * @throws MachineError("engine") for engine "jit" or "auto" before binaryen is loaded (`await
+   *   loadJit()` from jit/mod.ts first, or use `await Machine.create(opts)`), or an unknown engine
+   */
   constructor(opts: MachineOptions = {}) {
+    const engine = opts.engine ?? defaultEngine();
+    checkEngine(engine);
     this.memSize = opts.memSize ?? 16 * MiB;
     this.mode = opts.mode ?? "real";
     if (this.mode === "long") throw new MachineError("mode", "Long mode is not supported yet: it comes with a later issue (use real, protected or paged)");
@@ -197,6 +230,32 @@ export class Machine {
     this.ctx = this.makeContext();
     this.setupMode();
     if (opts.reusable) this.pristine = this.capture();
+    // After the capture: reset() restores no engine and attaches a fresh one (see setEngine).
+    this.setEngine(engine, opts.jit);
+  }
+
+  /** The engine attached to the processor: "interp", "jit" or "auto". */
+  get engine(): EngineName {
+    return this.vcpu.cpu.engine === null ? "interp" : this.engineName;
+  }
+
+  /** The JIT's counters (regions and blocks compiled, compile time, instructions run compiled, …); null under interp. */
+  get jitStats(): JitStats | null {
+    const e = this.vcpu.cpu.engine as StatsEngine | null;
+    return this.engineName !== "interp" && e !== null ? e.stats : null;
+  }
+
+  /**
+   * Attach an engine (a fresh one: no compiled code, zero counters) or detach it ("interp").
+   * @param opts JIT options; default: the ones given at construction or at the last setEngine
+   * @throws MachineError("engine") for jit or auto before binaryen is loaded (`await loadJit()`)
+   */
+  setEngine(engine: EngineName, opts?: JitOptions): void {
+    checkEngine(engine);
+    if (opts !== undefined) this.jitOptions = opts;
+    const cpu = this.vcpu.cpu;
+    this.engineName = engine;
+    cpu.engine = engine === "interp" ? null : engineFactory()!(cpu, engine, this.jitOptions);
   }
 
   private placeDevices(): void {
@@ -247,7 +306,7 @@ export class Machine {
    * the vCPU, the kernel's per-VM and per-vCPU state, the in-kernel irqchip and PIT as they were,
    * fresh debug console, POST port and UART, every hook, device and count of earlier runs gone.
    * Cheaper than a new Machine (no new memory to map). Needs `reusable: true` at construction.
-   * A block engine attached since (`useEngine(machine, "jit")`) is detached: attach it again.
+   * The engine stays (a fresh one: compiled code is dropped with the decoded blocks, counters restart).
    * @throws MachineError("argument") when the machine cannot be reset (see `resettable`)
    */
   reset(): void {
@@ -288,6 +347,8 @@ export class Machine {
     this.stopDetail = null;
     this.image = null;
     if (this.mode === "paged") this.writePageDirectory();
+    // restoreObjects detached the engine (none is attached at capture): attach a fresh one.
+    this.setEngine(this.engineName);
   }
 
   /** The console output as text (UTF-8). */
@@ -558,7 +619,7 @@ export class Machine {
     for (;;) {
       vcpu.run();
       const reason = run.exitReason;
-      const hooks = this.exitHooks.get(reason);
+      const hooks = this.exitHooks.size === 0 ? undefined : this.exitHooks.get(reason);
       if (hooks !== undefined) {
         const resume = this.runExitHooks(hooks, run);
         if (this.stopDetail !== null) return { reason: "stopped", detail: this.stopDetail };
@@ -787,6 +848,34 @@ function restoreObjects(saved: SavedObject[]): void {
         s.o.set(s.copy);
         break;
     }
+  }
+}
+
+function checkEngine(engine: unknown): asserts engine is EngineName {
+  if (!isEngineName(engine)) throw new MachineError("engine", `Unknown engine: ${String(engine)} (expected interp, jit or auto)`);
+  if (engine !== "interp" && engineFactory() === null) {
+    throw new MachineError("engine", `Engine "${engine}" needs binaryen, which loads asynchronously: call \`await loadJit()\` (jit/mod.ts) before \`new Machine({ engine: "${engine}" })\`, or use \`await Machine.create(opts)\``);
+  }
+}
+
+/** A port-indexed table, in pages of 256 ports allocated on first use. */
+class PortTable<T> {
+  private readonly pages: ((T | undefined)[] | undefined)[] = new Array(256).fill(undefined);
+  get(port: number): T | undefined {
+    const page = this.pages[port >>> 8];
+    return page === undefined ? undefined : page[port & 0xff];
+  }
+  set(port: number, v: T): void {
+    let page = this.pages[port >>> 8];
+    if (page === undefined) page = this.pages[port >>> 8] = new Array(256).fill(undefined);
+    page[port & 0xff] = v;
+  }
+  delete(port: number): void {
+    const page = this.pages[port >>> 8];
+    if (page !== undefined) page[port & 0xff] = undefined;
+  }
+  clear(): void {
+    this.pages.fill(undefined);
   }
 }
 
