@@ -62,7 +62,8 @@ interface Compiled {
   region: Region;
   index: number;
   eip: number;
-  cut: number;
+  /** Fuel a run from here needs (the entry's budget check), else the interpreter runs the block. */
+  need: number;
 }
 interface Entry {
   count: number;
@@ -130,7 +131,7 @@ export class JitEngine implements BlockEngine {
       return false;
     }
     const fuel = cpu.timer < HARD_CHUNK ? cpu.timer : HARD_CHUNK;
-    if (fuel < c.cut) return false;
+    if (fuel < c.need) return false;
     cpu.stop = false;
     const n = r.run(c.index, fuel);
     this.stats.runs++;
@@ -245,7 +246,7 @@ export class JitEngine implements BlockEngine {
     if (text !== undefined) this.texts.push(text);
     let mine: Compiled | null = null;
     for (const t of compiledBlocks) {
-      const c: Compiled = { region, index: t.index, eip: t.eip, cut: t.cut };
+      const c: Compiled = { region, index: t.index, eip: t.eip, need: t.need };
       // A region has one entry, the block it was compiled for: the relooper then gives plain
       // nested loops. (Entering at any block made every loop a label-dispatch loop, 2-3x slower.)
       // The other blocks get regions of their own if the run loop ever offers them.

@@ -62,6 +62,11 @@ export interface TranslatedBlock {
   cut: number;
   /** Index passed as `entry` to run(), or -1 when the block was not compiled. */
   index: number;
+  /**
+   * Fuel a run entering here needs (its budget check: the longest path to the next check), or 0
+   * when the block has no check (it is not an entry of run()).
+   */
+  need: number;
 }
 
 export interface Translation {
@@ -176,7 +181,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
       if (isNative(ins) || (spec.callout && !ins.terminal)) cut++;
       else break;
     }
-    const tb: TranslatedBlock = { blk: rb.blk, eip: rb.eip >>> 0, cut, index: -1 };
+    const tb: TranslatedBlock = { blk: rb.blk, eip: rb.eip >>> 0, cut, index: -1, need: 0 };
     tblocks.push(tb);
     if (cut > 0 && !byEip.has(tb.eip)) {
       tb.index = byEip.size;
@@ -212,18 +217,16 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
 
   interface Pending { from: TranslatedBlock; kind: "cond" | "jump" | "indirect" | "fall"; taken?: number; fall?: number; cands?: number[] }
   const pending: Pending[] = [];
+  const bodies = new Map<TranslatedBlock, Ref[]>();
 
   for (const tb of compiled) {
     const { blk, eip } = tb;
     const out: Ref[] = [];
     let prod: Producer | null = null;
     const ipMaskB = blk.ipMask;
-    // Prologue: the budget (see DESIGN.md section 2). Validity is the runner's business: every
-    // invalidation during a run ends the run (cpu.stop), and a region with an invalidated block
-    // is never entered again.
-    let over: Ref = m.i32.gt_u(m.i32.add(get(L_RETIRED), c32(tb.cut)), get(P_FUEL));
-    if (tb.index === 0 && spec.softChunk !== undefined) over = m.i32.or(over, m.i32.ge_u(get(L_RETIRED), c32(spec.softChunk)));
-    out.push(m.if(over, m.block(null, [set(L_EXITRIP, c32(eip)), m.br("exit")])));
+    // The budget prologue is added once the region's loops are known (below). Validity is the
+    // runner's business: every invalidation during a run ends the run (cpu.stop), and a region
+    // with an invalidated block is never entered again.
     let endKind: Pending | null = null;
 
     for (let k = 0; k < tb.cut; k++) {
@@ -782,7 +785,65 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
       if (endKind.kind === "indirect") out.push(set(L_TGT, c32(next)));
     }
     pending.push(endKind);
+    bodies.set(tb, out);
+  }
+
+  // The budget (DESIGN.md section 2), checked only where a path can come round again: at the
+  // entry and at every loop head (the target of a back edge in a depth-first walk from the entry;
+  // every cycle holds one). A check asks for room for the longest path to the next check or exit,
+  // so between checks no block can overrun the fuel; when there is no room the run leaves at the
+  // check and the interpreter runs the rest exactly.
+  const edgesOf = new Map<TranslatedBlock, Pending>(pending.map((p) => [p.from, p]));
+  const succ = (tb: TranslatedBlock): TranslatedBlock[] => {
+    const p = edgesOf.get(tb)!;
+    const ts = p.kind === "cond" ? [p.taken!, p.fall!] : p.kind === "jump" ? [p.taken!] : p.kind === "fall" ? [p.fall!] : p.cands!;
+    const r: TranslatedBlock[] = [];
+    for (const t of ts) {
+      const x = byEip.get(t);
+      if (x !== undefined) r.push(x);
+    }
+    return r;
+  };
+  const checked = new Set<TranslatedBlock>();
+  if (spec.allEntries) for (const tb of compiled) checked.add(tb);
+  else {
+    checked.add(compiled[0]);
+    const state = new Map<TranslatedBlock, number>(); // 1 on the walk's stack, 2 done
+    const stack: { tb: TranslatedBlock; next: TranslatedBlock[]; k: number }[] = [{ tb: compiled[0], next: succ(compiled[0]), k: 0 }];
+    state.set(compiled[0], 1);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      if (top.k === top.next.length) { state.set(top.tb, 2); stack.pop(); continue; }
+      const t = top.next[top.k++];
+      const st = state.get(t);
+      if (st === 1) checked.add(t);
+      else if (st === undefined) { state.set(t, 1); stack.push({ tb: t, next: succ(t), k: 0 }); }
+    }
+    // Blocks the walk did not reach are entered only in the all-entries shape; check them anyway.
+    for (const tb of compiled) if (!state.has(tb)) checked.add(tb);
+  }
+  const need = new Map<TranslatedBlock, number>();
+  const longest = (tb: TranslatedBlock): number => {
+    let v = need.get(tb);
+    if (v !== undefined) return v;
+    need.set(tb, tb.cut); // provisional; the graph between checks is acyclic
+    let best = 0;
+    for (const t of succ(tb)) if (!checked.has(t)) best = Math.max(best, longest(t));
+    v = tb.cut + best;
+    need.set(tb, v);
+    return v;
+  };
+  for (const tb of compiled) {
+    const out = bodies.get(tb)!;
+    if (checked.has(tb)) {
+      const n = longest(tb);
+      tb.need = n;
+      let over: Ref = m.i32.gt_u(m.i32.add(get(L_RETIRED), c32(n)), get(P_FUEL));
+      if (tb.index === 0 && spec.softChunk !== undefined) over = m.i32.or(over, m.i32.ge_u(get(L_RETIRED), c32(spec.softChunk)));
+      out.unshift(m.if(over, m.block(null, [set(L_EXITRIP, c32(tb.eip)), m.br("exit")])));
+    }
     const code = m.block(null, out);
+    const endKind = edgesOf.get(tb)!;
     if (endKind.kind === "indirect" && endKind.cands!.length > 0) {
       // Index of the target among the candidates (an if chain), then a switch.
       let idx: Ref = c32(endKind.cands!.length);
@@ -803,7 +864,6 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   // get no out-edges: the relooper must not see them as predecessors of reachable blocks.
   const reach = new Set<TranslatedBlock>([compiled[0]]);
   const work = [compiled[0]];
-  const edgesOf = new Map<TranslatedBlock, Pending>(pending.map((p) => [p.from, p]));
   while (work.length) {
     const p = edgesOf.get(work.pop()!)!;
     const ts = p.kind === "cond" ? [p.taken!, p.fall!] : p.kind === "jump" ? [p.taken!] : p.kind === "fall" ? [p.fall!] : p.cands!;

@@ -428,7 +428,7 @@
              (i32.gt_u
               (i32.add
                (local.get $16)
-               (i32.const 1)
+               (i32.const 4)
               )
               (local.get $1)
              )
@@ -564,21 +564,6 @@
            )
           )
           (block
-           (if
-            (i32.gt_u
-             (i32.add
-              (local.get $16)
-              (i32.const 3)
-             )
-             (local.get $1)
-            )
-            (then
-             (local.set $17
-              (i32.const 4100)
-             )
-             (br $exit)
-            )
-           )
            (local.set $21
             (i32.and
              (local.get $2)
