@@ -16,7 +16,7 @@ import { parseAddress, parseSize } from "../runtime/vmm/loader.ts";
 import { ImageError } from "../runtime/vmm/image.ts";
 import { KvmError } from "../runtime/kvm/kvm_main.ts";
 import { Seg } from "../runtime/cpu/state.ts";
-import { useEngine } from "../jit/mod.ts";
+import { loadJit } from "../jit/mod.ts";
 
 export const USAGE = `Usage: vmrun [options] IMAGE
 
@@ -30,11 +30,11 @@ Options:
   --entry ADDR                       entry point (default: the load address, or the ELF/multiboot entry)
   --mem SIZE                         guest RAM, with K/M/G suffixes (default 16M)
   --engine interp|jit|auto|lockstep|kvm
-                                     execution engine (default interp): jit compiles code to wasm the first
-                                     time it runs, auto once it is hot; lockstep runs the interpreter and the
-                                     JIT side by side and stops at the first block after which their states
-                                     differ, printing both states and the block (exit status 4); kvm is not
-                                     built yet
+                                     execution engine (default interp, or $VMXLAB_ENGINE): jit compiles
+                                     code to wasm the first time it runs, auto once it is hot; lockstep runs
+                                     the interpreter and the JIT side by side and stops at the first block
+                                     after which their states differ, printing both states and the block
+                                     (exit status 4); kvm is not built yet
   --reg NAME=VALUE                   set a register before the run (repeatable): eax..edi, esp, ebp, eip,
                                      eflags, the 16-bit names (ax, sp, ...) and the 64-bit names (rax, ...)
   --budget N                         stop after N instructions (exit status 3)
@@ -65,7 +65,8 @@ interface Options {
   load?: number;
   entry?: number;
   mem: number;
-  engine: string;
+  /** Unset: the Machine default (interp, or VMXLAB_ENGINE). */
+  engine?: "interp" | "jit" | "auto" | "lockstep" | "kvm";
   regs: [string, number][];
   budget?: number;
   timeout?: number;
@@ -145,7 +146,7 @@ export function parseCli(argv: string[]): Options | "help" {
     load: v.load === undefined ? undefined : num("load", v.load),
     entry: v.entry === undefined ? undefined : num("entry", v.entry),
     mem,
-    engine: oneOf("engine", v.engine, ["interp", "jit", "auto", "lockstep", "kvm"] as const, "interp"),
+    engine: v.engine === undefined ? undefined : oneOf("engine", v.engine, ["interp", "jit", "auto", "lockstep", "kvm"] as const, "interp"),
     regs,
     budget: intOpt("budget", v.budget),
     timeout: intOpt("timeout", v.timeout),
@@ -197,12 +198,16 @@ export async function main(argv: string[]): Promise<number> {
     err(`vmrun: Cannot read image ${opts.image}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
     return 2;
   }
+  // jit, auto and lockstep need binaryen (loaded here, only for them): then Machines attach the JIT as they are built.
+  const engine = opts.engine === "lockstep" ? "interp" : opts.engine;
+  if (opts.engine !== undefined && opts.engine !== "interp") await loadJit();
   const consoleBuf: number[] = [];
   const flush = () => { if (consoleBuf.length) { writeSync(1, new Uint8Array(consoleBuf)); consoleBuf.length = 0; } };
   const build = (consoleFn: ((b: number) => void) | undefined, traced: boolean): Machine => {
     const mm = new Machine({
       memSize: opts.mem,
       mode: opts.mode,
+      engine,
       console: consoleFn,
       trace: traced && opts.trace === "path" ? (e) => err(JSON.stringify(e) + "\n") : undefined,
     });
@@ -230,8 +235,7 @@ export async function main(argv: string[]): Promise<number> {
       m.onExit(r, (x) => void err(JSON.stringify({ exit: r, ...x }) + "\n"), "trace");
     }
   }
-  // jit and auto attach the binaryen JIT (loaded here, only for them); --trace insn interprets every instruction.
-  if (opts.engine === "jit" || opts.engine === "auto") await useEngine(m, opts.engine);
+  // --trace insn interprets every instruction, whatever the engine.
   if (opts.trace === "insn") {
     const { loadDisassembler, disassembleSync } = await import("../runtime/vmm/disasm.ts");
     await loadDisassembler();
@@ -245,7 +249,7 @@ export async function main(argv: string[]): Promise<number> {
   let status = 0;
   try {
     if (opts.engine === "lockstep") {
-      // A (this machine, console printed) interprets, B (built alike, console dropped) runs the JIT.
+      // A (this machine, console printed) interprets, B (built alike, console dropped) gets the JIT from runLockstep.
       const { runLockstep, formatDifference } = await import("../jit/lockstep.ts");
       let firstPair = true;
       const pair = () => {
@@ -330,7 +334,7 @@ export function report(m: Machine, opts: Options, r: RunResult): Record<string, 
     ports: m.portCounts(),
     memory,
     console: m.console,
-    engine: opts.engine,
+    engine: opts.engine === "lockstep" ? "lockstep" : m.engine,
     wallMs: Math.round(r.wallMs * 1000) / 1000,
   };
 }
