@@ -1,101 +1,375 @@
 /**
- * npm run bench: guest MIPS of the interpreter on the benchmark guests (tests/guests/pm_*.bin),
- * and nanoseconds per OUT handled by a userspace hook through the whole exit path.
+ * npm run bench: issue 4's benchmark. Guest MIPS of nine workloads under each engine, the
+ * geometric mean, the JIT's compile cost, and nanoseconds per OUT exit to a userspace hook; a
+ * markdown table and an SVG chart under results/.
  *
- *   npm run bench [-- --reps N] [--mode protected|paged|both]
+ *   npm run bench [-- --reps N] [--only NAME,...] [--engines interp,jit,auto,jit-nocallout]
+ *                 [--mode protected|paged|both] [--quick] [--out DIR]
+ *   node_modules/.bin/deno run -A scripts/bench.ts …     node_modules/.bin/bun scripts/bench.ts …
  *
- * MIPS = retired guest instructions ÷ wall time of the run (median of N runs after one warm-up).
- * `--mode paged` runs the guests with CR0.PG on (identity-mapped 4 MiB pages, as `vmrun --mode
- * paged`); `--mode both` runs each workload in both modes, alternating, and adds a column with the
- * loss paging costs.
+ * Workloads (tests/guests, each repeated by a pass count in EDI; output checked against
+ * expected.json): sieve, crc32, fib, memcpy-movsd, memcpy-bytes, mandel, matmul, rm-sieve (real
+ * mode), outloop (an OUT per four instructions to the in-kernel POST port: exit-bound, so shown
+ * but kept out of the geometric mean of the compute workloads). `--only` also takes `out-hook`,
+ * the ns-per-OUT measurement (pm_outloop with the POST port moved to a userspace `onIo` hook),
+ * which otherwise runs whenever `--only` is absent.
+ *
+ * Engines: interp; jit (compile each block the first time it runs); auto (interpret, compile hot
+ * blocks); jit-nocallout (jit, ending a compiled block before any instruction outside the
+ * translated subset instead of calling the interpreter's semantics). `--mode paged` runs the
+ * protected-mode guests with CR0.PG on (identity-mapped 4 MiB pages, as `vmrun --mode paged`);
+ * `--mode both` measures every engine both ways.
+ *
+ * MIPS = retired guest instructions ÷ wall time of `Machine.run()`, median of N runs (default 3)
+ * after a warm-up run of each workload and engine at a tenth of its size. Every run is a fresh
+ * Machine, so JIT figures include compiling: each JIT run is ~150M instructions, long enough that
+ * compiling shows without dominating. The interpreter runs a tenth of the JIT's passes of the same
+ * workload (MIPS is a rate; the interpreter has nothing to warm up beyond the JS engine's own JIT).
+ * `--quick` divides every pass count by 20 more (a smoke test; its figures mean little).
  */
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Machine } from "../runtime/vmm/machine.ts";
+import { useEngine } from "../jit/mod.ts";
 
-const reps = Number(process.argv[process.argv.indexOf("--reps") + 1]) || 5;
-const modeArg = process.argv.includes("--mode") ? process.argv[process.argv.indexOf("--mode") + 1] : "protected";
-if (!["protected", "paged", "both"].includes(modeArg)) {
-  console.error(`Unknown --mode ${modeArg}: use protected, paged or both`);
-  process.exit(2);
+// ---- what runs ------------------------------------------------------------------------------
+
+/** A workload: a guest from tests/guests and its pass counts (EDI) for JIT engines and for interp. */
+export interface Workload {
+  id: string;
+  label: string;
+  file: string;
+  real?: boolean;
+  /** Passes under jit/auto (~150M instructions) and under the interpreter (a tenth). */
+  passes: number;
+  interpPasses: number;
+  /** Extra registers (pm_outloop's OUTs per pass in ECX). */
+  regs?: Record<string, number>;
+  /** Exit-bound: shown, but not part of the compute geometric mean. */
+  exitBound?: boolean;
 }
+
+export const WORKLOADS: Workload[] = [
+  { id: "sieve", label: "sieve (65536)", file: "pm_sieve.bin", passes: 180, interpPasses: 18 },
+  { id: "crc32", label: "CRC-32 bitwise (4 KiB)", file: "pm_crc32.bin", passes: 900, interpPasses: 90 },
+  { id: "fib", label: "fib(24) recursive", file: "pm_fib.bin", passes: 125, interpPasses: 12 },
+  { id: "memcpy-movsd", label: "memcpy 64 KiB, rep movsd", file: "pm_memcpy_movsd.bin", passes: 9000, interpPasses: 900 },
+  { id: "memcpy-bytes", label: "memcpy 64 KiB, byte loop", file: "pm_memcpy_bytes.bin", passes: 380, interpPasses: 38 },
+  { id: "mandel", label: "Mandelbrot 80x60, 4.12 fixed point", file: "pm_mandel.bin", passes: 50, interpPasses: 5 },
+  { id: "matmul", label: "matmul int32 64x64", file: "pm_matmul.bin", passes: 80, interpPasses: 8 },
+  { id: "rm-sieve", label: "real-mode sieve (10000)", file: "rm_sieve.bin", real: true, passes: 1200, interpPasses: 120 },
+  // 100,000 OUTs of 4 instructions per pass; every OUT exits, so the JIT runs at the exit path's pace.
+  { id: "outloop", label: "OUT loop (in-kernel port 0x80)", file: "pm_outloop.bin", passes: 15, interpPasses: 15, regs: { rcx: 100_000 }, exitBound: true },
+];
+export const OUT_HOOK = "out-hook";
+export type EngineId = "interp" | "jit" | "auto" | "jit-nocallout";
+export const ENGINE_IDS: EngineId[] = ["interp", "jit", "auto", "jit-nocallout"];
 type Mode = "protected" | "paged";
-const modes: Mode[] = modeArg === "both" ? ["protected", "paged"] : [modeArg as Mode];
-const dir = new URL("../tests/guests/", import.meta.url);
-const load = (f: string) => new Uint8Array(readFileSync(new URL(f, dir)));
+
+/** One column of the table: an engine in a paging mode. */
+export interface Variant { engine: EngineId; mode: Mode; key: string }
+
+export interface Sample { mips: number; ms: number; insns: number; compileMs: number; blocks: number; regions: number }
+export interface Row { w: Workload; passes: Record<string, number>; by: Record<string, Sample> }
+export interface Report {
+  runtime: string;
+  date: string;
+  command: string;
+  reps: number;
+  quick: boolean;
+  host: string;
+  variants: Variant[];
+  rows: Row[];
+  /** ns per OUT to a userspace hook, by variant key (absent when not measured). */
+  outNs?: Record<string, number>;
+  outs?: number;
+}
+
+// ---- measuring ------------------------------------------------------------------------------
+
+const GUESTS = new URL("../tests/guests/", import.meta.url);
+const expected: Record<string, { stdout: string }> = JSON.parse(readFileSync(new URL("expected.json", GUESTS), "utf8"));
+const images = new Map<string, Uint8Array>();
+const image = (f: string) => images.get(f) ?? images.set(f, new Uint8Array(readFileSync(new URL(f, GUESTS)))).get(f)!;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+export const geomean = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 
-interface Sample { mips: number; insns: number; ms: number }
-interface Row { name: string; by: Record<string, Sample> }
+function attach(m: Machine, engine: EngineId) {
+  return useEngine(m, engine === "jit-nocallout" ? "jit" : engine, { callout: engine !== "jit-nocallout" });
+}
 
-function mips(name: string, file: string, passes: number): Row {
-  const img = load(file);
+async function runOnce(w: Workload, v: Variant, passes: number): Promise<Sample> {
+  const m = new Machine({ mode: w.real ? "real" : v.mode });
+  m.load(image(w.file));
+  m.vcpu.setRegs({ ...w.regs, rdi: passes });
+  const j = await attach(m, v.engine);
+  const t = performance.now();
+  const r = m.run();
+  const ms = performance.now() - t;
+  if (r.exit.reason !== "hlt") throw new Error(`${w.file} ended with ${r.exit.reason} under ${v.key}`);
+  if (m.console !== expected[w.file].stdout) {
+    throw new Error(`${w.file} printed ${JSON.stringify(m.console)} under ${v.key}, expected ${JSON.stringify(expected[w.file].stdout)}`);
+  }
+  const s = j?.stats;
+  return { mips: r.instructions / ms / 1000, ms, insns: r.instructions, compileMs: s?.compileMs ?? 0, blocks: s?.blocks ?? 0, regions: s?.regions ?? 0 };
+}
+
+async function measure(w: Workload, variants: Variant[], reps: number, scale: number): Promise<Row> {
+  const passes: Record<string, number> = {};
+  for (const v of variants) passes[v.key] = Math.max(1, Math.round((v.engine === "interp" ? w.interpPasses : w.passes) / scale));
   const samples: Record<string, Sample[]> = {};
+  // k = 0 is the warm-up, at a tenth of the size; engines take turns so load spikes hit all alike.
   for (let k = 0; k <= reps; k++) {
-    for (const mode of modes) {
-      const m = new Machine({ mode });
-      m.load(img);
-      m.vcpu.setRegs({ rdi: passes });
-      const t = performance.now();
-      const r = m.run();
-      const ms = performance.now() - t;
-      if (r.exit.reason !== "hlt") throw new Error(`${file} ended with ${r.exit.reason} (${mode})`);
-      if (k > 0) (samples[mode] ??= []).push({ mips: r.instructions / ms / 1000, insns: r.instructions, ms });
+    for (const v of variants) {
+      const s = await runOnce(w, v, k === 0 ? Math.max(1, Math.round(passes[v.key] / 10)) : passes[v.key]);
+      if (k > 0) (samples[v.key] ??= []).push(s);
     }
   }
   const by: Record<string, Sample> = {};
-  for (const mode of modes) {
-    const mid = median(samples[mode].map((s) => s.mips));
-    by[mode] = samples[mode].find((x) => x.mips === mid)!;
+  for (const v of variants) {
+    const mid = median(samples[v.key].map((s) => s.mips));
+    by[v.key] = samples[v.key].find((s) => s.mips === mid)!;
   }
-  return { name, by };
+  return { w, passes, by };
 }
 
-function outExitNs(): { ns: number; outs: number } {
-  // pm_outloop does ECX OUTs to port 0x80 per pass; move the POST port to a userspace hook.
-  const img = load("pm_outloop.bin");
-  const samples: number[] = [];
-  let outs = 0;
+/** ns per OUT to a userspace hook: pm_outloop with the POST port removed and an `onIo` hook on 0x80. */
+async function outHookNs(v: Variant, reps: number, outs: number): Promise<number> {
+  const xs: number[] = [];
   for (let k = 0; k <= reps; k++) {
-    const m = new Machine({ mode: modes[0], devices: { post: false } });
-    m.load(img);
+    const m = new Machine({ mode: v.mode, devices: { post: false } });
+    m.load(image("pm_outloop.bin"));
     let n = 0;
-    m.onIo({ port: 0x80, direction: "out", handler: () => { n++; } });
-    m.vcpu.setRegs({ rcx: 200000, rdi: 1 });
+    m.onIo({ port: 0x80, direction: "out", name: "bench", handler: () => { n++; } });
+    m.vcpu.setRegs({ rcx: outs, rdi: 1 });
+    await attach(m, v.engine);
     const t = performance.now();
-    m.run();
+    const r = m.run();
     const ms = performance.now() - t;
-    outs = n;
-    if (k > 0) samples.push((ms * 1e6) / n);
+    if (r.exit.reason !== "hlt" || n !== outs) throw new Error(`pm_outloop: ${r.exit.reason} after ${n} of ${outs} OUTs under ${v.key}`);
+    if (k > 0) xs.push((ms * 1e6) / n);
   }
-  return { ns: median(samples), outs };
+  return median(xs);
 }
 
-const rows = [
-  mips("sieve (65536, 5 passes)", "pm_sieve.bin", 5),
-  mips("crc32 bitwise (4 KiB, 20 passes)", "pm_crc32.bin", 20),
-  mips("fib(24) recursive (3 passes)", "pm_fib.bin", 3),
-  mips("memcpy 64 KiB rep movsd + byte loop (5 passes)", "pm_memcpy.bin", 5),
-];
-const geo = (mode: string) => Math.exp(rows.reduce((a, r) => a + Math.log(r.by[mode].mips), 0) / rows.length);
-const out = outExitNs();
-const rt = typeof (globalThis as { Deno?: { version: { deno: string } } }).Deno !== "undefined"
-  ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
-  : `bun ${(process.versions as Record<string, string>).bun}`;
-console.log(`vmxlab interpreter benchmark (${rt}, ${modes.join(" and ")} mode, median of ${reps} runs after a warm-up)`);
-if (modes.length === 1) {
-  const md = modes[0];
-  console.log("| workload | guest instructions | ms | MIPS |");
-  console.log("|---|---:|---:|---:|");
-  for (const r of rows) console.log(`| ${r.name} | ${r.by[md].insns} | ${r.by[md].ms.toFixed(1)} | ${r.by[md].mips.toFixed(1)} |`);
-  console.log(`| geometric mean | | | ${geo(md).toFixed(1)} |`);
-} else {
-  const loss = (a: number, b: number) => `${((1 - b / a) * 100).toFixed(0)}%`;
-  console.log("| workload | guest instructions | MIPS unpaged | MIPS paged | paging loss |");
-  console.log("|---|---:|---:|---:|---:|");
-  for (const r of rows) {
-    const u = r.by.protected.mips, p = r.by.paged.mips;
-    console.log(`| ${r.name} | ${r.by.protected.insns} | ${u.toFixed(1)} | ${p.toFixed(1)} | ${loss(u, p)} |`);
+// ---- reporting ------------------------------------------------------------------------------
+
+const f1 = (x: number) => x >= 100 ? x.toFixed(0) : x.toFixed(1);
+const ratio = (a: number, b: number) => `${(a / b).toFixed(1)}×`;
+const computeRows = (r: Report) => r.rows.filter((x) => !x.w.exitBound);
+
+/** The report as markdown (what the script prints and writes to results/). */
+export function renderMarkdown(r: Report): string {
+  const vs = r.variants;
+  const interp = vs.find((v) => v.engine === "interp" && v.mode === vs[0].mode);
+  const jitVs = vs.filter((v) => v.engine !== "interp");
+  const mainJit = jitVs.find((v) => v.engine === "jit") ?? jitVs[0];
+  const L: string[] = [];
+  L.push(`# vmxlab benchmark: ${r.runtime}, ${r.date}`, "");
+  L.push(`\`${r.command}\` on ${r.host}. MIPS = guest instructions retired ÷ wall time of the run, median of ${r.reps} run(s) after a warm-up; every run is a fresh Machine, so JIT figures include compiling.`);
+  if (interp) L.push(`The interpreter runs a tenth of the JIT's passes of each workload (MIPS is a rate), so its instruction counts are a tenth of those shown, which are the JIT runs'.`);
+  if (r.quick) L.push(`**--quick**: pass counts divided by 20; a smoke test, the figures mean little.`);
+  L.push("");
+
+  const geoOf = (rows: Row[], key: string) => geomean(rows.map((x) => x.by[key].mips));
+  const ratioCols = interp ? jitVs.map((v) => ({ v, head: `${v.key}/interp` })) : [];
+  L.push(`| workload | passes ${interp ? "interp / JIT" : ""} | instructions | ${vs.map((v) => `MIPS ${v.key}`).join(" | ")} |${ratioCols.map((c) => ` ${c.head} |`).join("")}`);
+  L.push(`|---|---:|---:|${vs.map(() => "---:").join("|")}|${ratioCols.map(() => "---:|").join("")}`);
+  const line = (x: Row) => {
+    const big = jitVs[0] ?? vs[0];
+    const passes = interp && jitVs.length ? `${x.passes[interp.key]} / ${x.passes[big.key]}` : `${x.passes[vs[0].key]}`;
+    const mips = vs.map((v) => f1(x.by[v.key].mips)).join(" | ");
+    const ratios = ratioCols.map((c) => ` ${ratio(x.by[c.v.key].mips, x.by[interp!.key].mips)} |`).join("");
+    return `| ${x.w.label} | ${passes} | ${(x.by[big.key].insns / 1e6).toFixed(1)}M | ${mips} |${ratios}`;
+  };
+  const compute = computeRows(r), bound = r.rows.filter((x) => x.w.exitBound);
+  for (const x of compute) L.push(line(x));
+  if (compute.length) {
+    const geo = (key: string) => geoOf(compute, key);
+    L.push(`| **geometric mean** (${compute.length} compute workload${compute.length > 1 ? "s" : ""}) | | | ${vs.map((v) => `**${f1(geo(v.key))}**`).join(" | ")} |${ratioCols.map((c) => ` **${ratio(geo(c.v.key), geo(interp!.key))}** |`).join("")}`);
   }
-  console.log(`| geometric mean | | ${geo("protected").toFixed(1)} | ${geo("paged").toFixed(1)} | ${loss(geo("protected"), geo("paged"))} |`);
+  for (const x of bound) L.push(line(x));
+  if (bound.length && compute.length) {
+    L.push(`| geometric mean, all ${r.rows.length} | | | ${vs.map((v) => f1(geoOf(r.rows, v.key))).join(" | ")} |${ratioCols.map((c) => ` ${ratio(geoOf(r.rows, c.v.key), geoOf(r.rows, interp!.key))} |`).join("")}`);
+  }
+  L.push("");
+
+  if (jitVs.length) {
+    L.push(`JIT compile cost (the median run of each): blocks compiled, wasm modules (regions), ms of translating and compiling, and that time's share of the run.`, "");
+    L.push(`| workload | ${jitVs.map((v) => `${v.key}: blocks | modules | blocks/module | compile ms | ms/block | share`).join(" | ")} |`);
+    L.push(`|---|${jitVs.map(() => "---:|---:|---:|---:|---:|---:").join("|")}|`);
+    for (const x of r.rows) {
+      L.push(`| ${x.w.label} | ${jitVs.map((v) => {
+        const s = x.by[v.key];
+        return `${s.blocks} | ${s.regions} | ${(s.blocks / Math.max(1, s.regions)).toFixed(1)} | ${s.compileMs.toFixed(1)} | ${(s.compileMs / Math.max(1, s.blocks)).toFixed(2)} | ${((s.compileMs / s.ms) * 100).toFixed(0)}%`;
+      }).join(" | ")} |`);
+    }
+    const all = (v: Variant) => r.rows.reduce((a, x) => ({ b: a.b + x.by[v.key].blocks, m: a.m + x.by[v.key].regions, ms: a.ms + x.by[v.key].compileMs }), { b: 0, m: 0, ms: 0 });
+    L.push(`| **all** | ${jitVs.map((v) => {
+      const a = all(v);
+      return `${a.b} | ${a.m} | **${(a.b / Math.max(1, a.m)).toFixed(1)}** | ${a.ms.toFixed(1)} | **${(a.ms / Math.max(1, a.b)).toFixed(2)}** | `;
+    }).join(" | ")} |`);
+    L.push("");
+    if (compute.length) {
+      const exec = (v: Variant) => geomean(compute.map((x) => x.by[v.key].insns / Math.max(1e-3, x.by[v.key].ms - x.by[v.key].compileMs) / 1000));
+      L.push(`Without compile time (instructions ÷ (run ms − compile ms)), geometric mean: ${jitVs.map((v) => `${v.key} ${f1(exec(v))} MIPS`).join(", ")}.`, "");
+    }
+  }
+
+  if (r.outNs) {
+    L.push(`OUT to a userspace hook (pm_outloop, ${r.outs} OUTs, the POST port moved to an \`onIo\` hook; the whole exit path, four guest instructions per OUT): ${vs.filter((v) => r.outNs![v.key] !== undefined).map((v) => `${v.key} **${r.outNs![v.key].toFixed(0)} ns**`).join(", ")} per OUT.`, "");
+  }
+
+  // Issue 4's goals, against this run.
+  const goals: string[] = [];
+  const met = (ok: boolean) => ok ? "met" : "not met";
+  if (compute.length && mainJit) {
+    const gj = geoOf(compute, mainJit.key);
+    if (interp) {
+      const k = gj / geoOf(compute, interp.key);
+      goals.push(`- ${mainJit.key} ≥ 10× the interpreter's geometric mean: ${k.toFixed(1)}× (${met(k >= 10)})`);
+    }
+    goals.push(`- ${mainJit.key} ≥ 1,000 MIPS geometric mean: ${f1(gj)} (${met(gj >= 1000)}; for scale, from the issue: QEMU TCG ≈ 530, v86 ≈ 450, native ≈ 9,300)`);
+  }
+  if (r.outNs && mainJit && r.outNs[mainJit.key] !== undefined) {
+    const ns = r.outNs[mainJit.key];
+    goals.push(`- an OUT from ${mainJit.key} code to a userspace hook ≤ 100 ns: ${ns.toFixed(0)} ns (${met(ns <= 100)})`);
+  }
+  if (goals.length) L.push("Issue 4's goals in this run:", "", ...goals, "");
+  return L.join("\n");
 }
-console.log(`OUT to a userspace hook, whole exit path: ${out.ns.toFixed(0)} ns per OUT (${out.outs} OUTs)`);
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+const COLORS = ["#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#bcbcbc", "#6baed6", "#fdae6b", "#98df8a"];
+
+/** A grouped bar chart of MIPS per workload and engine, log scale, as SVG text. */
+export function renderSvg(r: Report): string {
+  const vs = r.variants;
+  const groups: { label: string; vals: number[] }[] = r.rows.map((x) => ({ label: x.w.id, vals: vs.map((v) => x.by[v.key].mips) }));
+  const compute = computeRows(r);
+  if (compute.length > 1) groups.push({ label: "geomean", vals: vs.map((v) => geomean(compute.map((x) => x.by[v.key].mips))) });
+  const all = groups.flatMap((g) => g.vals).filter((x) => x > 0);
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...all, 1000))), hi = 10 ** Math.ceil(Math.log10(Math.max(...all, 1000) * 1.05));
+  const bar = 16, left = 64, right = 40, plotH = 320, bottom = 70;
+  const groupW = Math.max(vs.length * bar + 22, (720 - left - right) / Math.max(1, groups.length));
+  const width = Math.round(left + groups.length * groupW + right);
+  // legend entries, wrapped into rows that fit
+  const legend: { x: number; row: number }[] = [];
+  let lx = left, row = 0;
+  for (const v of vs) {
+    const w = 28 + 6.5 * v.key.length;
+    if (lx + w > width - right && lx > left) { lx = left; row++; }
+    legend.push({ x: lx, row });
+    lx += w;
+  }
+  const top = 48 + 16 * row, height = top + plotH + bottom;
+  const y = (v: number) => top + plotH * (1 - (Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo)));
+  const o: string[] = [];
+  o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);
+  o.push(`<title>${esc(`vmxlab benchmark, ${r.runtime}, ${r.date}: MIPS per workload and engine`)}</title>`);
+  o.push(`<rect width="${width}" height="${height}" fill="white"/>`);
+  o.push(`<text x="${left}" y="18" font-size="14" font-weight="bold">${esc(`vmxlab guest MIPS (log scale): ${r.runtime}, ${r.date}${r.quick ? ", --quick" : ""}`)}</text>`);
+  // legend
+  vs.forEach((v, i) => {
+    const { x, row } = legend[i];
+    o.push(`<rect x="${x}" y="${28 + 16 * row}" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/><text x="${x + 16}" y="${38 + 16 * row}">${esc(v.key)}</text>`);
+  });
+  // grid: decades, with 2 and 5 between
+  for (let d = lo; d <= hi; d *= 10) {
+    for (const m of [1, 2, 5]) {
+      const v = d * m;
+      if (v > hi) break;
+      const yy = y(v).toFixed(1);
+      o.push(`<line x1="${left}" x2="${width - right}" y1="${yy}" y2="${yy}" stroke="${m === 1 ? "#bbb" : "#eee"}"/>`);
+      if (m === 1 || vs.length * groups.length < 60) o.push(`<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="${m === 1 ? "#000" : "#888"}">${v.toLocaleString("en-US")}</text>`);
+    }
+  }
+  o.push(`<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">MIPS</text>`);
+  // the issue's goal for the JIT
+  const gy = y(1000).toFixed(1);
+  o.push(`<line x1="${left}" x2="${width - right}" y1="${gy}" y2="${gy}" stroke="#d62728" stroke-dasharray="6 4"/>`);
+  o.push(`<text x="${width - right - 2}" y="${(y(1000) - 4).toFixed(1)}" text-anchor="end" fill="#d62728">goal: JIT geomean ≥ 1,000 MIPS</text>`);
+  groups.forEach((g, gi) => {
+    const gx = left + gi * groupW + (groupW - vs.length * bar) / 2;
+    g.vals.forEach((v, i) => {
+      const x = gx + i * bar, yy = y(Math.max(v, lo));
+      o.push(`<rect x="${x}" y="${yy.toFixed(1)}" width="${bar - 2}" height="${(top + plotH - yy).toFixed(1)}" fill="${COLORS[i % COLORS.length]}"><title>${esc(`${g.label}, ${vs[i].key}: ${f1(v)} MIPS`)}</title></rect>`);
+      o.push(`<text transform="translate(${x + bar / 2 + 3} ${(yy - 3).toFixed(1)}) rotate(-90)" font-size="9">${f1(v)}</text>`);
+    });
+    const cx = gx + (vs.length * bar) / 2;
+    o.push(`<text transform="translate(${cx} ${top + plotH + 12}) rotate(30)" font-size="11"${g.label === "geomean" ? ' font-weight="bold"' : ""}>${esc(g.label)}</text>`);
+  });
+  o.push(`<line x1="${left}" x2="${width - right}" y1="${top + plotH}" y2="${top + plotH}" stroke="#000"/>`);
+  o.push(`</svg>`);
+  return o.join("\n") + "\n";
+}
+
+// ---- the command line -----------------------------------------------------------------------
+
+function usage(msg: string): never {
+  console.error(`${msg}\nUsage: bench.ts [--reps N] [--only ${[...WORKLOADS.map((w) => w.id), OUT_HOOK].join(",")}] [--engines ${ENGINE_IDS.join(",")}] [--mode protected|paged|both] [--quick] [--out DIR]`);
+  process.exit(2);
+}
+
+async function main(argv: string[]) {
+  const opt = (name: string) => {
+    const i = argv.indexOf(name);
+    if (i < 0) return undefined;
+    if (i + 1 >= argv.length) usage(`Missing value for ${name}`);
+    return argv[i + 1];
+  };
+  const known = new Set(["--reps", "--only", "--engines", "--mode", "--out", "--quick"]);
+  for (const a of argv) if (a.startsWith("--") && !known.has(a)) usage(`Unknown option ${a}`);
+  const reps = Number(opt("--reps") ?? 3);
+  if (!Number.isInteger(reps) || reps < 1) usage(`Invalid --reps ${opt("--reps")}: expected a positive integer`);
+  const quick = argv.includes("--quick");
+  const only = opt("--only")?.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const n of only ?? []) if (n !== OUT_HOOK && !WORKLOADS.some((w) => w.id === n)) usage(`Unknown workload ${n}`);
+  const engines = (opt("--engines") ?? "interp,jit,auto").split(",").map((s) => s.trim()).filter(Boolean) as EngineId[];
+  for (const e of engines) if (!ENGINE_IDS.includes(e)) usage(`Unknown engine ${e}`);
+  const modeArg = opt("--mode") ?? "protected";
+  if (!["protected", "paged", "both"].includes(modeArg)) usage(`Unknown --mode ${modeArg}: use protected, paged or both`);
+  const modes: Mode[] = modeArg === "both" ? ["protected", "paged"] : [modeArg as Mode];
+  const variants: Variant[] = modes.flatMap((mode) => engines.map((engine) => ({ engine, mode, key: modes.length > 1 || mode === "paged" ? `${engine}${mode === "paged" ? " paged" : ""}` : engine })));
+  const outDir = resolve(opt("--out") ?? fileURLToPath(new URL("../results/", import.meta.url)));
+
+  const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+  const runtime = isDeno
+    ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
+    : `bun ${(process.versions as Record<string, string>).bun}`;
+  const date = new Date().toISOString().slice(0, 10);
+  const cpu = cpus();
+  const host = `${cpu.length} × ${cpu[0]?.model?.trim() ?? "unknown CPU"} (load average ${loadavg().map((x) => x.toFixed(1)).join(", ")} at the start)`;
+  const command = `${isDeno ? "deno run -A" : "bun"} scripts/bench.ts${argv.length ? " " + argv.join(" ") : ""}`;
+
+  const scale = quick ? 20 : 1;
+  const rows: Row[] = [];
+  const t0 = performance.now();
+  for (const w of WORKLOADS) {
+    if (only && !only.includes(w.id)) continue;
+    const row = await measure(w, variants, reps, scale);
+    rows.push(row);
+    console.error(`${w.id}: ${variants.map((v) => `${v.key} ${f1(row.by[v.key].mips)}`).join(", ")} MIPS (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  }
+  const report: Report = { runtime, date, command, reps, quick, host, variants, rows };
+  if (!only || only.includes(OUT_HOOK)) {
+    const outs = quick ? 20_000 : 200_000;
+    report.outs = outs;
+    report.outNs = {};
+    for (const v of variants) report.outNs[v.key] = await outHookNs(v, reps, outs);
+    console.error(`out-hook: ${variants.map((v) => `${v.key} ${report.outNs![v.key].toFixed(0)} ns`).join(", ")}`);
+  }
+
+  const md = renderMarkdown(report);
+  console.log(md);
+  mkdirSync(outDir, { recursive: true });
+  const base = `${outDir}/bench-${isDeno ? "deno" : "bun"}-${date}`;
+  writeFileSync(`${base}.md`, md);
+  writeFileSync(`${base}.svg`, renderSvg(report));
+  const show = (p: string) => relative(process.cwd(), p) || p;
+  console.log(`wrote ${show(`${base}.md`)} and ${show(`${base}.svg`)}`);
+}
+
+if (import.meta.main) await main(process.argv.slice(2));
