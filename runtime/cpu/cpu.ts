@@ -1254,12 +1254,12 @@ export class Cpu {
   vmEnter(): void {
     const v = this.vmcs!;
     if (v.version !== this.ctlVersion) {
-      this.cpuBased = v.read(VmcsField.CPU_BASED_VM_EXEC_CONTROL);
-      this.pinBased = v.read(VmcsField.PIN_BASED_VM_EXEC_CONTROL);
-      this.exceptionBitmap = v.read(VmcsField.EXCEPTION_BITMAP);
+      this.cpuBased = v.cpuBasedCtl;
+      this.pinBased = v.pinBasedCtl;
+      this.exceptionBitmap = v.exceptionBitmap;
       this.ctlVersion = v.version;
     }
-    const pt = this.pinBased & PinBased.PREEMPTION_TIMER ? v.read(VmcsField.VMX_PREEMPTION_TIMER_VALUE) : Infinity;
+    const pt = this.pinBased & PinBased.PREEMPTION_TIMER ? v.preemptionTimerValue : Infinity;
     this.ptEnd = this.icountLive + pt;
     const host = this.pinBased & PinBased.EXT_INTR_EXITING ? this.hostIntrAt - this.icountLive : Infinity;
     this.timer = host < pt ? host : pt;
@@ -1271,7 +1271,7 @@ export class Cpu {
     v.exitInstructionLen = 0;
     v.exitIntrInfo = 0;
     // Event injection (SDM 26.6): deliver what the VM-entry interruption-information field holds.
-    const inj = v.read(VmcsField.VM_ENTRY_INTR_INFO_FIELD);
+    const inj = v.entryIntrInfo;
     if (inj & IntrInfo.VALID) {
       v.write(VmcsField.VM_ENTRY_INTR_INFO_FIELD, 0);
       const vector = inj & 0xff, type = (inj >> 8) & 7;
@@ -1297,8 +1297,8 @@ export class Cpu {
   private vmExitCommon(): void {
     const v = this.vmcs!;
     this.stf[St.ICOUNT_F64] = this.icountLive;
-    if ((this.pinBased & PinBased.PREEMPTION_TIMER) && (v.read(VmcsField.VM_EXIT_CONTROLS) & ExitCtl.SAVE_PREEMPTION_TIMER)) {
-      v.write(VmcsField.VMX_PREEMPTION_TIMER_VALUE, Math.max(0, this.ptEnd - this.icountLive));
+    if ((this.pinBased & PinBased.PREEMPTION_TIMER) && (v.exitCtl & ExitCtl.SAVE_PREEMPTION_TIMER)) {
+      v.preemptionTimerValue = Math.max(0, this.ptEnd - this.icountLive);
     }
   }
 

@@ -171,18 +171,40 @@ export class Vmcs {
   vmxInstructionInfo = 0;
   idtVectoringInfo = 0;
 
+  // Hot fields: read or written at every VM entry or exit (the controls the processor checks, the
+  // injection field, the preemption timer the budget programs) or by every RDTSC (TSC_OFFSET).
+  // They live in plain properties instead of the field map; VMREAD and VMWRITE reach them through
+  // their encodings like any other field, and the processor and KVM's run path use them directly.
+  /** PIN_BASED_VM_EXEC_CONTROL. */
+  pinBasedCtl = 0;
+  /** CPU_BASED_VM_EXEC_CONTROL. */
+  cpuBasedCtl = 0;
+  /** EXCEPTION_BITMAP. */
+  exceptionBitmap = 0;
+  /** VM_EXIT_CONTROLS. */
+  exitCtl = 0;
+  /** VM_ENTRY_INTR_INFO_FIELD. */
+  entryIntrInfo = 0;
+  /** VMX_PREEMPTION_TIMER_VALUE (a guest-state field: writing it does not bump `version`). */
+  preemptionTimerValue = 0;
+  /** TSC_OFFSET. */
+  tscOffset = 0;
+  /** Which hot fields have been written (bit per field, in the order above), for `storedFields`. */
+  private hotWritten = 0;
+
   /** Bumped by every VMWRITE of a control field, so the processor re-reads its controls only after a change. */
   version = 0;
 
   /** VMREAD. */
   read(encoding: number): number {
-    const type = (encoding >> 10) & 3;
-    if (type === 0 || type === 3) {
-      // Control and host-state fields: the common case (the processor reads controls at every entry).
-      const v = this.fields.get(encoding);
-      if (v !== undefined) return v;
-    }
     switch (encoding) {
+      case VmcsField.PIN_BASED_VM_EXEC_CONTROL: return this.pinBasedCtl;
+      case VmcsField.CPU_BASED_VM_EXEC_CONTROL: return this.cpuBasedCtl;
+      case VmcsField.EXCEPTION_BITMAP: return this.exceptionBitmap;
+      case VmcsField.VM_EXIT_CONTROLS: return this.exitCtl;
+      case VmcsField.VM_ENTRY_INTR_INFO_FIELD: return this.entryIntrInfo;
+      case VmcsField.VMX_PREEMPTION_TIMER_VALUE: return this.preemptionTimerValue;
+      case VmcsField.TSC_OFFSET: return this.tscOffset;
       case VmcsField.EXIT_REASON: return this.exitReason;
       case VmcsField.EXIT_QUALIFICATION: return this.exitQualification;
       case VmcsField.VM_EXIT_INSTRUCTION_LEN: return this.exitInstructionLen;
@@ -192,6 +214,12 @@ export class Vmcs {
       case VmcsField.GUEST_PHYSICAL_ADDRESS: return this.guestPhysicalAddress;
       case VmcsField.VMX_INSTRUCTION_INFO: return this.vmxInstructionInfo;
       case VmcsField.IDT_VECTORING_INFO_FIELD: return this.idtVectoringInfo;
+    }
+    const type = (encoding >> 10) & 3;
+    if (type === 0 || type === 3) {
+      // Other control and host-state fields.
+      const v = this.fields.get(encoding);
+      if (v !== undefined) return v;
     }
     if (!KNOWN_FIELDS.has(encoding)) {
       throw new VmcsError("unsupported-field", `Cannot read VMCS field ${vmcsFieldName(encoding)}: unsupported component`);
@@ -205,6 +233,16 @@ export class Vmcs {
 
   /** VMWRITE. Exit-information fields are read-only (SDM 30.3, VMWRITE). */
   write(encoding: number, value: number): void {
+    // Hot fields first (all known, writable; 32-bit but TSC_OFFSET, 64-bit). Control fields bump `version`.
+    switch (encoding) {
+      case VmcsField.PIN_BASED_VM_EXEC_CONTROL: this.pinBasedCtl = value >>> 0; this.hotWritten |= 1; this.version++; return;
+      case VmcsField.CPU_BASED_VM_EXEC_CONTROL: this.cpuBasedCtl = value >>> 0; this.hotWritten |= 2; this.version++; return;
+      case VmcsField.EXCEPTION_BITMAP: this.exceptionBitmap = value >>> 0; this.hotWritten |= 4; this.version++; return;
+      case VmcsField.VM_EXIT_CONTROLS: this.exitCtl = value >>> 0; this.hotWritten |= 8; this.version++; return;
+      case VmcsField.VM_ENTRY_INTR_INFO_FIELD: this.entryIntrInfo = value >>> 0; this.hotWritten |= 16; this.version++; return;
+      case VmcsField.VMX_PREEMPTION_TIMER_VALUE: this.preemptionTimerValue = value >>> 0; this.hotWritten |= 32; return;
+      case VmcsField.TSC_OFFSET: this.tscOffset = value; this.hotWritten |= 64; this.version++; return;
+    }
     if (!KNOWN_FIELDS.has(encoding)) {
       throw new VmcsError("unsupported-field", `Cannot write VMCS field ${vmcsFieldName(encoding)}: unsupported component`);
     }
@@ -217,13 +255,21 @@ export class Vmcs {
     else if (width === 32) value >>>= 0;
     if (type === 2 && this.guest && this.guest.writeGuestField(encoding, value)) return;
     this.fields.set(encoding, value);
-    // The processor caches control fields only; the preemption timer (a guest-state field written
-    // at every entry under a budget) must not make it re-read them.
+    // The processor caches control fields only; a guest-state field written at every entry must
+    // not make it re-read them.
     if (type === 0) this.version++;
   }
 
   /** Fields stored in the region itself (controls, host state), for dumps and tests. */
   storedFields(): Map<number, number> {
-    return new Map(this.fields);
+    const out = new Map(this.fields);
+    const hot: [number, number][] = [
+      [VmcsField.PIN_BASED_VM_EXEC_CONTROL, this.pinBasedCtl], [VmcsField.CPU_BASED_VM_EXEC_CONTROL, this.cpuBasedCtl],
+      [VmcsField.EXCEPTION_BITMAP, this.exceptionBitmap], [VmcsField.VM_EXIT_CONTROLS, this.exitCtl],
+      [VmcsField.VM_ENTRY_INTR_INFO_FIELD, this.entryIntrInfo], [VmcsField.VMX_PREEMPTION_TIMER_VALUE, this.preemptionTimerValue],
+      [VmcsField.TSC_OFFSET, this.tscOffset],
+    ];
+    hot.forEach(([enc, v], k) => { if (this.hotWritten & (1 << k)) out.set(enc, v); });
+    return new Map([...out].sort((a, b) => a[0] - b[0]));
   }
 }

@@ -142,11 +142,12 @@ export class Vm implements PhysMap {
   /** The in-kernel PIO bus (kvm->buses[KVM_PIO_BUS]). */
   readonly pioBus = new PioBus();
   /**
-   * IN/OUT element counts per port and direction, sparse (a VM touches a handful of ports; a dense
-   * table of 65536 × 2 counters cost more than the rest of a VM to create): key port*2 + (1 for OUT,
-   * 0 for IN). Read them with `pioCounts` or `pioCountEntries()`.
+   * IN/OUT element counts per port and direction, in pages of 256 ports allocated on first use (a
+   * VM touches a handful of ports; a dense table of 65536 × 2 counters cost more than the rest of a
+   * VM to create): page port >> 8, index (port & 0xff) * 2 + (1 for OUT, 0 for IN). Read them with
+   * `pioCounts` or `pioCountEntries()`.
    */
-  private readonly pioCountMap = new Map<number, number>();
+  private readonly pioCountPages: (Float64Array | undefined)[] = new Array(256).fill(undefined);
   /** The CPUID table (KVM_SET_CPUID2), shared by new vCPUs. */
   cpuid: CpuidEntry[] = defaultCpuid();
   /** Exit to userspace on unknown MSRs (KVM_CAP_X86_USER_SPACE_MSR) instead of injecting #GP. */
@@ -163,20 +164,22 @@ export class Vm implements PhysMap {
 
   /** Count `n` IN or OUT elements at `port` (KVM's per-port PIO statistics). */
   countPio(port: number, isIn: boolean, n: number): void {
-    const k = port * 2 + (isIn ? 0 : 1);
-    const m = this.pioCountMap;
-    m.set(k, (m.get(k) ?? 0) + n);
+    const pages = this.pioCountPages;
+    let page = pages[port >>> 8];
+    if (page === undefined) page = pages[port >>> 8] = new Float64Array(512);
+    page[((port & 0xff) << 1) | (isIn ? 0 : 1)] += n;
   }
   /** The ports counted so far: `[port, ins, outs]`, in ascending port order. */
   pioCountEntries(): [port: number, ins: number, outs: number][] {
-    const ports = new Map<number, [number, number, number]>();
-    for (const [k, n] of this.pioCountMap) {
-      const port = k >>> 1;
-      let e = ports.get(port);
-      if (e === undefined) ports.set(port, e = [port, 0, 0]);
-      e[(k & 1) + 1] += n;
-    }
-    return [...ports.values()].sort((a, b) => a[0] - b[0]);
+    const out: [number, number, number][] = [];
+    this.pioCountPages.forEach((page, hi) => {
+      if (page === undefined) return;
+      for (let lo = 0; lo < 256; lo++) {
+        const i = page[lo * 2], o = page[lo * 2 + 1];
+        if (i || o) out.push([(hi << 8) | lo, i, o]);
+      }
+    });
+    return out;
   }
   /**
    * The counts as a dense table, index port*2 + (1 for OUT, 0 for IN): a copy made on each read
@@ -184,12 +187,12 @@ export class Vm implements PhysMap {
    */
   get pioCounts(): Uint32Array {
     const t = new Uint32Array(65536 * 2);
-    for (const [k, n] of this.pioCountMap) t[k] = n;
+    this.pioCountPages.forEach((page, hi) => { if (page !== undefined) t.set(page, hi * 512); });
     return t;
   }
   /** Forget the PIO counts. */
   resetPioCounts(): void {
-    this.pioCountMap.clear();
+    this.pioCountPages.fill(undefined);
   }
 
   /** Turn the per-VM trace on (collecting events) or off. */

@@ -50,6 +50,50 @@ export function arToSeg(ar: number, base: number, limit: number, selector: numbe
   };
 }
 
+/**
+ * KVM_RUN's returns by KVM exit reason: a read-only Map (`get`, `size`, iteration in ascending
+ * reason order) over a dense table, so counting one is an indexed add on the exit path.
+ */
+export class ExitCounts implements ReadonlyMap<number, number> {
+  /** Reasons below 64 (every KVM_EXIT_* but vmxlab's BUDGET). */
+  readonly dense = new Float64Array(64);
+  /** The others (KVM_EXIT_BUDGET = 1000). */
+  readonly sparse = new Map<number, number>();
+  /** Count one return with `reason`. */
+  add(reason: number): void {
+    if (reason >= 0 && reason < 64) this.dense[reason]++;
+    else this.sparse.set(reason, (this.sparse.get(reason) ?? 0) + 1);
+  }
+  get(reason: number): number | undefined {
+    const n = reason >= 0 && reason < 64 && Number.isInteger(reason) ? this.dense[reason] : this.sparse.get(reason) ?? 0;
+    return n > 0 ? n : undefined;
+  }
+  has(reason: number): boolean {
+    return this.get(reason) !== undefined;
+  }
+  get size(): number {
+    let n = this.sparse.size;
+    for (const x of this.dense) if (x > 0) n++;
+    return n;
+  }
+  *entries(): MapIterator<[number, number]> {
+    for (let r = 0; r < 64; r++) if (this.dense[r] > 0) yield [r, this.dense[r]];
+    yield* [...this.sparse].sort((a, b) => a[0] - b[0]);
+  }
+  *keys(): MapIterator<number> {
+    for (const [k] of this.entries()) yield k;
+  }
+  *values(): MapIterator<number> {
+    for (const [, v] of this.entries()) yield v;
+  }
+  forEach(fn: (value: number, key: number, map: ReadonlyMap<number, number>) => void): void {
+    for (const [k, v] of this.entries()) fn(v, k, this);
+  }
+  [Symbol.iterator](): MapIterator<[number, number]> {
+    return this.entries();
+  }
+}
+
 export class Vcpu {
   readonly cpu: Cpu;
   /** The shared kvm_run page (what a C VMM mmaps from the vCPU fd). */
@@ -86,7 +130,7 @@ export class Vcpu {
   readonly vmxExitHooks: (VmxExitHook | undefined)[] = [];
   /** VM exits by basic reason, and userspace exits by KVM reason. */
   readonly vmxExitCounts = new Float64Array(64);
-  readonly userExitCounts = new Map<number, number>();
+  readonly userExitCounts = new ExitCounts();
   /** Guest MSRs KVM keeps (kvm_get_msr_common / kvm_set_msr_common). */
   readonly msrs = new Map<number, number>();
 

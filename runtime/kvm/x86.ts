@@ -69,8 +69,7 @@ export function kvmVcpuIoctl(vcpu: Vcpu, ioctl: "KVM_RUN"): number {
   const t = vcpu.vm.tracer;
   if (t) t.record("kvmVcpuIoctl", { ioctl });
   const r = kvmArchVcpuIoctlRun(vcpu);
-  const counts = vcpu.userExitCounts, reason = vcpu.kvmRun.exitReason;
-  counts.set(reason, (counts.get(reason) ?? 0) + 1);
+  vcpu.userExitCounts.add(vcpu.kvmRun.exitReason);
   return r;
 }
 

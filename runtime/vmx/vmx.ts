@@ -250,12 +250,14 @@ function vmxVcpuRun(vcpu: Vcpu): void {
   const t = vcpu.vm.tracer;
   if (t) t.record("vmxVcpuRun", { rip: vcpu.cpu.eip });
   const v = vcpu.vmcs;
-  const budget = vcpu.budget;
-  const pin = v.read(VmcsField.PIN_BASED_VM_EXEC_CONTROL);
-  if (budget !== Infinity) {
+  const end = vcpu.budgetEnd;
+  const pin = v.pinBasedCtl;
+  if (end !== Infinity) {
     if (!(pin & PinBased.PREEMPTION_TIMER)) v.write(VmcsField.PIN_BASED_VM_EXEC_CONTROL, pin | PinBased.PREEMPTION_TIMER);
-    // The timer ticks once per retired instruction (IA32_VMX_MISC rate 0 over an instruction-count TSC).
-    v.write(VmcsField.VMX_PREEMPTION_TIMER_VALUE, budget);
+    // The timer ticks once per retired instruction (IA32_VMX_MISC rate 0 over an instruction-count
+    // TSC). It is 32 bits wide: a longer budget runs in rounds (handlePreemptionTimer resumes).
+    const left = end - vcpu.cpu.icount;
+    v.write(VmcsField.VMX_PREEMPTION_TIMER_VALUE, left <= 0 ? 0 : left < 0xffffffff ? left : 0xffffffff);
   } else if (pin & PinBased.PREEMPTION_TIMER) {
     v.write(VmcsField.PIN_BASED_VM_EXEC_CONTROL, pin & ~PinBased.PREEMPTION_TIMER);
   }
@@ -406,6 +408,8 @@ function handleExceptionNmi(vcpu: Vcpu): number {
 }
 /** The preemption timer is the instruction budget: it ends KVM_RUN (vmxlab's KVM_EXIT_BUDGET). */
 function handlePreemptionTimer(vcpu: Vcpu): number {
+  // A budget longer than the 32-bit timer has rounds left: program the next one.
+  if (vcpu.budgetEnd - vcpu.cpu.icount > 0) return 1;
   vcpu.kvmRun.exitReason = KvmExit.BUDGET;
   return 0;
 }

@@ -1,0 +1,98 @@
+/**
+ * The cost of one OUT exit, end to end and by layer (issue 4's micro-benchmark).
+ *
+ *   deno run -A scripts/bench_exit.ts [--reps N] [--outs N] [--engine interp|jit|auto] [--only NAME] [--cpu]
+ *   bun scripts/bench_exit.ts …
+ *
+ * Guest: tests/guests/pm_outloop.bin (32-bit protected mode, a loop `mov al,cl; out 0x80,al; dec ecx;
+ * jnz`: four guest instructions per OUT). Each sample is a fresh Machine running `--outs` OUTs; the
+ * figure is wall time ÷ OUTs, median (and min, max) of N samples after two warm-ups. Variants:
+ *
+ * - `hook`:   the POST port removed, a userspace `m.onIo` hook on 0x80 (the figure issue 4 targets:
+ *             cpu exit → vmxHandleExit → handleIo → kvmEmulatePio → KVM_EXIT_IO → Machine → hook → KVM_RUN)
+ * - `kvmrun`: the same exits through the bare KVM API (`vcpu.run()` in a loop, no Machine): the
+ *             kernel's share of the path
+ * - `kernel`: the POST device on the in-kernel bus (kernelPio → completeIo, KVM_RUN never returns)
+ * - `loop`:   no OUT exits at all (UNCOND_IO_EXITING cleared: the processor drops the OUT): the
+ *             guest's own instructions, for scale
+ */
+import { readFileSync } from "node:fs";
+import { Machine } from "../runtime/vmm/machine.ts";
+import { KvmExit } from "../runtime/kvm/kvm_run.ts";
+import { CpuBased, VmcsField } from "../runtime/cpu/vmcs.ts";
+
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
+};
+const reps = Number(arg("--reps", "9"));
+const outs = Number(arg("--outs", "200000"));
+const engine = arg("--engine", "interp") as "interp" | "jit" | "auto";
+const only = arg("--only", "");
+/** --cpu: time by the process's CPU time (process.cpuUsage) instead of the wall clock: steadier on a shared machine. */
+const cpuClock = process.argv.includes("--cpu");
+const now = cpuClock ? () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; } : () => performance.now();
+const img = new Uint8Array(readFileSync(new URL("../tests/guests/pm_outloop.bin", import.meta.url)));
+
+type Variant = "hook" | "kvmrun" | "kernel" | "loop";
+
+async function machine(v: Variant): Promise<{ m: Machine; count: () => number }> {
+  const m = new Machine({ mode: "protected", devices: { post: v === "hook" || v === "kvmrun" ? false : "kernel", debugcon: "kernel" } });
+  m.load(img);
+  m.vcpu.setRegs({ rcx: outs, rdi: 1 });
+  let n = 0;
+  if (v === "hook") m.onIo({ port: 0x80, direction: "out", handler: () => { n++; } });
+  if (v === "loop") {
+    const ctl = m.vcpu.vmcsRead(VmcsField.CPU_BASED_VM_EXEC_CONTROL);
+    m.vcpu.vmcsWrite(VmcsField.CPU_BASED_VM_EXEC_CONTROL, ctl & ~CpuBased.UNCOND_IO_EXITING);
+  }
+  if (engine !== "interp") {
+    const { useEngine } = await import("../jit/mod.ts");
+    await useEngine(m, engine);
+  }
+  return { m, count: () => (v === "hook" ? n : outs) };
+}
+
+function runKvm(m: Machine): void {
+  // The bare KVM_RUN loop a C VMM writes: OUT 0x80 exits come back here; everything else ends it.
+  const vcpu = m.vcpu;
+  for (;;) {
+    const run = vcpu.run();
+    if (run.exitReason === KvmExit.IO && run.io.port === 0x80) continue;
+    if (run.exitReason !== KvmExit.HLT) throw new Error(`unexpected exit ${run.exitReason}`);
+    return;
+  }
+}
+
+async function sample(v: Variant): Promise<number> {
+  const { m, count } = await machine(v);
+  const t = now();
+  if (v === "kvmrun") runKvm(m);
+  else {
+    const r = m.run();
+    if (r.exit.reason !== "hlt") throw new Error(`${v}: ended with ${r.exit.reason}`);
+  }
+  const ms = now() - t;
+  const n = count();
+  if (n !== outs) throw new Error(`${v}: ${n} OUTs, expected ${outs}`);
+  return (ms * 1e6) / n;
+}
+
+const variants: Variant[] = only ? [only as Variant] : ["hook", "kvmrun", "kernel", "loop"];
+const res: Record<string, number[]> = {};
+for (let k = 0; k < reps + 2; k++) {
+  for (const v of variants) {
+    const ns = await sample(v);
+    if (k >= 2) (res[v] ??= []).push(ns);
+  }
+}
+const rt = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
+  ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
+  : `bun ${(process.versions as Record<string, string>).bun}`;
+console.log(`OUT exit cost (${rt}, engine ${engine}, ${outs} OUTs per sample, ${reps} samples after 2 warm-ups${cpuClock ? ", process CPU time" : ""})`);
+console.log("| variant | median ns/OUT | min | max |");
+console.log("|---|---:|---:|---:|");
+for (const v of variants) {
+  const xs = [...res[v]].sort((a, b) => a - b);
+  console.log(`| ${v} | ${xs[Math.floor(xs.length / 2)].toFixed(1)} | ${xs[0].toFixed(1)} | ${xs[xs.length - 1].toFixed(1)} |`);
+}
