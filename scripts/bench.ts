@@ -72,7 +72,13 @@ type Mode = "protected" | "paged";
 export interface Variant { engine: EngineId; mode: Mode; key: string }
 
 export interface Sample { mips: number; ms: number; insns: number; compileMs: number; blocks: number; regions: number }
-export interface Row { w: Workload; passes: Record<string, number>; by: Record<string, Sample> }
+export interface Row {
+  w: Workload;
+  passes: Record<string, number>;
+  /** The median sample of each variant, and the spread of its reps: (max − min) ÷ median MIPS. */
+  by: Record<string, Sample>;
+  spread?: Record<string, number>;
+}
 export interface Report {
   runtime: string;
   date: string;
@@ -80,6 +86,8 @@ export interface Report {
   reps: number;
   quick: boolean;
   host: string;
+  /** Load average (1 min) at the end of the run. */
+  loadAfter?: number;
   variants: Variant[];
   rows: Row[];
   /** ns per OUT to a userspace hook, by variant key (absent when not measured). */
@@ -127,12 +135,14 @@ async function measure(w: Workload, variants: Variant[], reps: number, scale: nu
       if (k > 0) (samples[v.key] ??= []).push(s);
     }
   }
-  const by: Record<string, Sample> = {};
+  const by: Record<string, Sample> = {}, spread: Record<string, number> = {};
   for (const v of variants) {
-    const mid = median(samples[v.key].map((s) => s.mips));
+    const xs = samples[v.key].map((s) => s.mips);
+    const mid = median(xs);
     by[v.key] = samples[v.key].find((s) => s.mips === mid)!;
+    spread[v.key] = (Math.max(...xs) - Math.min(...xs)) / mid;
   }
-  return { w, passes, by };
+  return { w, passes, by, spread };
 }
 
 /** ns per OUT to a userspace hook: pm_outloop with the POST port removed and an `onIo` hook on 0x80. */
@@ -193,6 +203,11 @@ export function renderMarkdown(r: Report): string {
   for (const x of bound) L.push(line(x));
   if (bound.length && compute.length) {
     L.push(`| geometric mean, all ${r.rows.length} | | | ${vs.map((v) => f1(geoOf(r.rows, v.key))).join(" | ")} |${ratioCols.map((c) => ` ${ratio(geoOf(r.rows, c.v.key), geoOf(r.rows, interp!.key))} |`).join("")}`);
+  }
+  const spreads = r.rows.flatMap((x) => vs.map((v) => ({ x, v, s: x.spread?.[v.key] ?? 0 })));
+  if (r.reps > 1 && spreads.length) {
+    const worst = spreads.reduce((a, b) => b.s > a.s ? b : a);
+    L.push("", `Spread of the ${r.reps} runs behind each median, (max − min) ÷ median: ${(median(spreads.map((e) => e.s)) * 100).toFixed(0)}% typically, at most ${(worst.s * 100).toFixed(0)}% (${worst.x.w.id}, ${worst.v.key})${r.loadAfter !== undefined ? `; load average ${r.loadAfter.toFixed(1)} at the end` : ""}.`);
   }
   L.push("");
 
@@ -368,6 +383,7 @@ async function main(argv: string[]) {
     console.error(`out-hook: ${variants.map((v) => `${v.key} ${report.outNs![v.key].toFixed(0)} ns`).join(", ")}`);
   }
 
+  report.loadAfter = loadavg()[0];
   const md = renderMarkdown(report);
   console.log(md);
   mkdirSync(outDir, { recursive: true });
