@@ -12,6 +12,7 @@ import { type Insn, OpKind } from "../runtime/cpu/insn.ts";
 import { semantics } from "../runtime/cpu/ops.ts";
 import { ARITH_FLAGS, Fl, Seg, St, TLB_HOST, TLB_TAG_R, TLB_TAG_W } from "../runtime/cpu/state.ts";
 import type { Binaryen } from "./_binaryen.ts";
+import { structure } from "./structure.ts";
 
 type Ref = number;
 
@@ -192,18 +193,6 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   // The region's entry does not compile: nothing to translate (the caller disposes the module).
   if (tblocks[0].index !== 0) return { module: m, blocks: tblocks, usedSegs, inline, callouts };
 
-  const rl = new b.Relooper(m);
-  const exitStubs = new Map<number, number>();
-  const exitTo = (eip: number): number => {
-    let s = exitStubs.get(eip);
-    if (s === undefined) {
-      s = rl.addBlock(m.block(null, [set(L_EXITRIP, c32(eip)), m.br("exit")]));
-      exitStubs.set(eip, s);
-    }
-    return s;
-  };
-  const dynExit = rl.addBlock(m.block(null, [set(L_EXITRIP, get(L_TGT)), m.br("exit")]));
-  const rlBlocks = new Map<TranslatedBlock, number>();
   // Return sites inside the region: candidates for RET.
   const returnSites: number[] = [];
   for (const tb of compiled) {
@@ -833,6 +822,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     need.set(tb, v);
     return v;
   };
+  const codeOf = new Map<TranslatedBlock, Ref[]>();
   for (const tb of compiled) {
     const out = bodies.get(tb)!;
     if (checked.has(tb)) {
@@ -842,64 +832,120 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
       if (tb.index === 0 && spec.softChunk !== undefined) over = m.i32.or(over, m.i32.ge_u(get(L_RETIRED), c32(spec.softChunk)));
       out.unshift(m.if(over, m.block(null, [set(L_EXITRIP, c32(tb.eip)), m.br("exit")])));
     }
-    const code = m.block(null, out);
-    const endKind = edgesOf.get(tb)!;
-    if (endKind.kind === "indirect" && endKind.cands!.length > 0) {
-      // Index of the target among the candidates (an if chain), then a switch.
-      let idx: Ref = c32(endKind.cands!.length);
-      for (let c = endKind.cands!.length - 1; c >= 0; c--) {
-        idx = m.select(m.i32.eq(get(L_TGT), c32(endKind.cands![c])), c32(c), idx);
-      }
-      rlBlocks.set(tb, rl.addBlockWithSwitch(code, idx));
-    } else {
-      rlBlocks.set(tb, rl.addBlock(code));
-    }
+    codeOf.set(tb, out);
   }
-
-  const target = (eip: number): number => {
-    const t = byEip.get(eip);
-    return t !== undefined ? rlBlocks.get(t)! : exitTo(eip);
+  /** The switch index of an indirect transfer: the target's position among the candidates, else their count. */
+  const switchIndex = (cands: number[]): Ref => {
+    let idx: Ref = c32(cands.length);
+    for (let c = cands.length - 1; c >= 0; c--) idx = m.select(m.i32.eq(get(L_TGT), c32(cands[c])), c32(c), idx);
+    return idx;
   };
-  // Blocks the entry cannot reach through these edges (a return site whose RET is elsewhere)
-  // get no out-edges: the relooper must not see them as predecessors of reachable blocks.
-  const reach = new Set<TranslatedBlock>([compiled[0]]);
-  const work = [compiled[0]];
-  while (work.length) {
-    const p = edgesOf.get(work.pop()!)!;
-    const ts = p.kind === "cond" ? [p.taken!, p.fall!] : p.kind === "jump" ? [p.taken!] : p.kind === "fall" ? [p.fall!] : p.cands!;
-    for (const t of ts) {
-      const tb = byEip.get(t);
-      if (tb !== undefined && !reach.has(tb)) { reach.add(tb); work.push(tb); }
-    }
+  /** A block's out-edges as eips (an indirect transfer's candidates, then -1 for "any other target"). */
+  const outEips = (p: Pending): number[] =>
+    p.kind === "cond" ? [p.taken!, p.fall!] : p.kind === "jump" ? [p.taken!] : p.kind === "fall" ? [p.fall!] : [...p.cands!, -1];
+  const leaveTo = (eip: number): Ref =>
+    eip < 0 ? m.block(null, [set(L_EXITRIP, get(L_TGT)), m.br("exit")]) : m.block(null, [set(L_EXITRIP, c32(eip)), m.br("exit")]);
+
+  // Structured control flow from the one entry (jit/structure.ts); the Relooper for irreducible
+  // graphs and for the all-entries shape.
+  let flow: Ref | null = null;
+  if (!spec.allEntries) {
+    const nodeOf = new Map<TranslatedBlock, number>(compiled.map((tb, i) => [tb, i]));
+    const succ = compiled.map((tb) => outEips(edgesOf.get(tb)!).map((t) => {
+      const x = t < 0 ? undefined : byEip.get(t);
+      return x === undefined ? -1 : nodeOf.get(x)!;
+    }));
+    let sw = 0;
+    const code = structure<Ref>({ succ }, {
+      node: (x, go) => {
+        const tb = compiled[x];
+        const p = edgesOf.get(tb)!;
+        const out = [...codeOf.get(tb)!];
+        if (p.kind === "cond") out.push(m.if(get(L_COND), go(0), go(1)));
+        else if (p.kind === "jump" || p.kind === "fall") out.push(go(0));
+        else if (p.cands!.length === 0) out.push(go(0));
+        else {
+          // br_table over the candidates; each case's code follows the block it breaks out of.
+          const n = p.cands!.length, names = Array.from({ length: n + 1 }, (_, k) => `s${sw}_${k}`);
+          sw++;
+          let inner: Ref = m.block(names[0], [m.switch(names.slice(0, n), names[n], switchIndex(p.cands!))]);
+          for (let k = 0; k < n; k++) inner = m.block(names[k + 1], [inner, go(k)]);
+          out.push(inner, go(n));
+        }
+        return out;
+      },
+      leave: (x, k) => leaveTo(outEips(edgesOf.get(compiled[x])!)[k]),
+      block: (label, body) => m.block(label, body),
+      loop: (label, body) => m.loop(label, m.block(null, body)),
+      br: (label) => m.br(label),
+      seq: (body) => m.block(null, body),
+    });
+    if (code !== null) flow = m.block(null, [set(L_RETIRED, c32(0)), ...code]);
   }
-  for (const p of pending) {
-    const from = rlBlocks.get(p.from)!;
-    if (!spec.allEntries && !reach.has(p.from)) {
-      // A switch block needs its default branch; the block itself never runs.
-      if (p.kind === "indirect" && p.cands!.length > 0) rl.addBranchForSwitch(from, dynExit, [], 0);
-      continue;
+  if (flow === null) flow = relooperFlow();
+
+  function relooperFlow(): Ref {
+    const rl = new b.Relooper(m);
+    const exitStubs = new Map<number, number>();
+    const exitTo = (eip: number): number => {
+      let s = exitStubs.get(eip);
+      if (s === undefined) {
+        s = rl.addBlock(leaveTo(eip));
+        exitStubs.set(eip, s);
+      }
+      return s;
+    };
+    const dynExit = rl.addBlock(leaveTo(-1));
+    const rlBlocks = new Map<TranslatedBlock, number>();
+    for (const tb of compiled) {
+      const code = m.block(null, codeOf.get(tb)!);
+      const endKind = edgesOf.get(tb)!;
+      if (endKind.kind === "indirect" && endKind.cands!.length > 0) rlBlocks.set(tb, rl.addBlockWithSwitch(code, switchIndex(endKind.cands!)));
+      else rlBlocks.set(tb, rl.addBlock(code));
     }
-    if (p.kind === "cond") {
-      rl.addBranch(from, target(p.taken!), m.local.get(L_COND, i32), 0);
-      rl.addBranch(from, target(p.fall!), 0, 0);
-    } else if (p.kind === "jump") {
-      rl.addBranch(from, target(p.taken!), 0, 0);
-    } else if (p.kind === "fall") {
-      rl.addBranch(from, target(p.fall!), 0, 0);
-    } else if (p.cands!.length > 0) {
-      p.cands!.forEach((c, k) => rl.addBranchForSwitch(from, target(c), [k], 0));
-      rl.addBranchForSwitch(from, dynExit, [], 0);
-    } else {
-      rl.addBranch(from, dynExit, 0, 0);
+    const target = (eip: number): number => {
+      const t = byEip.get(eip);
+      return t !== undefined ? rlBlocks.get(t)! : exitTo(eip);
+    };
+    // Blocks the entry cannot reach through these edges (a return site whose RET is elsewhere)
+    // get no out-edges: the relooper must not see them as predecessors of reachable blocks.
+    const reach = new Set<TranslatedBlock>([compiled[0]]);
+    const work = [compiled[0]];
+    while (work.length) {
+      for (const t of outEips(edgesOf.get(work.pop()!)!)) {
+        const tb = t < 0 ? undefined : byEip.get(t);
+        if (tb !== undefined && !reach.has(tb)) { reach.add(tb); work.push(tb); }
+      }
     }
+    for (const p of pending) {
+      const from = rlBlocks.get(p.from)!;
+      if (!spec.allEntries && !reach.has(p.from)) {
+        // A switch block needs its default branch; the block itself never runs.
+        if (p.kind === "indirect" && p.cands!.length > 0) rl.addBranchForSwitch(from, dynExit, [], 0);
+        continue;
+      }
+      if (p.kind === "cond") {
+        rl.addBranch(from, target(p.taken!), m.local.get(L_COND, i32), 0);
+        rl.addBranch(from, target(p.fall!), 0, 0);
+      } else if (p.kind === "jump") {
+        rl.addBranch(from, target(p.taken!), 0, 0);
+      } else if (p.kind === "fall") {
+        rl.addBranch(from, target(p.fall!), 0, 0);
+      } else if (p.cands!.length > 0) {
+        p.cands!.forEach((c, k) => rl.addBranchForSwitch(from, target(c), [k], 0));
+        rl.addBranchForSwitch(from, dynExit, [], 0);
+      } else {
+        rl.addBranch(from, dynExit, 0, 0);
+      }
+    }
+    // The entry switch: block 0 only, unless every block is an entry.
+    const entry = rl.addBlockWithSwitch(set(L_RETIRED, c32(0)), m.local.get(P_ENTRY, i32));
+    const bad = rl.addBlock(m.unreachable());
+    rl.addBranchForSwitch(entry, rlBlocks.get(compiled[0])!, [0], 0);
+    for (const tb of compiled) if (tb.index !== 0 && (spec.allEntries || !reach.has(tb))) rl.addBranchForSwitch(entry, rlBlocks.get(tb)!, [tb.index], 0);
+    rl.addBranchForSwitch(entry, bad, [], 0);
+    return rl.renderAndDispose(entry, L_LABEL);
   }
-  // The one entry: the region's first block (index 0). `entry` is kept in the signature, unused.
-  const entry = rl.addBlockWithSwitch(set(L_RETIRED, c32(0)), m.local.get(P_ENTRY, i32));
-  const bad = rl.addBlock(m.unreachable());
-  rl.addBranchForSwitch(entry, rlBlocks.get(compiled[0])!, [0], 0);
-  for (const tb of compiled) if (tb.index !== 0 && (spec.allEntries || !reach.has(tb))) rl.addBranchForSwitch(entry, rlBlocks.get(tb)!, [tb.index], 0);
-  rl.addBranchForSwitch(entry, bad, [], 0);
-  const flow = rl.renderAndDispose(entry, L_LABEL);
 
   const body = m.block(null, [
     ...reload(m, area),

@@ -406,57 +406,137 @@
   )
   (block $exit
    (block
-    (block $block$2$break
-     (local.set $16
-      (i32.const 0)
-     )
-     (block $switch$5$leave
-      (block $switch$5$default
-       (block $switch$5$case$2
-        (br_table $switch$5$case$2 $switch$5$default
-         (local.get $0)
-        )
+    (local.set $16
+     (i32.const 0)
+    )
+    (if
+     (i32.or
+      (i32.gt_u
+       (i32.add
+        (local.get $16)
+        (i32.const 4)
        )
-       (block
-        (br $block$2$break)
-       )
+       (local.get $1)
       )
-      (block
-       (block
-        (unreachable)
-       )
+      (i32.ge_u
+       (local.get $16)
+       (i32.const 65536)
+      )
+     )
+     (then
+      (local.set $17
+       (i32.const 1048576)
+      )
+      (br $exit)
+     )
+    )
+    (local.set $21
+     (i32.const 1000)
+    )
+    (local.set $3
+     (local.get $21)
+    )
+    (local.set $21
+     (local.get $2)
+    )
+    (local.set $22
+     (local.get $3)
+    )
+    (local.set $23
+     (i32.add
+      (local.get $21)
+      (local.get $22)
+     )
+    )
+    (local.set $10
+     (i32.const 8193)
+    )
+    (local.set $11
+     (local.get $23)
+    )
+    (local.set $12
+     (local.get $21)
+    )
+    (local.set $13
+     (local.get $22)
+    )
+    (local.set $14
+     (i32.const 2261)
+    )
+    (local.set $2
+     (local.get $23)
+    )
+    (local.set $21
+     (local.get $3)
+    )
+    (local.set $22
+     (i32.sub
+      (local.get $21)
+      (i32.const 1)
+     )
+    )
+    (local.set $15
+     (i32.or
+      (i32.and
+       (local.get $15)
+       (i32.const -2)
+      )
+      (i32.lt_u
+       (local.get $11)
+       (local.get $12)
       )
      )
     )
-    (block
-     (block $block$4$break
-      (block
+    (local.set $10
+     (i32.const 8195)
+    )
+    (local.set $11
+     (local.get $22)
+    )
+    (local.set $12
+     (local.get $21)
+    )
+    (local.set $13
+     (i32.const 1)
+    )
+    (local.set $14
+     (i32.const 2260)
+    )
+    (local.set $3
+     (local.get $22)
+    )
+    (local.set $18
+     (i32.xor
+      (i32.eqz
+       (local.get $11)
+      )
+      (i32.const 1)
+     )
+    )
+    (local.set $16
+     (i32.add
+      (local.get $16)
+      (i32.const 4)
+     )
+    )
+    (if
+     (local.get $18)
+     (then
+      (loop $L1
        (if
-        (i32.or
-         (i32.gt_u
-          (i32.add
-           (local.get $16)
-           (i32.const 4)
-          )
-          (local.get $1)
-         )
-         (i32.ge_u
+        (i32.gt_u
+         (i32.add
           (local.get $16)
-          (i32.const 65536)
+          (i32.const 3)
          )
+         (local.get $1)
         )
         (then
          (local.set $17
-          (i32.const 1048576)
+          (i32.const 1048581)
          )
          (br $exit)
         )
-       )
-       (local.set $21
-        (i32.const 1000)
-       )
-       (local.set $3
-        (local.get $21)
        )
        (local.set $21
         (local.get $2)
@@ -538,137 +618,28 @@
        (local.set $16
         (i32.add
          (local.get $16)
-         (i32.const 4)
+         (i32.const 3)
         )
        )
-      )
-      (if
-       (local.get $18)
-       (then
-        (loop $shape$5$continue
-         (block
-          (if
-           (i32.gt_u
-            (i32.add
-             (local.get $16)
-             (i32.const 3)
-            )
-            (local.get $1)
-           )
-           (then
-            (local.set $17
-             (i32.const 1048581)
-            )
-            (br $exit)
-           )
-          )
-          (local.set $21
-           (local.get $2)
-          )
-          (local.set $22
-           (local.get $3)
-          )
-          (local.set $23
-           (i32.add
-            (local.get $21)
-            (local.get $22)
-           )
-          )
-          (local.set $10
-           (i32.const 8193)
-          )
-          (local.set $11
-           (local.get $23)
-          )
-          (local.set $12
-           (local.get $21)
-          )
-          (local.set $13
-           (local.get $22)
-          )
-          (local.set $14
-           (i32.const 2261)
-          )
-          (local.set $2
-           (local.get $23)
-          )
-          (local.set $21
-           (local.get $3)
-          )
-          (local.set $22
-           (i32.sub
-            (local.get $21)
-            (i32.const 1)
-           )
-          )
-          (local.set $15
-           (i32.or
-            (i32.and
-             (local.get $15)
-             (i32.const -2)
-            )
-            (i32.lt_u
-             (local.get $11)
-             (local.get $12)
-            )
-           )
-          )
-          (local.set $10
-           (i32.const 8195)
-          )
-          (local.set $11
-           (local.get $22)
-          )
-          (local.set $12
-           (local.get $21)
-          )
-          (local.set $13
-           (i32.const 1)
-          )
-          (local.set $14
-           (i32.const 2260)
-          )
-          (local.set $3
-           (local.get $22)
-          )
-          (local.set $18
-           (i32.xor
-            (i32.eqz
-             (local.get $11)
-            )
-            (i32.const 1)
-           )
-          )
-          (local.set $16
-           (i32.add
-            (local.get $16)
-            (i32.const 3)
-           )
-          )
-         )
-         (if
-          (local.get $18)
-          (then
-           (br $shape$5$continue)
-          )
-          (else
-           (br $block$4$break)
-          )
-         )
+       (if
+        (local.get $18)
+        (then
+         (br $L1)
         )
-       )
-       (else
-        (br $block$4$break)
+        (else
+         (local.set $17
+          (i32.const 1048586)
+         )
+         (br $exit)
+        )
        )
       )
      )
-     (block
-      (block
-       (local.set $17
-        (i32.const 1048586)
-       )
-       (br $exit)
+     (else
+      (local.set $17
+       (i32.const 1048586)
       )
+      (br $exit)
      )
     )
    )

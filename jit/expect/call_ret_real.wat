@@ -411,564 +411,540 @@
     (local.set $16
      (i32.const 0)
     )
-    (block $switch$4$leave
-     (block $switch$4$default
-      (block $switch$4$case$2
-       (br_table $switch$4$case$2 $switch$4$default
-        (local.get $0)
+    (if
+     (i32.or
+      (i32.gt_u
+       (i32.add
+        (local.get $16)
+        (i32.const 4)
+       )
+       (local.get $1)
+      )
+      (i32.ge_u
+       (local.get $16)
+       (i32.const 65536)
+      )
+     )
+     (then
+      (local.set $17
+       (i32.const 4096)
+      )
+      (br $exit)
+     )
+    )
+    (local.set $21
+     (i32.and
+      (i32.sub
+       (local.get $6)
+       (i32.const 2)
+      )
+      (i32.const 65535)
+     )
+    )
+    (local.set $22
+     (local.get $21)
+    )
+    (if
+     (i32.gt_u
+      (local.get $22)
+      (i32.const 65534)
+     )
+     (then
+      (local.set $16
+       (i32.add
+        (local.get $16)
+        (i32.const 0)
        )
       )
-      (block
-       (block
-        (block
-         (block
-          (block
-           (if
-            (i32.or
-             (i32.gt_u
-              (i32.add
-               (local.get $16)
-               (i32.const 4)
-              )
-              (local.get $1)
-             )
-             (i32.ge_u
-              (local.get $16)
-              (i32.const 65536)
-             )
-            )
-            (then
-             (local.set $17
-              (i32.const 4096)
-             )
-             (br $exit)
-            )
-           )
-           (local.set $21
-            (i32.and
-             (i32.sub
-              (local.get $6)
-              (i32.const 2)
-             )
-             (i32.const 65535)
-            )
-           )
-           (local.set $22
-            (local.get $21)
-           )
-           (if
-            (i32.gt_u
-             (local.get $22)
-             (i32.const 65534)
-            )
-            (then
-             (local.set $16
-              (i32.add
-               (local.get $16)
-               (i32.const 0)
-              )
-             )
-             (local.set $17
-              (i32.const 4096)
-             )
-             (br $exit)
-            )
-           )
-           (local.set $23
-            (i32.and
-             (i32.shr_u
-              (local.get $22)
-              (i32.const 10)
-             )
-             (i32.const 16380)
-            )
-           )
-           (if
-            (i32.and
-             (i32.eq
-              (i32.load offset=16797696
-               (local.get $23)
-              )
-              (i32.shr_u
-               (local.get $22)
-               (i32.const 12)
-              )
-             )
-             (i32.le_u
-              (i32.and
-               (local.get $22)
-               (i32.const 4095)
-              )
-              (i32.const 4094)
-             )
-            )
-            (then
-             (local.set $24
-              (i32.add
-               (i32.load offset=16814080
-                (local.get $23)
-               )
-               (i32.and
-                (local.get $22)
-                (i32.const 4095)
-               )
-              )
-             )
-            )
-            (else
-             (local.set $24
-              (call $slow
-               (local.get $22)
-               (i32.const 2)
-               (i32.const 1)
-              )
-             )
-             (if
-              (i32.lt_s
-               (local.get $24)
-               (i32.const 0)
-              )
-              (then
-               (local.set $16
-                (i32.add
-                 (local.get $16)
-                 (i32.const 0)
-                )
-               )
-               (local.set $17
-                (i32.const 4096)
-               )
-               (br $exit)
-              )
-             )
-            )
-           )
-           (i32.store16 align=1
-            (local.get $24)
-            (i32.const 4099)
-           )
-           (local.set $6
-            (i32.or
-             (i32.and
-              (local.get $6)
-              (i32.const -65536)
-             )
-             (local.get $21)
-            )
-           )
-           (local.set $16
-            (i32.add
-             (local.get $16)
-             (i32.const 1)
-            )
-           )
-          )
-          (block
-           (local.set $21
-            (i32.and
-             (local.get $2)
-             (i32.const 65535)
-            )
-           )
-           (local.set $22
-            (i32.and
-             (i32.sub
-              (local.get $6)
-              (i32.const 2)
-             )
-             (i32.const 65535)
-            )
-           )
-           (local.set $23
-            (local.get $22)
-           )
-           (if
-            (i32.gt_u
-             (local.get $23)
-             (i32.const 65534)
-            )
-            (then
-             (local.set $16
-              (i32.add
-               (local.get $16)
-               (i32.const 0)
-              )
-             )
-             (local.set $17
-              (i32.const 4100)
-             )
-             (br $exit)
-            )
-           )
-           (local.set $24
-            (i32.and
-             (i32.shr_u
-              (local.get $23)
-              (i32.const 10)
-             )
-             (i32.const 16380)
-            )
-           )
-           (if
-            (i32.and
-             (i32.eq
-              (i32.load offset=16797696
-               (local.get $24)
-              )
-              (i32.shr_u
-               (local.get $23)
-               (i32.const 12)
-              )
-             )
-             (i32.le_u
-              (i32.and
-               (local.get $23)
-               (i32.const 4095)
-              )
-              (i32.const 4094)
-             )
-            )
-            (then
-             (local.set $25
-              (i32.add
-               (i32.load offset=16814080
-                (local.get $24)
-               )
-               (i32.and
-                (local.get $23)
-                (i32.const 4095)
-               )
-              )
-             )
-            )
-            (else
-             (local.set $25
-              (call $slow
-               (local.get $23)
-               (i32.const 2)
-               (i32.const 1)
-              )
-             )
-             (if
-              (i32.lt_s
-               (local.get $25)
-               (i32.const 0)
-              )
-              (then
-               (local.set $16
-                (i32.add
-                 (local.get $16)
-                 (i32.const 0)
-                )
-               )
-               (local.set $17
-                (i32.const 4100)
-               )
-               (br $exit)
-              )
-             )
-            )
-           )
-           (i32.store16 align=1
-            (local.get $25)
-            (local.get $21)
-           )
-           (local.set $6
-            (i32.or
-             (i32.and
-              (local.get $6)
-              (i32.const -65536)
-             )
-             (local.get $22)
-            )
-           )
-           (local.set $21
-            (i32.and
-             (local.get $6)
-             (i32.const 65535)
-            )
-           )
-           (if
-            (i32.gt_u
-             (local.get $21)
-             (i32.const 65534)
-            )
-            (then
-             (local.set $16
-              (i32.add
-               (local.get $16)
-               (i32.const 1)
-              )
-             )
-             (local.set $17
-              (i32.const 4101)
-             )
-             (br $exit)
-            )
-           )
-           (local.set $22
-            (i32.and
-             (i32.shr_u
-              (local.get $21)
-              (i32.const 10)
-             )
-             (i32.const 16380)
-            )
-           )
-           (if
-            (i32.and
-             (i32.eq
-              (i32.load offset=16781312
-               (local.get $22)
-              )
-              (i32.shr_u
-               (local.get $21)
-               (i32.const 12)
-              )
-             )
-             (i32.le_u
-              (i32.and
-               (local.get $21)
-               (i32.const 4095)
-              )
-              (i32.const 4094)
-             )
-            )
-            (then
-             (local.set $23
-              (i32.add
-               (i32.load offset=16814080
-                (local.get $22)
-               )
-               (i32.and
-                (local.get $21)
-                (i32.const 4095)
-               )
-              )
-             )
-            )
-            (else
-             (local.set $23
-              (call $slow
-               (local.get $21)
-               (i32.const 2)
-               (i32.const 0)
-              )
-             )
-             (if
-              (i32.lt_s
-               (local.get $23)
-               (i32.const 0)
-              )
-              (then
-               (local.set $16
-                (i32.add
-                 (local.get $16)
-                 (i32.const 1)
-                )
-               )
-               (local.set $17
-                (i32.const 4101)
-               )
-               (br $exit)
-              )
-             )
-            )
-           )
-           (local.set $24
-            (i32.load16_u align=1
-             (local.get $23)
-            )
-           )
-           (local.set $6
-            (i32.or
-             (i32.and
-              (local.get $6)
-              (i32.const -65536)
-             )
-             (i32.and
-              (i32.add
-               (local.get $6)
-               (i32.const 2)
-              )
-              (i32.const 65535)
-             )
-            )
-           )
-           (local.set $3
-            (i32.or
-             (i32.and
-              (local.get $3)
-              (i32.const -65536)
-             )
-             (i32.and
-              (local.get $24)
-              (i32.const 65535)
-             )
-            )
-           )
-           (local.set $21
-            (i32.and
-             (local.get $6)
-             (i32.const 65535)
-            )
-           )
-           (if
-            (i32.gt_u
-             (local.get $21)
-             (i32.const 65534)
-            )
-            (then
-             (local.set $16
-              (i32.add
-               (local.get $16)
-               (i32.const 2)
-              )
-             )
-             (local.set $17
-              (i32.const 4102)
-             )
-             (br $exit)
-            )
-           )
-           (local.set $22
-            (i32.and
-             (i32.shr_u
-              (local.get $21)
-              (i32.const 10)
-             )
-             (i32.const 16380)
-            )
-           )
-           (if
-            (i32.and
-             (i32.eq
-              (i32.load offset=16781312
-               (local.get $22)
-              )
-              (i32.shr_u
-               (local.get $21)
-               (i32.const 12)
-              )
-             )
-             (i32.le_u
-              (i32.and
-               (local.get $21)
-               (i32.const 4095)
-              )
-              (i32.const 4094)
-             )
-            )
-            (then
-             (local.set $23
-              (i32.add
-               (i32.load offset=16814080
-                (local.get $22)
-               )
-               (i32.and
-                (local.get $21)
-                (i32.const 4095)
-               )
-              )
-             )
-            )
-            (else
-             (local.set $23
-              (call $slow
-               (local.get $21)
-               (i32.const 2)
-               (i32.const 0)
-              )
-             )
-             (if
-              (i32.lt_s
-               (local.get $23)
-               (i32.const 0)
-              )
-              (then
-               (local.set $16
-                (i32.add
-                 (local.get $16)
-                 (i32.const 2)
-                )
-               )
-               (local.set $17
-                (i32.const 4102)
-               )
-               (br $exit)
-              )
-             )
-            )
-           )
-           (local.set $24
-            (i32.load16_u align=1
-             (local.get $23)
-            )
-           )
-           (local.set $25
-            (i32.and
-             (local.get $24)
-             (i32.const 65535)
-            )
-           )
-           (if
-            (i32.gt_u
-             (local.get $25)
-             (i32.const 65535)
-            )
-            (then
-             (local.set $16
-              (i32.add
-               (local.get $16)
-               (i32.const 2)
-              )
-             )
-             (local.set $17
-              (i32.const 4102)
-             )
-             (br $exit)
-            )
-           )
-           (local.set $6
-            (i32.or
-             (i32.and
-              (local.get $6)
-              (i32.const -65536)
-             )
-             (i32.and
-              (i32.add
-               (local.get $6)
-               (i32.const 2)
-              )
-              (i32.const 65535)
-             )
-            )
-           )
-           (local.set $19
-            (local.get $25)
-           )
-           (local.set $16
-            (i32.add
-             (local.get $16)
-             (i32.const 3)
-            )
-           )
-          )
-         )
-         (block
-          (local.set $17
-           (local.get $19)
-          )
-          (br $exit)
-         )
+      (local.set $17
+       (i32.const 4096)
+      )
+      (br $exit)
+     )
+    )
+    (local.set $23
+     (i32.and
+      (i32.shr_u
+       (local.get $22)
+       (i32.const 10)
+      )
+      (i32.const 16380)
+     )
+    )
+    (if
+     (i32.and
+      (i32.eq
+       (i32.load offset=16797696
+        (local.get $23)
+       )
+       (i32.shr_u
+        (local.get $22)
+        (i32.const 12)
+       )
+      )
+      (i32.le_u
+       (i32.and
+        (local.get $22)
+        (i32.const 4095)
+       )
+       (i32.const 4094)
+      )
+     )
+     (then
+      (local.set $24
+       (i32.add
+        (i32.load offset=16814080
+         (local.get $23)
+        )
+        (i32.and
+         (local.get $22)
+         (i32.const 4095)
         )
        )
       )
      )
-     (block
-      (block
-       (unreachable)
+     (else
+      (local.set $24
+       (call $slow
+        (local.get $22)
+        (i32.const 2)
+        (i32.const 1)
+       )
       )
+      (if
+       (i32.lt_s
+        (local.get $24)
+        (i32.const 0)
+       )
+       (then
+        (local.set $16
+         (i32.add
+          (local.get $16)
+          (i32.const 0)
+         )
+        )
+        (local.set $17
+         (i32.const 4096)
+        )
+        (br $exit)
+       )
+      )
+     )
+    )
+    (i32.store16 align=1
+     (local.get $24)
+     (i32.const 4099)
+    )
+    (local.set $6
+     (i32.or
+      (i32.and
+       (local.get $6)
+       (i32.const -65536)
+      )
+      (local.get $21)
+     )
+    )
+    (local.set $16
+     (i32.add
+      (local.get $16)
+      (i32.const 1)
+     )
+    )
+    (block
+     (local.set $21
+      (i32.and
+       (local.get $2)
+       (i32.const 65535)
+      )
+     )
+     (local.set $22
+      (i32.and
+       (i32.sub
+        (local.get $6)
+        (i32.const 2)
+       )
+       (i32.const 65535)
+      )
+     )
+     (local.set $23
+      (local.get $22)
+     )
+     (if
+      (i32.gt_u
+       (local.get $23)
+       (i32.const 65534)
+      )
+      (then
+       (local.set $16
+        (i32.add
+         (local.get $16)
+         (i32.const 0)
+        )
+       )
+       (local.set $17
+        (i32.const 4100)
+       )
+       (br $exit)
+      )
+     )
+     (local.set $24
+      (i32.and
+       (i32.shr_u
+        (local.get $23)
+        (i32.const 10)
+       )
+       (i32.const 16380)
+      )
+     )
+     (if
+      (i32.and
+       (i32.eq
+        (i32.load offset=16797696
+         (local.get $24)
+        )
+        (i32.shr_u
+         (local.get $23)
+         (i32.const 12)
+        )
+       )
+       (i32.le_u
+        (i32.and
+         (local.get $23)
+         (i32.const 4095)
+        )
+        (i32.const 4094)
+       )
+      )
+      (then
+       (local.set $25
+        (i32.add
+         (i32.load offset=16814080
+          (local.get $24)
+         )
+         (i32.and
+          (local.get $23)
+          (i32.const 4095)
+         )
+        )
+       )
+      )
+      (else
+       (local.set $25
+        (call $slow
+         (local.get $23)
+         (i32.const 2)
+         (i32.const 1)
+        )
+       )
+       (if
+        (i32.lt_s
+         (local.get $25)
+         (i32.const 0)
+        )
+        (then
+         (local.set $16
+          (i32.add
+           (local.get $16)
+           (i32.const 0)
+          )
+         )
+         (local.set $17
+          (i32.const 4100)
+         )
+         (br $exit)
+        )
+       )
+      )
+     )
+     (i32.store16 align=1
+      (local.get $25)
+      (local.get $21)
+     )
+     (local.set $6
+      (i32.or
+       (i32.and
+        (local.get $6)
+        (i32.const -65536)
+       )
+       (local.get $22)
+      )
+     )
+     (local.set $21
+      (i32.and
+       (local.get $6)
+       (i32.const 65535)
+      )
+     )
+     (if
+      (i32.gt_u
+       (local.get $21)
+       (i32.const 65534)
+      )
+      (then
+       (local.set $16
+        (i32.add
+         (local.get $16)
+         (i32.const 1)
+        )
+       )
+       (local.set $17
+        (i32.const 4101)
+       )
+       (br $exit)
+      )
+     )
+     (local.set $22
+      (i32.and
+       (i32.shr_u
+        (local.get $21)
+        (i32.const 10)
+       )
+       (i32.const 16380)
+      )
+     )
+     (if
+      (i32.and
+       (i32.eq
+        (i32.load offset=16781312
+         (local.get $22)
+        )
+        (i32.shr_u
+         (local.get $21)
+         (i32.const 12)
+        )
+       )
+       (i32.le_u
+        (i32.and
+         (local.get $21)
+         (i32.const 4095)
+        )
+        (i32.const 4094)
+       )
+      )
+      (then
+       (local.set $23
+        (i32.add
+         (i32.load offset=16814080
+          (local.get $22)
+         )
+         (i32.and
+          (local.get $21)
+          (i32.const 4095)
+         )
+        )
+       )
+      )
+      (else
+       (local.set $23
+        (call $slow
+         (local.get $21)
+         (i32.const 2)
+         (i32.const 0)
+        )
+       )
+       (if
+        (i32.lt_s
+         (local.get $23)
+         (i32.const 0)
+        )
+        (then
+         (local.set $16
+          (i32.add
+           (local.get $16)
+           (i32.const 1)
+          )
+         )
+         (local.set $17
+          (i32.const 4101)
+         )
+         (br $exit)
+        )
+       )
+      )
+     )
+     (local.set $24
+      (i32.load16_u align=1
+       (local.get $23)
+      )
+     )
+     (local.set $6
+      (i32.or
+       (i32.and
+        (local.get $6)
+        (i32.const -65536)
+       )
+       (i32.and
+        (i32.add
+         (local.get $6)
+         (i32.const 2)
+        )
+        (i32.const 65535)
+       )
+      )
+     )
+     (local.set $3
+      (i32.or
+       (i32.and
+        (local.get $3)
+        (i32.const -65536)
+       )
+       (i32.and
+        (local.get $24)
+        (i32.const 65535)
+       )
+      )
+     )
+     (local.set $21
+      (i32.and
+       (local.get $6)
+       (i32.const 65535)
+      )
+     )
+     (if
+      (i32.gt_u
+       (local.get $21)
+       (i32.const 65534)
+      )
+      (then
+       (local.set $16
+        (i32.add
+         (local.get $16)
+         (i32.const 2)
+        )
+       )
+       (local.set $17
+        (i32.const 4102)
+       )
+       (br $exit)
+      )
+     )
+     (local.set $22
+      (i32.and
+       (i32.shr_u
+        (local.get $21)
+        (i32.const 10)
+       )
+       (i32.const 16380)
+      )
+     )
+     (if
+      (i32.and
+       (i32.eq
+        (i32.load offset=16781312
+         (local.get $22)
+        )
+        (i32.shr_u
+         (local.get $21)
+         (i32.const 12)
+        )
+       )
+       (i32.le_u
+        (i32.and
+         (local.get $21)
+         (i32.const 4095)
+        )
+        (i32.const 4094)
+       )
+      )
+      (then
+       (local.set $23
+        (i32.add
+         (i32.load offset=16814080
+          (local.get $22)
+         )
+         (i32.and
+          (local.get $21)
+          (i32.const 4095)
+         )
+        )
+       )
+      )
+      (else
+       (local.set $23
+        (call $slow
+         (local.get $21)
+         (i32.const 2)
+         (i32.const 0)
+        )
+       )
+       (if
+        (i32.lt_s
+         (local.get $23)
+         (i32.const 0)
+        )
+        (then
+         (local.set $16
+          (i32.add
+           (local.get $16)
+           (i32.const 2)
+          )
+         )
+         (local.set $17
+          (i32.const 4102)
+         )
+         (br $exit)
+        )
+       )
+      )
+     )
+     (local.set $24
+      (i32.load16_u align=1
+       (local.get $23)
+      )
+     )
+     (local.set $25
+      (i32.and
+       (local.get $24)
+       (i32.const 65535)
+      )
+     )
+     (if
+      (i32.gt_u
+       (local.get $25)
+       (i32.const 65535)
+      )
+      (then
+       (local.set $16
+        (i32.add
+         (local.get $16)
+         (i32.const 2)
+        )
+       )
+       (local.set $17
+        (i32.const 4102)
+       )
+       (br $exit)
+      )
+     )
+     (local.set $6
+      (i32.or
+       (i32.and
+        (local.get $6)
+        (i32.const -65536)
+       )
+       (i32.and
+        (i32.add
+         (local.get $6)
+         (i32.const 2)
+        )
+        (i32.const 65535)
+       )
+      )
+     )
+     (local.set $19
+      (local.get $25)
+     )
+     (local.set $16
+      (i32.add
+       (local.get $16)
+       (i32.const 3)
+      )
+     )
+     (block
+      (local.set $17
+       (local.get $19)
+      )
+      (br $exit)
      )
     )
    )

@@ -406,257 +406,227 @@
   )
   (block $exit
    (block
-    (block $block$2$break
-     (local.set $16
-      (i32.const 0)
-     )
-     (block $switch$4$leave
-      (block $switch$4$default
-       (block $switch$4$case$2
-        (br_table $switch$4$case$2 $switch$4$default
-         (local.get $0)
-        )
-       )
-       (block
-        (br $block$2$break)
-       )
-      )
-      (block
-       (block
-        (unreachable)
-       )
-      )
-     )
+    (local.set $16
+     (i32.const 0)
     )
-    (block
-     (block $block$3$break
-      (loop $shape$3$continue
-       (block
-        (if
-         (i32.or
-          (i32.gt_u
-           (i32.add
-            (local.get $16)
-            (i32.const 4)
-           )
-           (local.get $1)
-          )
-          (i32.ge_u
-           (local.get $16)
-           (i32.const 65536)
-          )
-         )
-         (then
-          (local.set $17
-           (i32.const 1048576)
-          )
-          (br $exit)
-         )
+    (loop $L0
+     (if
+      (i32.or
+       (i32.gt_u
+        (i32.add
+         (local.get $16)
+         (i32.const 4)
         )
-        (local.set $21
-         (i32.add
-          (i32.const 4)
-          (local.get $5)
-         )
+        (local.get $1)
+       )
+       (i32.ge_u
+        (local.get $16)
+        (i32.const 65536)
+       )
+      )
+      (then
+       (local.set $17
+        (i32.const 1048576)
+       )
+       (br $exit)
+      )
+     )
+     (local.set $21
+      (i32.add
+       (i32.const 4)
+       (local.get $5)
+      )
+     )
+     (if
+      (i32.gt_u
+       (local.get $21)
+       (i32.const -4)
+      )
+      (then
+       (local.set $16
+        (i32.add
+         (local.get $16)
+         (i32.const 0)
         )
-        (if
-         (i32.gt_u
-          (local.get $21)
-          (i32.const -4)
-         )
-         (then
-          (local.set $16
-           (i32.add
-            (local.get $16)
-            (i32.const 0)
-           )
-          )
-          (local.set $17
-           (i32.const 1048576)
-          )
-          (br $exit)
-         )
-        )
-        (local.set $22
-         (i32.and
-          (i32.shr_u
-           (local.get $21)
-           (i32.const 10)
-          )
-          (i32.const 16380)
-         )
-        )
-        (if
-         (i32.and
-          (i32.eq
-           (i32.load offset=16797696
-            (local.get $22)
-           )
-           (i32.shr_u
-            (local.get $21)
-            (i32.const 12)
-           )
-          )
-          (i32.le_u
-           (i32.and
-            (local.get $21)
-            (i32.const 4095)
-           )
-           (i32.const 4092)
-          )
-         )
-         (then
-          (local.set $23
-           (i32.add
-            (i32.load offset=16814080
-             (local.get $22)
-            )
-            (i32.and
-             (local.get $21)
-             (i32.const 4095)
-            )
-           )
-          )
-         )
-         (else
-          (local.set $23
-           (call $slow
-            (local.get $21)
-            (i32.const 4)
-            (i32.const 1)
-           )
-          )
-          (if
-           (i32.lt_s
-            (local.get $23)
-            (i32.const 0)
-           )
-           (then
-            (local.set $16
-             (i32.add
-              (local.get $16)
-              (i32.const 0)
-             )
-            )
-            (local.set $17
-             (i32.const 1048576)
-            )
-            (br $exit)
-           )
-          )
-         )
-        )
-        (i32.store align=1
-         (local.get $23)
-         (local.get $2)
-        )
-        (local.set $21
-         (local.get $2)
-        )
-        (local.set $22
-         (i32.add
-          (local.get $21)
-          (i32.const 1)
-         )
-        )
-        (if
-         (i32.and
-          (local.get $14)
-          (i32.const 1)
-         )
-         (then
-          (local.set $15
-           (i32.or
-            (i32.and
-             (local.get $15)
-             (i32.const -2)
-            )
-            (i32.and
-             (call $flags
-              (local.get $10)
-              (local.get $11)
-              (local.get $12)
-              (local.get $13)
-              (local.get $14)
-              (local.get $15)
-             )
-             (i32.const 1)
-            )
-           )
-          )
-         )
-        )
-        (local.set $10
-         (i32.const 8193)
-        )
-        (local.set $11
+       )
+       (local.set $17
+        (i32.const 1048576)
+       )
+       (br $exit)
+      )
+     )
+     (local.set $22
+      (i32.and
+       (i32.shr_u
+        (local.get $21)
+        (i32.const 10)
+       )
+       (i32.const 16380)
+      )
+     )
+     (if
+      (i32.and
+       (i32.eq
+        (i32.load offset=16797696
          (local.get $22)
         )
-        (local.set $12
+        (i32.shr_u
          (local.get $21)
+         (i32.const 12)
         )
-        (local.set $13
-         (i32.const 1)
+       )
+       (i32.le_u
+        (i32.and
+         (local.get $21)
+         (i32.const 4095)
         )
-        (local.set $14
-         (i32.const 2260)
-        )
-        (local.set $2
-         (local.get $22)
-        )
-        (local.set $21
-         (local.get $2)
-        )
-        (local.set $22
-         (i32.const 10)
-        )
-        (local.set $23
-         (i32.sub
-          (local.get $21)
+        (i32.const 4092)
+       )
+      )
+      (then
+       (local.set $23
+        (i32.add
+         (i32.load offset=16814080
           (local.get $22)
          )
+         (i32.and
+          (local.get $21)
+          (i32.const 4095)
+         )
         )
-        (local.set $10
-         (i32.const 8195)
-        )
-        (local.set $11
-         (local.get $23)
-        )
-        (local.set $12
+       )
+      )
+      (else
+       (local.set $23
+        (call $slow
          (local.get $21)
-        )
-        (local.set $13
-         (local.get $22)
-        )
-        (local.set $14
-         (i32.const 2261)
-        )
-        (local.set $18
-         (i32.lt_s
-          (local.get $12)
-          (local.get $13)
-         )
-        )
-        (local.set $16
-         (i32.add
-          (local.get $16)
-          (i32.const 4)
-         )
+         (i32.const 4)
+         (i32.const 1)
         )
        )
        (if
-        (local.get $18)
-        (then
-         (br $shape$3$continue)
+        (i32.lt_s
+         (local.get $23)
+         (i32.const 0)
         )
-        (else
-         (br $block$3$break)
+        (then
+         (local.set $16
+          (i32.add
+           (local.get $16)
+           (i32.const 0)
+          )
+         )
+         (local.set $17
+          (i32.const 1048576)
+         )
+         (br $exit)
         )
        )
       )
      )
-     (block
-      (block
+     (i32.store align=1
+      (local.get $23)
+      (local.get $2)
+     )
+     (local.set $21
+      (local.get $2)
+     )
+     (local.set $22
+      (i32.add
+       (local.get $21)
+       (i32.const 1)
+      )
+     )
+     (if
+      (i32.and
+       (local.get $14)
+       (i32.const 1)
+      )
+      (then
+       (local.set $15
+        (i32.or
+         (i32.and
+          (local.get $15)
+          (i32.const -2)
+         )
+         (i32.and
+          (call $flags
+           (local.get $10)
+           (local.get $11)
+           (local.get $12)
+           (local.get $13)
+           (local.get $14)
+           (local.get $15)
+          )
+          (i32.const 1)
+         )
+        )
+       )
+      )
+     )
+     (local.set $10
+      (i32.const 8193)
+     )
+     (local.set $11
+      (local.get $22)
+     )
+     (local.set $12
+      (local.get $21)
+     )
+     (local.set $13
+      (i32.const 1)
+     )
+     (local.set $14
+      (i32.const 2260)
+     )
+     (local.set $2
+      (local.get $22)
+     )
+     (local.set $21
+      (local.get $2)
+     )
+     (local.set $22
+      (i32.const 10)
+     )
+     (local.set $23
+      (i32.sub
+       (local.get $21)
+       (local.get $22)
+      )
+     )
+     (local.set $10
+      (i32.const 8195)
+     )
+     (local.set $11
+      (local.get $23)
+     )
+     (local.set $12
+      (local.get $21)
+     )
+     (local.set $13
+      (local.get $22)
+     )
+     (local.set $14
+      (i32.const 2261)
+     )
+     (local.set $18
+      (i32.lt_s
+       (local.get $12)
+       (local.get $13)
+      )
+     )
+     (local.set $16
+      (i32.add
+       (local.get $16)
+       (i32.const 4)
+      )
+     )
+     (if
+      (local.get $18)
+      (then
+       (br $L0)
+      )
+      (else
        (local.set $17
         (i32.const 1048585)
        )
