@@ -1324,9 +1324,16 @@ export class Cpu {
 
   private sinceClockCheck = 0;
 
+  /**
+   * The block whose instruction exited last, kept across the exit so that the block at the resume
+   * point is found through its links rather than the block cache (the links are checked as usual).
+   */
+  private exitBlock: Block | null = null;
+
   private runLoop(): void {
     const st = this.st;
-    let prev: Block | null = null;
+    let prev: Block | null = this.exitBlock;
+    this.exitBlock = null;
     for (;;) {
       if (this.timer <= 0) {
         this.timerExit();
@@ -1442,6 +1449,7 @@ export class Cpu {
         // The exiting instruction (last executed) has not retired; the kernel retires it if it
         // emulates it.
         this.retire(k - 1 + this.repExtra);
+        this.exitBlock = blk;
         return;
       }
       const retired = k + this.repExtra;

@@ -93,3 +93,35 @@ test("a budget beyond the 32-bit preemption timer is not cut short: the timer ru
   assertEquals(vcpu.run().exitReason, KvmExit.BUDGET);
   assertEquals(vcpu.instructions, 7);
 });
+
+test("after an exit the guest resumes at what is at RIP now: code rewritten by userspace, a new RIP, a new CS base", () => {
+  // L: out 0x80,al; dec cx; jnz L; hlt      (the OUT's block links to the block after it once it has resumed there)
+  const loop = [0xe6, 0x80, 0x49, 0x75, 0xfb, 0xf4];
+  const { vm, vcpu } = realModeGuest(loop, { regs: { rcx: 10 } });
+  for (let k = 0; k < 3; k++) assertEquals(vcpu.run().exitReason, KvmExit.IO);
+  vm.writeGuest(CODE + 2, new Uint8Array([0xf4])); // dec cx → hlt
+  assertEquals(vcpu.run().exitReason, KvmExit.HLT, "the rewritten instruction runs, not the decoded one");
+  assertEquals(vcpu.getRegs().rip, CODE + 3);
+  assertEquals(vcpu.getRegs().rcx, 8);
+
+  // A new RIP set by userspace between exits.
+  const b = realModeGuest(loop, { regs: { rcx: 10 } });
+  b.vm.writeGuest(0x3000, new Uint8Array([0x43, 0xf4])); // inc bx; hlt
+  for (let k = 0; k < 3; k++) assertEquals(b.vcpu.run().exitReason, KvmExit.IO);
+  b.vcpu.run(); // completes the OUT, resumes the loop: the fourth OUT
+  b.vcpu.setRegs({ rip: 0x3000 });
+  // The OUT completes (RIP += 2 from 0x3000), so the guest resumes at 0x3002: put the code there.
+  b.vm.writeGuest(0x3002, new Uint8Array([0x43, 0xf4]));
+  assertEquals(b.vcpu.run().exitReason, KvmExit.HLT);
+  assertEquals(b.vcpu.getRegs().rip, 0x3004);
+  assertEquals(b.vcpu.getRegs().rbx, 1);
+
+  // A new CS base written through the VMCS between exits: the same IP is other code.
+  const c = realModeGuest(loop, { regs: { rcx: 10 } });
+  c.vm.writeGuest(0x2000 + CODE + 2, new Uint8Array([0x43, 0xf4])); // at CS base 0x2000: inc bx; hlt
+  for (let k = 0; k < 3; k++) assertEquals(c.vcpu.run().exitReason, KvmExit.IO);
+  c.vcpu.vmcsWrite(VmcsField.GUEST_CS_BASE, 0x2000);
+  assertEquals(c.vcpu.run().exitReason, KvmExit.HLT);
+  assertEquals(c.vcpu.getRegs().rbx, 1);
+  assertEquals(c.vcpu.getRegs().rcx, 8);
+});

@@ -127,7 +127,7 @@ export class Vcpu {
    */
   budgetEnd = Infinity;
   /** Hooks at vmxHandleExit, indexed by basic exit reason. */
-  readonly vmxExitHooks: (VmxExitHook | undefined)[] = [];
+  readonly vmxExitHooks: (VmxExitHook | undefined)[] = new Array(64).fill(undefined);
   /** VM exits by basic reason, and userspace exits by KVM reason. */
   readonly vmxExitCounts = new Float64Array(64);
   readonly userExitCounts = new ExitCounts();

@@ -6,7 +6,7 @@
  */
 import "../vmx/vmx.ts";
 import { Kvm, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, Vm } from "../kvm/kvm_main.ts";
-import { KvmExit, kvmExitName, KvmRun, toVcpuExit, type VcpuExit, KVM_ENOSYS } from "../kvm/kvm_run.ts";
+import { KvmExit, kvmExitName, KvmRun, toVcpuExit, type VcpuExit, KVM_ENOSYS, KVM_EXIT_IO_IN } from "../kvm/kvm_run.ts";
 import type { KvmRegs, Vcpu, VmxExitHook } from "../kvm/vcpu.ts";
 import type { TraceSink } from "../kvm/trace.ts";
 import { EXIT_REASON_NAMES } from "../cpu/vmcs.ts";
@@ -667,42 +667,51 @@ export class Machine {
   /** kvm_handle_io: each element of a KVM_EXIT_IO goes to the port's hook or userspace device. */
   kvmHandleIo(run: KvmRun): void {
     const io = run.io;
-    const isIn = io.direction === 0;
+    const isIn = io.direction === KVM_EXIT_IO_IN;
     const size = io.size as 1 | 2 | 4;
     const port = io.port;
+    const count = io.count;
     const data = run.data;
     const hook = isIn ? this.ioIn.get(port) : this.ioOut.get(port);
-    const dev = hook === undefined ? this.userBus.find(port) : undefined;
-    for (let k = 0; k < io.count; k++) {
-      const off = io.dataOffset + k * size;
-      if (isIn) {
-        let v = -1;
-        if (hook !== undefined && hook.sizes & size) {
+    if (hook !== undefined && (hook.sizes & size) !== 0) {
+      // A script's hook (the common case: one element).
+      for (let k = 0, off = io.dataOffset; k < count; k++, off += size) {
+        if (isIn) {
           let r: number | void;
           try {
             r = hook.handler({ port, size, direction: "in", value: 0 }, this.ctx);
           } catch (e) {
             throw this.hookError(hook.name, `KVM_EXIT_IO in port 0x${port.toString(16)}`, e);
           }
-          v = r === undefined ? -1 : r;
-        } else if (dev !== undefined) {
-          v = dev.read(port, size);
-        }
-        for (let b = 0; b < size; b++) data[off + b] = v >> (8 * b);
-      } else {
-        let v = 0;
-        for (let b = size - 1; b >= 0; b--) v = (v << 8) | data[off + b];
-        v >>>= 0;
-        if (hook !== undefined && hook.sizes & size) {
+          const v = r === undefined ? -1 : r;
+          data[off] = v;
+          if (size !== 1) {
+            data[off + 1] = v >> 8;
+            if (size === 4) { data[off + 2] = v >> 16; data[off + 3] = v >> 24; }
+          }
+        } else {
+          const v = size === 1 ? data[off] : size === 2 ? data[off] | (data[off + 1] << 8)
+            : (data[off] | (data[off + 1] << 8) | (data[off + 2] << 16) | (data[off + 3] << 24)) >>> 0;
           try {
             hook.handler({ port, size, direction: "out", value: v }, this.ctx);
           } catch (e) {
             throw this.hookError(hook.name, `KVM_EXIT_IO out port 0x${port.toString(16)}`, e);
           }
-        } else if (dev !== undefined) {
-          dev.write(port, size, v);
         }
-        // Nobody claims the port: the OUT is counted (vm.countPio) and dropped.
+      }
+      return;
+    }
+    // A userspace device, or nobody: an IN reads all ones, an OUT is counted (vm.countPio) and dropped.
+    const dev = hook === undefined ? this.userBus.find(port) : undefined;
+    for (let k = 0; k < count; k++) {
+      const off = io.dataOffset + k * size;
+      if (isIn) {
+        const v = dev !== undefined ? dev.read(port, size) : -1;
+        for (let b = 0; b < size; b++) data[off + b] = v >> (8 * b);
+      } else if (dev !== undefined) {
+        let v = 0;
+        for (let b = size - 1; b >= 0; b--) v = (v << 8) | data[off + b];
+        dev.write(port, size, v >>> 0);
       }
     }
   }

@@ -160,6 +160,7 @@ function guestStateOf(cpu: Cpu): GuestStateAccess {
         const s = segField(enc, base);
         st[St.SEG + s * SEG_WORDS + word] = v;
         cpu.refreshSeg(s);
+        if (s === Seg.CS) cpu.linkEpoch++; // decoded blocks may no longer follow each other
         if (s === Seg.CS || s === Seg.SS) cpu.updateCpl();
         return true;
       };
