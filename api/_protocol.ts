@@ -9,6 +9,8 @@ import type { FieldLocation } from "./problem.ts";
 export type Mode = "real" | "protected" | "paged" | "long";
 export type Format = "raw" | "elf" | "multiboot" | "rom" | "auto";
 export type TraceKind = "off" | "exits" | "path";
+/** The engines the service runs (kvm is refused before a request reaches a worker). */
+export type EngineName = "interp" | "jit" | "auto";
 
 export const REG64 = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi"] as const;
 export const REG32 = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"] as const;
@@ -27,6 +29,7 @@ export interface MachineSpec {
   load?: number;
   entry?: number;
   memBytes: number;
+  engine: EngineName;
   regs: RegAssignment[];
   hooks: string[];
   script?: string;
@@ -42,7 +45,7 @@ export interface RunSpec {
 }
 
 export type WorkerRequest =
-  | { op: "init"; scripts: string[]; limits: Limits }
+  | { op: "init"; scripts: string[]; limits: Limits; preloadJit: boolean }
   | { op: "run"; machine: MachineSpec; run: RunSpec }
   | { op: "create"; session: string; machine: MachineSpec }
   | { op: "sessionRun"; session: string; run: RunSpec }
@@ -106,6 +109,8 @@ export interface RunReport {
   console: string;
   consoleTruncated: boolean;
   engine: string;
+  /** Under jit or auto: the JIT's counters since the machine was made (sessions: over all their runs). */
+  jit?: { regions: number; blocks: number; compiledInstructions: number; compileMs: number };
   wallMs: number;
   timings: { setupMs: number; runMs: number; workerMs: number; queueMs?: number; totalMs?: number };
   logs: string[];

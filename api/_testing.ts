@@ -5,6 +5,10 @@
 import { readFileSync } from "node:fs";
 import { Buffer } from "node:buffer";
 import type { Service } from "./app.ts";
+import { defaultEngine } from "../runtime/vmm/engines.ts";
+
+/** The engine requests run under when they name none: interp, or VMXLAB_ENGINE (scripts/test.sh runs the api tests again with jit). */
+export const ENGINE = defaultEngine();
 
 export const REPO = new URL("..", import.meta.url).pathname;
 

@@ -3,6 +3,7 @@
  * request at a time (guest code runs synchronously, so nothing else would interleave anyway).
  */
 import { loadHookScripts } from "./hooks.ts";
+import { loadJit } from "../jit/mod.ts";
 import { ActionError, VmHost } from "./actions.ts";
 import { reportJsonHead, type RunReply, type WorkerError, type WorkerMessage, type WorkerRequest } from "./_protocol.ts";
 
@@ -22,6 +23,8 @@ function post(m: WorkerMessage, transfer?: Transferable[]): void {
 async function handle(req: WorkerRequest): Promise<unknown> {
   if (req.op === "init") {
     const { sets, info } = await loadHookScripts(req.scripts);
+    // jit: "preload": binaryen now, so no run waits for it (otherwise the first jit or auto run loads it).
+    if (req.preloadJit) await loadJit();
     host = new VmHost(req.limits, sets, (event) => post({ event }));
     return { hookSets: info };
   }

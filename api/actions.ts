@@ -8,9 +8,12 @@ import { ImageError } from "../runtime/vmm/image.ts";
 import { KvmError } from "../runtime/kvm/kvm_main.ts";
 import { disassemble, type DisasmBits } from "../runtime/vmm/disasm.ts";
 import type { TraceEvent } from "../runtime/kvm/trace.ts";
+import { EXIT_REASON_NAMES } from "../runtime/cpu/vmcs.ts";
+import { kvmExitName } from "../runtime/kvm/kvm_run.ts";
 import type { Limits } from "./config.ts";
 import type { HookSet } from "./hooks.ts";
 import { loadQuickJs, ScriptFailure, ScriptSandbox } from "./sandbox.ts";
+import { loadJit } from "../jit/mod.ts";
 import { REG16, REG32, REG64 } from "./_protocol.ts";
 import type { MachineSpec, RegAssignment, RegsReport, RunReport, RunSpec, SessionEvent, WorkerError } from "./_protocol.ts";
 
@@ -117,6 +120,7 @@ export class VmHost {
   /** Build, run and drop a machine. */
   async run(spec: MachineSpec, run: RunSpec): Promise<RunReport> {
     const t0 = performance.now();
+    await engineReady(spec);
     const made = this.take(spec);
     try {
       const vm = await this.build(spec, made);
@@ -133,6 +137,7 @@ export class VmHost {
   /** Build a session's machine. */
   async create(session: string, spec: MachineSpec): Promise<{ regs: RegsReport }> {
     if (this.sessions.has(session)) throw new ActionError({ kind: "internal", message: `Session ${session} exists already` });
+    await engineReady(spec);
     const made = this.take(spec);
     let vm: Vm;
     try {
@@ -260,13 +265,30 @@ export class VmHost {
 
   private newMachine(mode: MachineSpec["mode"], memBytes: number): Made {
     // The console sink is fixed at construction; it forwards to whichever Vm owns the machine.
+    // Made with no engine: take() attaches the one a request asks for (machines are kept by mode and size only).
     const target: { vm: Vm | null } = { vm: null };
-    const machine = new Machine({ mode, memSize: memBytes, console: (b) => this.onConsole(target.vm, b), reusable: memBytes <= SPARE_MAX_MEM });
+    const machine = new Machine({ mode, memSize: memBytes, engine: "interp", console: (b) => this.onConsole(target.vm, b), reusable: memBytes <= SPARE_MAX_MEM });
     return { machine, target, key: `${mode}/${memBytes}` };
   }
 
-  /** A machine for `spec`: a ready one, a used one reset now, or a new one. */
+  /**
+   * A machine for `spec` with its engine attached: a ready one, a used one reset now, or a new
+   * one. A reused machine keeps the engine of its last run through reset(), so the engine is set
+   * on every take (a fresh JitEngine, or none).
+   */
   private take(spec: MachineSpec): Made {
+    const made = this.takeMachine(spec);
+    try {
+      made.machine.setEngine(spec.engine);
+    } catch (e) {
+      this.release(made);
+      if (e instanceof MachineError) throw new ActionError({ kind: "unsupported", message: e.message, field: "engine" });
+      throw e;
+    }
+    return made;
+  }
+
+  private takeMachine(spec: MachineSpec): Made {
     const key = `${spec.mode}/${spec.memBytes}`;
     this.lastKey = key;
     const ready = this.spare.get(key)?.pop();
@@ -401,11 +423,13 @@ export class VmHost {
     const deadline = t0 + spec.timeoutMs;
     const total: RunResult = { exit: { reason: "budget" }, instructions: 0, exits: {}, userspaceExits: {}, wallMs: 0 };
     let hookFailure: { hook: string; cause: string; message: string } | null = null;
+    let sliceStart = countsOf(m);
     try {
       let left = spec.budget;
       for (;;) {
         const slice = Math.min(left, SLICE);
         const now = performance.now();
+        sliceStart = countsOf(m);
         const r = m.run({ budget: slice, timeoutMs: Math.max(0, deadline - now) });
         m.consoleBytes.length = 0; // the console is collected by the sink; keep the machine's copy small
         merge(total, r);
@@ -431,6 +455,8 @@ export class VmHost {
       }
     } catch (e) {
       if (!(e instanceof MachineError && e.kind === "hook")) throw e;
+      // The slice that failed returned no result: its share of the counts, from the vCPU's counters.
+      merge(total, sinceCounts(vm.machine, sliceStart));
       // MachineError's message names the hook and the exit; a script failure says why it failed.
       const m = /^Hook "([^"]*)" threw on (.*?): /.exec(e.message);
       const hook = e.cause instanceof ScriptFailure && e.cause.hook ? e.cause.hook : (m?.[1] ?? "unknown");
@@ -454,7 +480,43 @@ export class VmHost {
   }
 }
 
-function merge(total: RunResult, r: RunResult): void {
+/** Load binaryen in this worker when `spec` asks for jit or auto (once; later calls return at once). */
+async function engineReady(spec: MachineSpec): Promise<void> {
+  if (spec.engine === "interp") return;
+  try {
+    await loadJit();
+  } catch (e) {
+    throw new ActionError({ kind: "unsupported", message: `Engine "${spec.engine}" cannot be loaded in this worker: ${(e as Error)?.message ?? String(e)}`, field: "engine" });
+  }
+}
+
+/** The vCPU's counters (retired instructions, VM exits, userspace exits), to take a difference later. */
+interface Counts {
+  instructions: number;
+  vmx: Float64Array;
+  user: Map<number, number>;
+}
+function countsOf(m: Machine): Counts {
+  const v = m.vcpu;
+  return { instructions: v.instructions, vmx: Float64Array.from(v.vmxExitCounts), user: new Map(v.userExitCounts) };
+}
+/** What ran since `c`, as a RunResult's counts (Machine.run's names). */
+function sinceCounts(m: Machine, c: Counts): Pick<RunResult, "instructions" | "exits" | "userspaceExits"> {
+  const v = m.vcpu;
+  const exits: Record<string, number> = {};
+  v.vmxExitCounts.forEach((n, r) => {
+    const d = n - c.vmx[r];
+    if (d > 0) exits[(EXIT_REASON_NAMES[r] ?? `reason_${r}`).toLowerCase()] = d;
+  });
+  const userspaceExits: Record<string, number> = {};
+  for (const [r, n] of v.userExitCounts) {
+    const d = n - (c.user.get(r) ?? 0);
+    if (d > 0) userspaceExits[kvmExitName(r)] = d;
+  }
+  return { instructions: v.instructions - c.instructions, exits, userspaceExits };
+}
+
+function merge(total: RunResult, r: Pick<RunResult, "instructions" | "exits" | "userspaceExits">): void {
   total.instructions += r.instructions;
   for (const [k, v] of Object.entries(r.exits)) total.exits[k] = (total.exits[k] ?? 0) + v;
   for (const [k, v] of Object.entries(r.userspaceExits)) total.userspaceExits[k] = (total.userspaceExits[k] ?? 0) + v;
@@ -525,11 +587,13 @@ function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number): RunR
     memory,
     console: vm.console.text(),
     consoleTruncated: vm.console.truncated,
-    engine: "interp",
+    engine: m.engine,
     wallMs: round(r.wallMs),
     timings: { setupMs: round(setupMs), runMs: round(r.wallMs), workerMs: 0 },
     logs: vm.logs,
   };
+  const js = m.jitStats;
+  if (js !== null) report.jit = { regions: js.regions, blocks: js.blocks, compiledInstructions: js.instructions, compileMs: round(js.compileMs) };
   if (vm.trace) report.trace = { kind: vm.trace.kind, events: vm.trace.events, dropped: vm.trace.dropped };
   return report;
 }

@@ -20,7 +20,8 @@ import { HTTPException } from "hono/http-exception";
 import { Buffer } from "node:buffer";
 import { cpus } from "node:os";
 import type { z } from "zod";
-import { API_VERSION, DEFAULT_LIMITS, type Limits, type ServiceOptions } from "./config.ts";
+import { API_VERSION, DEFAULT_LIMITS, JIT_POLICIES, type JitPolicy, type Limits, type ServiceOptions } from "./config.ts";
+import { defaultEngine as envDefaultEngine } from "../runtime/vmm/engines.ts";
 import { ApiProblem, fieldProblem, fromWorkerError, fromZodError } from "./problem.ts";
 import { makeSchemas, type RunRequest, type Schemas, toNumber } from "./schemas.ts";
 import { buildOpenApi, type RouteDoc } from "./openapi.ts";
@@ -28,17 +29,29 @@ import { renderDocs } from "./docs.ts";
 import { BUNDLED_SCRIPTS, loadHookScripts, scriptUrl } from "./hooks.ts";
 import { WorkerJobError, WorkerPool } from "./pool.ts";
 import { Session, SessionTable, type StreamEvent } from "./sessions.ts";
-import { finishReportJson, type HookSetInfo, type MachineSpec, type RegsReport, type RunReply, type RunReport, type RunSpec, type WorkerRequest } from "./_protocol.ts";
+import { type EngineName, finishReportJson, type HookSetInfo, type MachineSpec, type RegsReport, type RunReply, type RunReport, type RunSpec, type WorkerRequest } from "./_protocol.ts";
 
 export { BUNDLED_SCRIPTS };
 
-/** The engines and modes the service knows, and which exist yet. */
-const ENGINES = [
-  { name: "interp", available: true },
-  { name: "jit", available: false, note: "the JIT runs in vmrun and the runtime (jit/mod.ts); the service does not load it in its workers yet" },
-  { name: "auto", available: false, note: "as jit: available in vmrun and the runtime, not yet in the service" },
-  { name: "kvm", available: false, note: "the hardware tier over /dev/kvm comes with a later issue" },
-];
+/** The engines the service knows, and which it runs (the JIT's by the operator's `jit` policy). */
+function engineTable(jit: JitPolicy): { name: string; available: boolean; note?: string }[] {
+  const loads = jit === "preload"
+    ? "binaryen is loaded as each worker starts"
+    : "binaryen loads in each worker at its first jit or auto run (about 1 s, once per worker)";
+  const off = "turned off by the operator (npm start -- --jit off)";
+  return [
+    { name: "interp", available: true, note: "the interpreter: every instruction decoded once per block and interpreted" },
+    {
+      name: "jit", available: jit !== "off",
+      note: jit === "off" ? off : `compiles each block (with its region) to WebAssembly with binaryen the first time it runs; ${loads}`,
+    },
+    {
+      name: "auto", available: jit !== "off",
+      note: jit === "off" ? off : `interprets cold code and compiles a block's region once the block has run 64 times; ${loads}`,
+    },
+    { name: "kvm", available: false, note: "the hardware tier over /dev/kvm comes with a later issue" },
+  ];
+}
 const MODES = [
   { name: "real", available: true },
   { name: "protected", available: true },
@@ -74,11 +87,17 @@ export interface Service {
 /** Build the service: load the hook scripts, declare the routes. Workers start at the first run. */
 export async function createService(opts: ServiceOptions = {}): Promise<Service> {
   const limits = opts.limits ?? DEFAULT_LIMITS;
+  const jit = opts.jit ?? "lazy";
+  if (!JIT_POLICIES.includes(jit)) throw new RangeError(`Invalid jit policy: ${jit} (expected ${JIT_POLICIES.join(", ")})`);
+  const defaultEngine: EngineName = opts.defaultEngine ?? envDefaultEngine();
+  if (!["interp", "jit", "auto"].includes(defaultEngine)) throw new RangeError(`Invalid default engine: ${defaultEngine} (expected interp, jit or auto)`);
+  if (defaultEngine !== "interp" && jit === "off") throw new RangeError(`The default engine ${defaultEngine} needs the JIT, which is off`);
+  const ENGINES = engineTable(jit);
   const scripts = (opts.scripts ?? BUNDLED_SCRIPTS).map(scriptUrl);
   // The main thread loads the scripts too, to check hook set names before a request reaches a worker.
   const { info: hookSets } = await loadHookScripts(scripts);
   const hookNames = new Set(hookSets.map((h) => h.name));
-  const schemas = makeSchemas(limits);
+  const schemas = makeSchemas(limits, defaultEngine);
   const startedAt = performance.now();
   let inFlight = 0;
   /** Sessions being built: they count against the session limit already. */
@@ -91,6 +110,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     size: opts.workers ?? Math.max(1, navigator.hardwareConcurrency ?? cpus().length),
     limits,
     scripts,
+    preloadJit: jit === "preload",
     onEvent: (e) => sessions.onWorkerEvent(e),
     onWorkerLost: (i) => sessions.onWorkerLost(i),
   });
@@ -175,6 +195,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     version: API_VERSION,
     runtime: typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? `bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}` : typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? `deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}` : "unknown",
     engines: ENGINES,
+    defaultEngine,
     modes: MODES,
     formats: ["raw", "elf", "multiboot", "rom", "auto"],
     workers: pool.size,
@@ -273,6 +294,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
       s = new Session(id, worker, machine.mode, machine.memBytes, machine.hooks, machine.script !== undefined, {
         budget: defaults.budget, timeoutMs: defaults.timeoutMs, dumps: defaults.dumps,
       });
+      s.engine = machine.engine;
       ({ value } = await submit({ op: "create", session: id, machine }, { worker, watchdogMs: 30_000, transfer: [machine.image.buffer as ArrayBuffer] }));
     } finally {
       creating--;
@@ -469,9 +491,12 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   // Request → VMM action
   // ---------------------------------------------------------------------------------------------
   function machineSpec(b: RunRequest): MachineSpec {
-    const engine = b.engine ?? "interp";
+    const engine = b.engine ?? defaultEngine;
     const e = ENGINES.find((x) => x.name === engine)!;
-    if (!e.available) throw fieldProblem("unsupported", "body", "engine", `Engine "${engine}" is not built yet (${e.note}); use "interp"`);
+    if (!e.available) {
+      const why = engine === "kvm" ? `is not built yet (${e.note})` : `is not available: the JIT is ${e.note}`;
+      throw fieldProblem("unsupported", "body", "engine", `Engine "${engine}" ${why}; use ${ENGINES.filter((x) => x.available).map((x) => `"${x.name}"`).join(" or ")}`);
+    }
     const mode = b.mode ?? "real";
     if (!MODES.find((m) => m.name === mode)!.available) {
       throw fieldProblem("unsupported", "body", "mode", `Mode "${mode}" is not supported yet: it comes with a later issue (use real, protected or paged)`);
@@ -491,6 +516,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
       load: b.load === undefined ? undefined : toNumber(b.load),
       entry: b.entry === undefined ? undefined : toNumber(b.entry),
       memBytes,
+      engine: engine as EngineName,
       regs: Object.entries(b.regs ?? {}).filter((r): r is [string, number] => r[1] !== undefined),
       hooks,
       script: b.script,

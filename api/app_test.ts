@@ -7,7 +7,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "../test
 import { createService } from "./app.ts";
 import { withLimits } from "./config.ts";
 import { Buffer } from "node:buffer";
-import { b64, call, expected, fields, guest, GUESTS } from "./_testing.ts";
+import { b64, call, ENGINE, expected, fields, guest, GUESTS } from "./_testing.ts";
 
 const service = await createService({ workers: 2 });
 
@@ -36,7 +36,7 @@ test("POST /v1/runs runs the hello guest and reports like vmrun --json", async (
   assertEquals(r.body.regs.eip, 0x100c);
   assertEquals(r.body.ports["0x3f8"], { out: 2 });
   assertEquals(r.body.userspaceExits, { io: 2, hlt: 1 });
-  assertEquals(r.body.engine, "interp");
+  assertEquals(r.body.engine, ENGINE);
   assert(r.body.timings.totalMs >= r.body.timings.runMs);
 });
 
@@ -152,7 +152,7 @@ test("A body over the limit is a 413 problem", async () => {
 });
 
 test("An engine that is not built yet is a 422 problem naming engine", async () => {
-  const r = await call(service, "POST", "/v1/runs", { image: guest("hello16.bin"), engine: "jit" });
+  const r = await call(service, "POST", "/v1/runs", { image: guest("hello16.bin"), engine: "kvm" });
   assertEquals(r.status, 422);
   assertEquals(fields(r), ["engine"]);
   assertMatch(r.body.detail, /not built yet/);

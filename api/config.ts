@@ -104,7 +104,18 @@ export interface ServiceOptions {
    * watchdog replaces its worker (default 15 s). Only a bug or a stuck operator hook gets there.
    */
   watchdogGraceMs?: number;
+  /**
+   * The JIT in the workers (engines jit and auto): "lazy" (default) loads binaryen in a worker at
+   * its first jit or auto run (~0.7–1.2 s, once per worker; ~80–100 MB more per worker); "preload"
+   * loads it as each worker starts; "off" refuses jit and auto (422).
+   */
+  jit?: JitPolicy;
+  /** The engine of a request that names none (default interp, or VMXLAB_ENGINE when set). */
+  defaultEngine?: "interp" | "jit" | "auto";
 }
+
+export type JitPolicy = "lazy" | "preload" | "off";
+export const JIT_POLICIES: readonly JitPolicy[] = ["lazy", "preload", "off"];
 
 /** The service's version, as `/v1/info` reports it. */
 export const API_VERSION = "0.1.0";

@@ -39,6 +39,8 @@ export interface PoolOptions {
   size: number;
   limits: Limits;
   scripts: string[];
+  /** Load binaryen in each worker as it starts (ServiceOptions.jit "preload"). */
+  preloadJit?: boolean;
   /** Console bytes and other events from session machines. */
   onEvent(e: SessionEvent): void;
   /** A worker was replaced: the sessions it held are gone. */
@@ -141,7 +143,7 @@ export class WorkerPool {
     };
     return new Promise((resolve, reject) => {
       const init: Job = {
-        id: 0, req: { op: "init", scripts: this.opts.scripts, limits: this.opts.limits }, transfer: [], watchdogMs: 60_000,
+        id: 0, req: { op: "init", scripts: this.opts.scripts, limits: this.opts.limits, preloadJit: this.opts.preloadJit ?? false }, transfer: [], watchdogMs: 60_000,
         enqueuedAt: performance.now(), startedAt: performance.now(),
         resolve: ({ value }) => {
           slot.ready = true;

@@ -8,7 +8,7 @@ import { VmHost } from "./actions.ts";
 import { createService } from "./app.ts";
 import { DEFAULT_LIMITS } from "./config.ts";
 import { BUNDLED_SCRIPTS, loadHookScripts, scriptUrl } from "./hooks.ts";
-import { b64, call } from "./_testing.ts";
+import { b64, call, ENGINE } from "./_testing.ts";
 import type { MachineSpec, RunReport, RunSpec } from "./_protocol.ts";
 
 /**
@@ -40,7 +40,7 @@ const PROBE = [
 const PROBE_DUMPS = [{ addr: 0x5000, len: 4 }, { addr: 0x20000, len: 8 }, { addr: 0x28000, len: 4 }, { addr: 0x7000, len: 4 }, { addr: 0x8ffe, len: 2 }];
 
 function spec(image: number[], extra: Partial<MachineSpec> = {}): MachineSpec {
-  return { image: new Uint8Array(image), format: "raw", mode: "real", memBytes: DEFAULT_LIMITS.defaultMemBytes, regs: [], hooks: [], trace: "off", ...extra };
+  return { image: new Uint8Array(image), format: "raw", mode: "real", memBytes: DEFAULT_LIMITS.defaultMemBytes, engine: ENGINE, regs: [], hooks: [], trace: "off", ...extra };
 }
 const RUN: RunSpec = { budget: 1_000_000, timeoutMs: 5000, dumps: [] };
 const PROBE_RUN: RunSpec = { ...RUN, dumps: PROBE_DUMPS };

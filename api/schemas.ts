@@ -28,13 +28,16 @@ export interface SchemaMeta {
   [k: string]: unknown;
 }
 
-export function makeSchemas(limits: Limits) {
+export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "auto" = "interp") {
   /** Request and response components; the OpenAPI generator reads them as input and output. */
   const req = z.registry<SchemaMeta>();
   const res = z.registry<SchemaMeta>();
   const Mode = z.enum(["real", "protected", "paged", "long"]).describe("CPU mode at entry, as vmrun --mode (long is not built yet)");
   const Format = z.enum(["raw", "elf", "multiboot", "rom", "auto"]).describe("Image format (auto detects ELF and multiboot headers)");
-  const Engine = z.enum(["interp", "jit", "auto", "kvm"]).describe("Execution engine; /v1/info says which are available");
+  const Engine = z.enum(["interp", "jit", "auto", "kvm"])
+    .describe(`Execution engine (default ${defaultEngine}): interp interprets; jit compiles guest code to WebAssembly the first time it runs; ` +
+      "auto interprets cold code and compiles hot blocks; kvm is not built yet. The guest's exits, counts and state are the same " +
+      "under each (/v1/info says which are available)");
   const TraceKind = z.union([z.boolean(), z.enum(["off", "exits", "path"])])
     .describe('"exits": every userspace exit; "path": every stage of the kernel paths; true means "exits"');
 
@@ -94,7 +97,11 @@ export function makeSchemas(limits: Limits) {
     memory: z.record(z.string(), z.string()).describe("The requested dumps, as hex"),
     console: z.string(),
     consoleTruncated: z.boolean(),
-    engine: z.string(),
+    engine: z.string().describe("The engine the run used"),
+    jit: z.object({
+      regions: z.int().describe("Regions (wasm modules) compiled"), blocks: z.int().describe("Blocks compiled"),
+      compiledInstructions: z.int().describe("Instructions retired by compiled code"), compileMs: z.number(),
+    }).optional().describe("Under jit or auto: the JIT's counters since the VM was made"),
     wallMs: z.number(),
     timings: z.object({
       setupMs: z.number(), runMs: z.number(), workerMs: z.number(), queueMs: z.number().optional(), totalMs: z.number().optional(),
@@ -122,6 +129,7 @@ export function makeSchemas(limits: Limits) {
     version: z.string(),
     runtime: z.string(),
     engines: z.array(z.object({ name: z.string(), available: z.boolean(), note: z.string().optional() })),
+    defaultEngine: z.enum(["interp", "jit", "auto"]).describe("The engine of a request that names none"),
     modes: z.array(z.object({ name: z.string(), available: z.boolean() })),
     formats: z.array(z.string()),
     workers: z.int(),
@@ -133,6 +141,7 @@ export function makeSchemas(limits: Limits) {
   const Session = z.object({
     id: z.string(),
     mode: z.string(),
+    engine: z.string(),
     memBytes: z.int(),
     hooks: z.array(z.string()),
     script: z.boolean(),

@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import { createService, type Service } from "./app.ts";
 import { BUNDLED_SCRIPTS } from "./hooks.ts";
-import { withLimits } from "./config.ts";
+import { JIT_POLICIES, type JitPolicy, withLimits } from "./config.ts";
 
 /** A listening server. */
 export interface Server {
@@ -73,6 +73,11 @@ Options:
   --script PATH          load an operator hook script (repeatable); the bundled ones load too
   --no-bundled           do not load the bundled hook scripts
   --workers N            worker threads for guest runs (default: the number of cores)
+  --jit lazy|preload|off the JIT in the workers: lazy (default) loads binaryen in a worker at its
+                         first jit or auto run (~1 s); preload loads it as each worker starts;
+                         off refuses jit and auto
+  --engine interp|jit|auto
+                         the engine of a request that names none (default interp, or $VMXLAB_ENGINE)
   --max-body BYTES       largest request body            --max-mem BYTES      guest RAM per VM
   --max-budget N         instructions per run            --max-timeout MS     wall time per run
   --max-sessions N       live sessions                   --max-concurrent N   runs at once (429 beyond)
@@ -92,7 +97,7 @@ export async function main(argv: string[]): Promise<number> {
         "max-body": { type: "string" }, "max-mem": { type: "string" }, "max-budget": { type: "string" },
         "max-timeout": { type: "string" }, "max-sessions": { type: "string" }, "max-concurrent": { type: "string" },
         "session-idle": { type: "string" }, "hook-call-ms": { type: "string" }, "hook-run-ms": { type: "string" },
-        "hook-memory": { type: "string" },
+        "hook-memory": { type: "string" }, jit: { type: "string" }, engine: { type: "string" },
       },
     }).values;
   } catch (e) {
@@ -126,7 +131,12 @@ export async function main(argv: string[]): Promise<number> {
     limits.defaultTimeoutMs = Math.min(limits.defaultTimeoutMs, limits.maxTimeoutMs);
     limits.defaultMemBytes = Math.min(limits.defaultMemBytes, limits.maxMemBytes);
     const scripts = [...(v["no-bundled"] ? [] : BUNDLED_SCRIPTS), ...(v.script ?? [])];
-    service = await createService({ limits, scripts, workers: int("workers", v.workers), prestart: true });
+    if (v.jit !== undefined && !(JIT_POLICIES as readonly string[]).includes(v.jit)) throw new RangeError(`Invalid --jit: ${v.jit} (expected ${JIT_POLICIES.join(", ")})`);
+    if (v.engine !== undefined && !["interp", "jit", "auto"].includes(v.engine)) throw new RangeError(`Invalid --engine: ${v.engine} (expected interp, jit or auto)`);
+    service = await createService({
+      limits, scripts, workers: int("workers", v.workers), prestart: true,
+      jit: v.jit as JitPolicy | undefined, defaultEngine: v.engine as "interp" | "jit" | "auto" | undefined,
+    });
     await service.start();
     server = await listen(service, { host, port });
   } catch (e) {

@@ -32,6 +32,8 @@ export class Session {
   active = 0;
   lastExit: RunReport["exit"] | null = null;
   closed: string | null = null;
+  /** The engine its machine runs under. */
+  engine = "interp";
   private nextEventId = 1;
   private readonly recent: StreamEvent[] = [];
   private readonly subscribers = new Set<(e: StreamEvent) => void>();
@@ -70,6 +72,7 @@ export class Session {
     return {
       id: this.id,
       mode: this.mode,
+      engine: this.engine,
       memBytes: this.memBytes,
       hooks: this.hooks,
       script: this.script,
