@@ -173,14 +173,26 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   const get = (l: number) => m.local.get(l, i32);
   const set = (l: number, v: Ref) => m.local.set(l, v);
 
-  // Which blocks compile, and how far.
+  // Which blocks compile, and how far. The interpreter's blocks overlap (a block entered above a
+  // jump target runs on through it), so a block is cut where another compiled block of the region
+  // starts and falls into it: no instruction is translated twice, and a loop entered both at its
+  // head and from above stays one loop (two copies of its head made the graph irreducible).
+  const rawCut = (blk: Block): number => {
+    let cut = 0;
+    for (const ins of blk.insns) {
+      if (isNative(ins) || (spec.callout && !ins.terminal)) cut++;
+      else break;
+    }
+    return cut;
+  };
+  const starts = new Set<number>();
+  for (const rb of spec.blocks) if (rawCut(rb.blk) > 0) starts.add(rb.eip >>> 0);
   const tblocks: TranslatedBlock[] = [];
   const byEip = new Map<number, TranslatedBlock>();
   for (const rb of spec.blocks) {
-    let cut = 0;
-    for (const ins of rb.blk.insns) {
-      if (isNative(ins) || (spec.callout && !ins.terminal)) cut++;
-      else break;
+    let cut = rawCut(rb.blk);
+    for (let k = 0; k + 1 < cut; k++) {
+      if (starts.has(((rb.eip + rb.blk.insns[k].nextOff) & rb.blk.ipMask) >>> 0)) { cut = k + 1; break; }
     }
     const tb: TranslatedBlock = { blk: rb.blk, eip: rb.eip >>> 0, cut, index: -1, need: 0 };
     tblocks.push(tb);

@@ -414,7 +414,7 @@
       (i32.gt_u
        (i32.add
         (local.get $16)
-        (i32.const 4)
+        (i32.const 1)
        )
        (local.get $1)
       )
@@ -436,210 +436,124 @@
     (local.set $3
      (local.get $21)
     )
-    (local.set $21
-     (local.get $2)
-    )
-    (local.set $22
-     (local.get $3)
-    )
-    (local.set $23
-     (i32.add
-      (local.get $21)
-      (local.get $22)
-     )
-    )
-    (local.set $10
-     (i32.const 8193)
-    )
-    (local.set $11
-     (local.get $23)
-    )
-    (local.set $12
-     (local.get $21)
-    )
-    (local.set $13
-     (local.get $22)
-    )
-    (local.set $14
-     (i32.const 2261)
-    )
-    (local.set $2
-     (local.get $23)
-    )
-    (local.set $21
-     (local.get $3)
-    )
-    (local.set $22
-     (i32.sub
-      (local.get $21)
-      (i32.const 1)
-     )
-    )
-    (local.set $15
-     (i32.or
-      (i32.and
-       (local.get $15)
-       (i32.const -2)
-      )
-      (i32.lt_u
-       (local.get $11)
-       (local.get $12)
-      )
-     )
-    )
-    (local.set $10
-     (i32.const 8195)
-    )
-    (local.set $11
-     (local.get $22)
-    )
-    (local.set $12
-     (local.get $21)
-    )
-    (local.set $13
-     (i32.const 1)
-    )
-    (local.set $14
-     (i32.const 2260)
-    )
-    (local.set $3
-     (local.get $22)
-    )
-    (local.set $18
-     (i32.xor
-      (i32.eqz
-       (local.get $11)
-      )
-      (i32.const 1)
-     )
-    )
     (local.set $16
      (i32.add
       (local.get $16)
-      (i32.const 4)
+      (i32.const 1)
      )
     )
-    (if
-     (local.get $18)
-     (then
-      (loop $L1
-       (if
-        (i32.gt_u
-         (i32.add
-          (local.get $16)
-          (i32.const 3)
-         )
-         (local.get $1)
-        )
-        (then
-         (local.set $17
-          (i32.const 1048581)
-         )
-         (br $exit)
-        )
-       )
-       (local.set $21
-        (local.get $2)
-       )
-       (local.set $22
-        (local.get $3)
-       )
-       (local.set $23
-        (i32.add
-         (local.get $21)
-         (local.get $22)
-        )
-       )
-       (local.set $10
-        (i32.const 8193)
-       )
-       (local.set $11
-        (local.get $23)
-       )
-       (local.set $12
-        (local.get $21)
-       )
-       (local.set $13
-        (local.get $22)
-       )
-       (local.set $14
-        (i32.const 2261)
-       )
-       (local.set $2
-        (local.get $23)
-       )
-       (local.set $21
-        (local.get $3)
-       )
-       (local.set $22
-        (i32.sub
-         (local.get $21)
-         (i32.const 1)
-        )
-       )
-       (local.set $15
-        (i32.or
-         (i32.and
-          (local.get $15)
-          (i32.const -2)
-         )
-         (i32.lt_u
-          (local.get $11)
-          (local.get $12)
-         )
-        )
-       )
-       (local.set $10
-        (i32.const 8195)
-       )
-       (local.set $11
-        (local.get $22)
-       )
-       (local.set $12
-        (local.get $21)
-       )
-       (local.set $13
-        (i32.const 1)
-       )
-       (local.set $14
-        (i32.const 2260)
-       )
-       (local.set $3
-        (local.get $22)
-       )
-       (local.set $18
-        (i32.xor
-         (i32.eqz
-          (local.get $11)
-         )
-         (i32.const 1)
-        )
-       )
-       (local.set $16
+    (block
+     (loop $L1
+      (if
+       (i32.gt_u
         (i32.add
          (local.get $16)
          (i32.const 3)
         )
+        (local.get $1)
        )
-       (if
-        (local.get $18)
-        (then
-         (br $L1)
+       (then
+        (local.set $17
+         (i32.const 1048581)
         )
-        (else
-         (local.set $17
-          (i32.const 1048586)
-         )
-         (br $exit)
+        (br $exit)
+       )
+      )
+      (local.set $21
+       (local.get $2)
+      )
+      (local.set $22
+       (local.get $3)
+      )
+      (local.set $23
+       (i32.add
+        (local.get $21)
+        (local.get $22)
+       )
+      )
+      (local.set $10
+       (i32.const 8193)
+      )
+      (local.set $11
+       (local.get $23)
+      )
+      (local.set $12
+       (local.get $21)
+      )
+      (local.set $13
+       (local.get $22)
+      )
+      (local.set $14
+       (i32.const 2261)
+      )
+      (local.set $2
+       (local.get $23)
+      )
+      (local.set $21
+       (local.get $3)
+      )
+      (local.set $22
+       (i32.sub
+        (local.get $21)
+        (i32.const 1)
+       )
+      )
+      (local.set $15
+       (i32.or
+        (i32.and
+         (local.get $15)
+         (i32.const -2)
+        )
+        (i32.lt_u
+         (local.get $11)
+         (local.get $12)
         )
        )
       )
-     )
-     (else
-      (local.set $17
-       (i32.const 1048586)
+      (local.set $10
+       (i32.const 8195)
       )
-      (br $exit)
+      (local.set $11
+       (local.get $22)
+      )
+      (local.set $12
+       (local.get $21)
+      )
+      (local.set $13
+       (i32.const 1)
+      )
+      (local.set $14
+       (i32.const 2260)
+      )
+      (local.set $3
+       (local.get $22)
+      )
+      (local.set $18
+       (i32.xor
+        (i32.eqz
+         (local.get $11)
+        )
+        (i32.const 1)
+       )
+      )
+      (local.set $16
+       (i32.add
+        (local.get $16)
+        (i32.const 3)
+       )
+      )
+      (if
+       (local.get $18)
+       (then
+        (br $L1)
+       )
+       (else
+        (local.set $17
+         (i32.const 1048586)
+        )
+        (br $exit)
+       )
+      )
      )
     )
    )
