@@ -188,7 +188,7 @@ export function renderMarkdown(r: Report): string {
   L.push("");
 
   const geoOf = (rows: Row[], key: string) => geomean(rows.map((x) => x.by[key].mips));
-  const ratioCols = interp ? jitVs.map((v) => ({ v, head: `${v.key}/interp` })) : [];
+  const ratioCols = interp ? jitVs.map((v) => ({ v, head: `${v.key}/${interp.key}` })) : [];
   L.push(`| workload | passes ${interp ? "interp / JIT" : ""} | instructions | ${vs.map((v) => `MIPS ${v.key}`).join(" | ")} |${ratioCols.map((c) => ` ${c.head} |`).join("")}`);
   L.push(`|---|---:|---:|${vs.map(() => "---:").join("|")}|${ratioCols.map(() => "---:|").join("")}`);
   const line = (x: Row) => {
