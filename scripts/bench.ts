@@ -270,7 +270,8 @@ export function renderSvg(r: Report): string {
   const compute = computeRows(r);
   if (compute.length > 1) groups.push({ label: "geomean", vals: vs.map((v) => geomean(compute.map((x) => x.by[v.key].mips))) });
   const all = groups.flatMap((g) => g.vals).filter((x) => x > 0);
-  const lo = 10 ** Math.floor(Math.log10(Math.min(...all, 1000))), hi = 10 ** Math.ceil(Math.log10(Math.max(...all, 1000) * 1.05));
+  // headroom above the tallest bar for its label
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...all, 1000))), hi = Math.max(...all, 1000) * 2.2;
   const bar = 16, left = 64, right = 60, plotH = 320, bottom = 84;
   const groupW = Math.max(vs.length * bar + 22, (720 - left - right) / Math.max(1, groups.length));
   const width = Math.round(left + groups.length * groupW + right);
