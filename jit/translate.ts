@@ -297,8 +297,10 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
         const la = sn.base === 0 ? o : tmp(m.i32.add(get(o), c32(sn.base)));
         const e = tmp(m.i32.and(m.i32.shr_u(get(la), c32(10)), c32(0x3ffc)));
         const h = temp();
-        let hit: Ref = m.i32.eq(m.i32.load(area + (write ? TLB_TAG_W : TLB_TAG_R), 4, get(e)), m.i32.shr_u(get(la), c32(12)));
-        if (size > 1) hit = m.i32.and(hit, m.i32.le_u(m.i32.and(get(la), c32(0xfff)), c32(0x1000 - size)));
+        // A hit when the entry for la's page holds the page of the access's last byte: that is la's
+        // page and no straddle, since the direct-mapped TLB never holds page P+1 at P's entry.
+        const last = size > 1 ? m.i32.add(get(la), c32(size - 1)) : get(la);
+        const hit: Ref = m.i32.eq(m.i32.load(area + (write ? TLB_TAG_W : TLB_TAG_R), 4, get(e)), m.i32.shr_u(last, c32(12)));
         out.push(m.if(hit,
           set(h, m.i32.add(m.i32.load(area + TLB_HOST, 4, get(e)), m.i32.and(get(la), c32(0xfff)))),
           m.block(null, [

@@ -472,22 +472,16 @@
      )
     )
     (if
-     (i32.and
-      (i32.eq
-       (i32.load offset=16797696
-        (local.get $23)
-       )
-       (i32.shr_u
-        (local.get $22)
-        (i32.const 12)
-       )
+     (i32.eq
+      (i32.load offset=16797696
+       (local.get $23)
       )
-      (i32.le_u
-       (i32.and
+      (i32.shr_u
+       (i32.add
         (local.get $22)
-        (i32.const 4095)
+        (i32.const 1)
        )
-       (i32.const 4094)
+       (i32.const 12)
       )
      )
      (then
@@ -597,22 +591,16 @@
       )
      )
      (if
-      (i32.and
-       (i32.eq
-        (i32.load offset=16797696
-         (local.get $24)
-        )
-        (i32.shr_u
-         (local.get $23)
-         (i32.const 12)
-        )
+      (i32.eq
+       (i32.load offset=16797696
+        (local.get $24)
        )
-       (i32.le_u
-        (i32.and
+       (i32.shr_u
+        (i32.add
          (local.get $23)
-         (i32.const 4095)
+         (i32.const 1)
         )
-        (i32.const 4094)
+        (i32.const 12)
        )
       )
       (then
@@ -703,22 +691,16 @@
       )
      )
      (if
-      (i32.and
-       (i32.eq
-        (i32.load offset=16781312
-         (local.get $22)
-        )
-        (i32.shr_u
-         (local.get $21)
-         (i32.const 12)
-        )
+      (i32.eq
+       (i32.load offset=16781312
+        (local.get $22)
        )
-       (i32.le_u
-        (i32.and
+       (i32.shr_u
+        (i32.add
          (local.get $21)
-         (i32.const 4095)
+         (i32.const 1)
         )
-        (i32.const 4094)
+        (i32.const 12)
        )
       )
       (then
@@ -828,22 +810,16 @@
       )
      )
      (if
-      (i32.and
-       (i32.eq
-        (i32.load offset=16781312
-         (local.get $22)
-        )
-        (i32.shr_u
-         (local.get $21)
-         (i32.const 12)
-        )
+      (i32.eq
+       (i32.load offset=16781312
+        (local.get $22)
        )
-       (i32.le_u
-        (i32.and
+       (i32.shr_u
+        (i32.add
          (local.get $21)
-         (i32.const 4095)
+         (i32.const 1)
         )
-        (i32.const 4094)
+        (i32.const 12)
        )
       )
       (then

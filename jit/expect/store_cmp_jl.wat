@@ -465,22 +465,16 @@
       )
      )
      (if
-      (i32.and
-       (i32.eq
-        (i32.load offset=16797696
-         (local.get $22)
-        )
-        (i32.shr_u
-         (local.get $21)
-         (i32.const 12)
-        )
+      (i32.eq
+       (i32.load offset=16797696
+        (local.get $22)
        )
-       (i32.le_u
-        (i32.and
+       (i32.shr_u
+        (i32.add
          (local.get $21)
-         (i32.const 4095)
+         (i32.const 3)
         )
-        (i32.const 4092)
+        (i32.const 12)
        )
       )
       (then
