@@ -15,6 +15,9 @@
  * - `kernel`: the POST device on the in-kernel bus (kernelPio → completeIo, KVM_RUN never returns)
  * - `loop`:   no OUT exits at all (UNCOND_IO_EXITING cleared: the processor drops the OUT): the
  *             guest's own instructions, for scale
+ * - `split`:  as `loop`, but the loop is cut in two blocks where the OUT exit cuts it (`mov al,cl;
+ *             out 0x80,al; jmp $+2` and `dec ecx; jnz`): the guest's share of the exit loop, one
+ *             JMP more
  */
 import { readFileSync } from "node:fs";
 import { Machine } from "../runtime/vmm/machine.ts";
@@ -34,7 +37,7 @@ const cpuClock = process.argv.includes("--cpu");
 const now = cpuClock ? () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; } : () => performance.now();
 const img = new Uint8Array(readFileSync(new URL("../tests/guests/pm_outloop.bin", import.meta.url)));
 
-type Variant = "hook" | "kvmrun" | "kernel" | "loop";
+type Variant = "hook" | "kvmrun" | "kernel" | "loop" | "split";
 
 async function machine(v: Variant): Promise<{ m: Machine; count: () => number }> {
   const m = new Machine({ mode: "protected", devices: { post: v === "hook" || v === "kvmrun" ? false : "kernel", debugcon: "kernel" } });
@@ -42,7 +45,13 @@ async function machine(v: Variant): Promise<{ m: Machine; count: () => number }>
   m.vcpu.setRegs({ rcx: outs, rdi: 1 });
   let n = 0;
   if (v === "hook") m.onIo({ port: 0x80, direction: "out", handler: () => { n++; } });
-  if (v === "loop") {
+  if (v === "split") {
+    // At 0x200000: mov esp,0x80000; mov ecx,outs; L: mov al,cl; out 0x80,al; jmp M; M: dec ecx; jnz L; hlt
+    const n = [outs & 0xff, (outs >> 8) & 0xff, (outs >> 16) & 0xff, (outs >>> 24) & 0xff];
+    m.vm.writeGuest(0x200000, new Uint8Array([0xbc, 0, 0, 8, 0, 0xb9, ...n, 0x88, 0xc8, 0xe6, 0x80, 0xeb, 0x00, 0x49, 0x75, 0xf7, 0xf4]));
+    m.vcpu.setRegs({ rip: 0x200000 });
+  }
+  if (v === "loop" || v === "split") {
     const ctl = m.vcpu.vmcsRead(VmcsField.CPU_BASED_VM_EXEC_CONTROL);
     m.vcpu.vmcsWrite(VmcsField.CPU_BASED_VM_EXEC_CONTROL, ctl & ~CpuBased.UNCOND_IO_EXITING);
   }
@@ -78,7 +87,7 @@ async function sample(v: Variant): Promise<number> {
   return (ms * 1e6) / n;
 }
 
-const variants: Variant[] = only ? [only as Variant] : ["hook", "kvmrun", "kernel", "loop"];
+const variants: Variant[] = only ? [only as Variant] : ["hook", "kvmrun", "kernel", "loop", "split"];
 const res: Record<string, number[]> = {};
 for (let k = 0; k < reps + 2; k++) {
   for (const v of variants) {
