@@ -67,3 +67,32 @@ test("code replaced from userspace between runs is recompiled", async () => {
   assertEquals(m.vcpu.getRegs().rax, 9);
   assertEquals(jit.stats.regions >= 2, true);
 });
+
+// ADC and SBB read the carry and write memory: when the write bails (here: a byte on the page
+// holding the code), the interpreter runs the instruction again and must see the carry as it was
+// before, not the one the translated ADC had already put in the flag record. (Found by the whole
+// 80286 corpus under the JIT: `adc [cs:bx-80h],dh` wrote 0x1a where silicon writes 0x19.)
+// 100000: mov al, 0x10
+//         add al, 0x20          ; CF = 0
+//         adc byte [100020], 0x20 ; 0xF0 + 0x20 + CF: 0x10, carry out
+//         sbb byte [100021], 0x01 ; 0x05 - 0x01 - CF(1): 0x03
+//         hlt
+// 100020: db 0xF0, 0x05
+const carryIntoCodePage = new Uint8Array([
+  0xb0, 0x10, // mov al, 0x10
+  0x04, 0x20, // add al, 0x20
+  0x80, 0x15, 0x20, 0x00, 0x10, 0x00, 0x20, // adc byte [0x100020], 0x20
+  0x80, 0x1d, 0x21, 0x00, 0x10, 0x00, 0x01, // sbb byte [0x100021], 0x01
+  0xf4, // hlt
+  ...new Array(0x20 - 0x13).fill(0x90),
+  0xf0, 0x05,
+]);
+
+test("ADC and SBB whose memory write bails (a code page) keep the carry they read under jit", async () => {
+  const g = { mode: "protected" as const, image: carryIntoCodePage, load: LOAD, regs: { rip: LOAD, rsp: 0x200000 } };
+  const a = await runGuest(g, "interp");
+  const b = await runGuest(g, "jit");
+  const bytes = b.m.vm.memoryView(LOAD + 0x20, 2);
+  assertEquals([bytes[0], bytes[1]], [0x10, 0x03]);
+  assertEquals(firstDifference(a.sum, b.sum), null);
+});

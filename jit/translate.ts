@@ -502,7 +502,9 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
                 ? m.i32.add(m.i32.add(get(a), get(bv)), get(cin))
                 : m.i32.sub(m.i32.sub(get(a), get(bv)), get(cin)));
               const op0 = ins.sub === 2 ? LF.ADD : LF.SUB, op1 = ins.sub === 2 ? LF.ADC1 : LF.SBB1;
-              out.push(set(L_OP, m.select(get(cin), c32(op1 | (bits << 8)), c32(op0 | (bits << 8)))),
+              // With the commits, after the memory write: a write that bails must leave the carry
+              // this instruction reads untouched for the interpreter's re-execution.
+              commits.push(set(L_OP, m.select(get(cin), c32(op1 | (bits << 8)), c32(op0 | (bits << 8)))),
                 set(L_RES, get(r)), set(L_DST, get(a)), set(L_SRC, get(bv)), set(L_MASK, c32(LAZY_ALL)));
               prod = null;
               break;
