@@ -1192,6 +1192,8 @@ function invlpg(c: Cpu, i: Insn): void {
   requireCpl0(c);
   const off = ea(c, i);
   c.flushTlbPage((c.segBase[i.seg] + off) | 0);
+  // The page may now map elsewhere: block links (followed without a TLB lookup) must not outlive it.
+  c.linkEpoch++;
 }
 function movFromCr(c: Cpu, i: Insn): void {
   requireCpl0(c);

@@ -100,6 +100,24 @@ def matmul(n=64):
     return f"{c:08x}"
 
 
+def xpage(n):
+    """pm_xpage: FN_A (eax = (eax + ecx) ^ 0x5a5a) until the call with ECX = n/2 remaps the page,
+    then FN_B (eax = rol(eax - ecx, 3)); ECX counts down from n (SDM 4.10.4.1: INVLPG drops the
+    page's translation, so the next fetch walks the rewritten PDE)."""
+    eax, ecx, half, fn_b = 0, n, n >> 1, False
+    while True:
+        if fn_b:
+            v = (eax - ecx) & 0xFFFFFFFF
+            eax = ((v << 3) | (v >> 29)) & 0xFFFFFFFF
+        else:
+            eax = ((eax + ecx) & 0xFFFFFFFF) ^ 0x5A5A
+        if ecx == half:
+            fn_b = True
+        ecx -= 1
+        if ecx == 0:
+            return eax
+
+
 def host_run(mb):
     """Compile the C guest for the host at -O0 and -O2 and return its (identical) stdout."""
     outs = []
@@ -171,6 +189,14 @@ def main():
                                     exit="hlt", scale=edi_scale),
         "pm_memcpy_bytes.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{memcpy_checksum():08x}\n",
                                     exit="hlt", scale=edi_scale),
+        "pm_xpage.bin": dict(mode=pm, format="raw", regs={"edi": 1000}, stdout=f"{xpage(1000):08x}\n", exit="hlt",
+                             notes="a loop calling a function on another 4 MiB page, remapped (PDE rewrite + "
+                                   "INVLPG) halfway: JIT regions spanning pages and their TLB guards; block "
+                                   "links must not outlive INVLPG",
+                             unicorn="skip: Unicorn keeps the old translation after the PDE is rewritten, even "
+                                     "across INVLPG or a CR3 reload (checked with a data read too), so it cannot "
+                                     "judge this guest; the expectation follows SDM vol. 3 4.10.4.1 (INVLPG "
+                                     "invalidates the page's translations)"),
         "pm_hypercall.bin": dict(mode=pm, format="raw", stdout="33333333\n", exit="hlt",
                                  hypercall={"nr": 1, "ebx": 0x11111111, "ecx": 0x22222222, "edx": 0, "esi": 0,
                                             "returns": "ebx+ecx"},
