@@ -57,6 +57,15 @@ interface Region {
   text?: string;
   /** False once a write hit a page holding one of its blocks: never entered again. */
   valid: boolean;
+  /**
+   * Linear addresses of successors discovery left out because their page was not in the TLB yet
+   * (looking would have walked the page tables), and the runs counted towards a second look.
+   */
+  unfetched: number[];
+  runs: number;
+  /** EIPs of its blocks entered across a page (a TLB-guarded edge), and the runs that left at one. */
+  guarded: Set<number>;
+  guardMisses: number;
 }
 interface Compiled {
   region: Region;
@@ -71,6 +80,8 @@ interface Entry {
   /** Compilation was tried and gave nothing (first instruction not compilable), or gave up. */
   dead: boolean;
   recompiles: number;
+  /** Times compiled again to take in blocks on pages mapped since, or remapped (MAX_REDISCOVERIES). */
+  rediscovered: number;
 }
 
 /** The most bytes a decoded block can span (64 instructions of at most 15 bytes, cpu.ts). */
@@ -82,6 +93,9 @@ const MAX_BLOCK_BYTES = 64 * 15;
  * between deadline checks, the second also when a loop never passes through the entry.
  */
 const CHUNK = 1 << 16;
+/** Runs of a region that left successors out (their pages were not mapped yet) before it looks again. */
+const REDISCOVER_RUNS = 64;
+const MAX_REDISCOVERIES = 4;
 const HARD_CHUNK = 1 << 20;
 
 export class JitEngine implements BlockEngine {
@@ -108,7 +122,7 @@ export class JitEngine implements BlockEngine {
   runBlock(cpu: Cpu, blk: Block, eip: number): boolean {
     let e = this.entries.get(blk);
     if (e === undefined) {
-      e = { count: 0, code: null, dead: false, recompiles: 0 };
+      e = { count: 0, code: null, dead: false, recompiles: 0, rediscovered: 0 };
       this.entries.set(blk, e);
     }
     let c = e.code;
@@ -135,6 +149,14 @@ export class JitEngine implements BlockEngine {
     cpu.stop = false;
     const n = r.run(c.index, fuel);
     this.stats.runs++;
+    if (r.unfetched.length !== 0 && ++r.runs === REDISCOVER_RUNS && this.nowFetchable(cpu, r)) {
+      // Code it could not look at then is mapped now (jit mode compiles on first sight, before a
+      // call's target page was ever fetched): compile this entry again, taking those blocks in.
+      this.rediscover(e);
+    } else if (r.guarded.size !== 0 && r.guarded.has(cpu.st[St.RIP] >>> 0) && ++r.guardMisses === REDISCOVER_RUNS) {
+      // It keeps leaving at a guarded edge: that page maps elsewhere now. Compile again for the new mapping.
+      this.rediscover(e);
+    }
     if (n === 0 && (cpu.st[St.RIP] >>> 0) === eip) {
       this.stats.declined++;
       return false;
@@ -159,6 +181,18 @@ export class JitEngine implements BlockEngine {
       c.region.valid = false;
     }
     this.byPage.delete(hostPage);
+  }
+
+  /** Compile `e`'s entry again at its next run (a few times at most). */
+  private rediscover(e: Entry): void {
+    if (++e.rediscovered > MAX_REDISCOVERIES) return;
+    e.code = null;
+    e.count = 0;
+  }
+
+  private nowFetchable(cpu: Cpu, r: Region): boolean {
+    const csBase = cpu.segBase[Seg.CS];
+    return r.unfetched.some((t) => this.fetchable(cpu, (csBase + t) | 0));
   }
 
   private segsHold(cpu: Cpu, r: Region): boolean {
@@ -186,15 +220,22 @@ export class JitEngine implements BlockEngine {
   private compile(cpu: Cpu, blk: Block, eip: number): Compiled | null {
     const t0 = performance.now();
     const csBase = cpu.segBase[Seg.CS];
-    const page = ((csBase + eip) | 0) >>> 12;
-    const blocks: RegionBlock[] = [{ blk, eip }];
+    // Blocks on every page reachable without a page walk; an edge to another page than its
+    // source's is guarded in the code by the fetch TLB entry of the target's page (section 2).
+    const fetchHost = (la: number) => cpu.tlbH[(la >>> 12) & (TLB_ENTRIES - 1)];
+    const blocks: RegionBlock[] = [{ blk, eip, host: fetchHost((csBase + eip) | 0) }];
     const seen = new Set<number>([eip]);
+    const unfetched: number[] = [];
     for (let q = 0; q < blocks.length && blocks.length < this.opts.maxBlocks; q++) {
       for (const t of successors(blocks[q])) {
         if (seen.has(t)) continue;
         seen.add(t);
         const la = (csBase + t) | 0;
-        if (la >>> 12 !== page || t > cpu.segHi[Seg.CS] || !this.fetchable(cpu, la)) continue;
+        if (t > cpu.segHi[Seg.CS]) continue;
+        if (!this.fetchable(cpu, la)) {
+          if (unfetched.length < 8) unfetched.push(t);
+          continue;
+        }
         let b2: Block;
         try {
           b2 = cpu.getBlock(t);
@@ -202,7 +243,7 @@ export class JitEngine implements BlockEngine {
           if (e instanceof CpuFault) continue;
           throw e;
         }
-        if (b2.valid && blocks.length < this.opts.maxBlocks) blocks.push({ blk: b2, eip: t });
+        if (b2.valid && blocks.length < this.opts.maxBlocks) blocks.push({ blk: b2, eip: t, host: fetchHost(la) });
       }
     }
     const segs: SegSnap[] = [];
@@ -234,7 +275,7 @@ export class JitEngine implements BlockEngine {
     const bin = tr.module.emitBinary();
     tr.module.dispose();
     const table: RegionBlock[] = [];
-    for (const t of compiledBlocks) table[t.index] = { blk: t.blk, eip: t.eip };
+    for (const t of compiledBlocks) table[t.index] = { blk: t.blk, eip: t.eip, host: t.host };
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>), {
       e: { mem: cpu.memory, slow: (la: number, size: number, write: number) => slow(cpu, la, size, write), callout: (i: number, k: number) => callout(cpu, table, i, k) },
     });
@@ -242,6 +283,7 @@ export class JitEngine implements BlockEngine {
     const region: Region = {
       run: exp.run as (entry: number, fuel: number) => number,
       stack32: cpu.stack32, usedSegs: tr.usedSegs, segs, table, text, valid: true,
+      unfetched, runs: 0, guarded: tr.guarded, guardMisses: 0,
     };
     if (text !== undefined) this.texts.push(text);
     let mine: Compiled | null = null;
@@ -253,7 +295,7 @@ export class JitEngine implements BlockEngine {
       if (t.blk === blk || allEntries) {
         let e = this.entries.get(t.blk);
         if (e === undefined) {
-          e = { count: 0, code: null, dead: false, recompiles: 0 };
+          e = { count: 0, code: null, dead: false, recompiles: 0, rediscovered: 0 };
           this.entries.set(t.blk, e);
         }
         e.code = c;

@@ -41,3 +41,14 @@ for (const file of ["pm_fib.bin", "pm_crc32.bin"]) test(`guest ${file} stops at 
     assertEquals(firstDifference(a.sum, b.sum), null, `budget ${budget}`);
   }
 });
+
+test("a loop calling a function on another page stays in compiled code (regions span pages)", async () => {
+  const image = new Uint8Array(readFileSync(`${REPO}tests/guests/pm_xpage.bin`));
+  const calls = 40_000;
+  const g: GuestSpec = { mode: "protected", image, regs: { rdi: calls } };
+  const a = await runGuest(g, "interp");
+  const b = await runGuest(g, "jit");
+  assertEquals(firstDifference(a.sum, b.sum), null);
+  // Before regions spanned pages, every call and every return left wasm: 2 runs per call.
+  assert(b.jit!.stats.runs < calls / 20, `runs ${b.jit!.stats.runs} for ${calls} calls`);
+});

@@ -10,7 +10,7 @@
 import { type Block, LF } from "../runtime/cpu/cpu.ts";
 import { type Insn, OpKind } from "../runtime/cpu/insn.ts";
 import { semantics } from "../runtime/cpu/ops.ts";
-import { ARITH_FLAGS, Fl, Seg, St, TLB_HOST, TLB_TAG_R, TLB_TAG_W } from "../runtime/cpu/state.ts";
+import { ARITH_FLAGS, Fl, Seg, St, TLB_ENTRIES, TLB_HOST, TLB_TAG_R, TLB_TAG_W } from "../runtime/cpu/state.ts";
 import type { Binaryen } from "./_binaryen.ts";
 import { structure } from "./structure.ts";
 
@@ -24,10 +24,15 @@ export interface SegSnap {
   noWrite: number;
 }
 
-/** One block of a region: the interpreter's block, and the EIP it runs at. */
+/** One block of a region: the interpreter's block, the EIP it runs at, and its page's host address. */
 export interface RegionBlock {
   blk: Block;
   eip: number;
+  /**
+   * Host address of the start of the block's linear page at compile time (the fetch TLB entry): an
+   * edge into the block from another page checks that the entry still says so.
+   */
+  host: number;
 }
 
 export interface RegionSpec {
@@ -59,6 +64,9 @@ export interface RegionSpec {
 export interface TranslatedBlock {
   blk: Block;
   eip: number;
+  /** Linear page of `eip`, and its host address at compile time (RegionBlock.host). */
+  page: number;
+  host: number;
   /** Instructions compiled (translated or called out); the block is compiled when > 0. */
   cut: number;
   /** Index passed as `entry` to run(), or -1 when the block was not compiled. */
@@ -78,6 +86,8 @@ export interface Translation {
   /** Instructions translated inline and called out, for stats. */
   inline: number;
   callouts: number;
+  /** EIPs of blocks entered through a TLB-guarded edge from another page (a failed guard exits there). */
+  guarded: Set<number>;
 }
 
 const S = semantics;
@@ -155,6 +165,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   const usedTemps: number[] = [];
   let usedSegs = 1 << Seg.CS;
   let inline = 0, callouts = 0;
+  const guarded = new Set<number>();
   const temp = (): number => {
     const t = freeTemps.pop() ?? (vars.push(i32), vars.length + 1);
     usedTemps.push(t);
@@ -194,7 +205,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     for (let k = 0; k + 1 < cut; k++) {
       if (starts.has(((rb.eip + rb.blk.insns[k].nextOff) & rb.blk.ipMask) >>> 0)) { cut = k + 1; break; }
     }
-    const tb: TranslatedBlock = { blk: rb.blk, eip: rb.eip >>> 0, cut, index: -1, need: 0 };
+    const tb: TranslatedBlock = { blk: rb.blk, eip: rb.eip >>> 0, page: ((spec.segs[Seg.CS].base + rb.eip) | 0) >>> 12, host: rb.host, cut, index: -1, need: 0 };
     tblocks.push(tb);
     if (cut > 0 && !byEip.has(tb.eip)) {
       tb.index = byEip.size;
@@ -203,7 +214,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   }
   const compiled = tblocks.filter((t) => t.index >= 0);
   // The region's entry does not compile: nothing to translate (the caller disposes the module).
-  if (tblocks[0].index !== 0) return { module: m, blocks: tblocks, usedSegs, inline, callouts };
+  if (tblocks[0].index !== 0) return { module: m, blocks: tblocks, usedSegs, inline, callouts, guarded };
 
   // Return sites inside the region: candidates for RET.
   const returnSites: number[] = [];
@@ -873,8 +884,21 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     }));
     let sw = 0;
     const code = structure<Ref>({ succ }, {
-      node: (x, go) => {
+      node: (x, go0) => {
         const tb = compiled[x];
+        // An edge to a block on another page: only while that page's fetch TLB entry still maps it
+        // where it did at compile time (the interpreter's getBlock looks there too), else leave.
+        const go = (k: number): Ref => {
+          const t = succ[x][k];
+          if (t < 0 || compiled[t].page === tb.page) return go0(k);
+          const to = compiled[t], e = (to.page & (TLB_ENTRIES - 1)) * 4;
+          guarded.add(to.eip);
+          const ok = m.i32.and(
+            m.i32.eq(m.i32.load(area + TLB_TAG_R + e, 4, c32(0)), c32(to.page)),
+            m.i32.eq(m.i32.load(area + TLB_HOST + e, 4, c32(0)), c32(to.host)),
+          );
+          return m.if(ok, go0(k), leaveTo(to.eip));
+        };
         const p = edgesOf.get(tb)!;
         const out = [...codeOf.get(tb)!];
         if (p.kind === "cond") out.push(m.if(get(L_COND), go(0), go(1)));
@@ -919,22 +943,26 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
       if (endKind.kind === "indirect" && endKind.cands!.length > 0) rlBlocks.set(tb, rl.addBlockWithSwitch(code, switchIndex(endKind.cands!)));
       else rlBlocks.set(tb, rl.addBlock(code));
     }
+    // Edges to another page leave the region here (no TLB guard in this shape).
+    let fromPage = 0;
     const target = (eip: number): number => {
       const t = byEip.get(eip);
-      return t !== undefined ? rlBlocks.get(t)! : exitTo(eip);
+      return t !== undefined && t.page === fromPage ? rlBlocks.get(t)! : exitTo(eip);
     };
     // Blocks the entry cannot reach through these edges (a return site whose RET is elsewhere)
     // get no out-edges: the relooper must not see them as predecessors of reachable blocks.
     const reach = new Set<TranslatedBlock>([compiled[0]]);
     const work = [compiled[0]];
     while (work.length) {
-      for (const t of outEips(edgesOf.get(work.pop()!)!)) {
+      const from = work.pop()!;
+      for (const t of outEips(edgesOf.get(from)!)) {
         const tb = t < 0 ? undefined : byEip.get(t);
-        if (tb !== undefined && !reach.has(tb)) { reach.add(tb); work.push(tb); }
+        if (tb !== undefined && tb.page === from.page && !reach.has(tb)) { reach.add(tb); work.push(tb); }
       }
     }
     for (const p of pending) {
       const from = rlBlocks.get(p.from)!;
+      fromPage = p.from.page;
       if (!spec.allEntries && !reach.has(p.from)) {
         // A switch block needs its default branch; the block itself never runs.
         if (p.kind === "indirect" && p.cands!.length > 0) rl.addBranchForSwitch(from, dynExit, [], 0);
@@ -971,7 +999,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   ]);
   m.addFunction("run", b.createType([i32, i32]), i32, vars, body);
   m.addFunctionExport("run", "run");
-  return { module: m, blocks: tblocks, usedSegs, inline, callouts };
+  return { module: m, blocks: tblocks, usedSegs, inline, callouts, guarded };
 }
 
 /** Load the locals from the state block. */
