@@ -157,7 +157,7 @@ export class JitEngine implements BlockEngine {
       // It keeps leaving at a guarded edge: that page maps elsewhere now. Compile again for the new mapping.
       this.rediscover(e);
     }
-    if (n === 0 && (cpu.st[St.RIP] >>> 0) === eip) {
+    if (n === 0 && (cpu.st[St.RIP] >>> 0) === eip && !cpu.exitPending) {
       this.stats.declined++;
       return false;
     }
@@ -277,7 +277,8 @@ export class JitEngine implements BlockEngine {
     const table: RegionBlock[] = [];
     for (const t of compiledBlocks) table[t.index] = { blk: t.blk, eip: t.eip, host: t.host };
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>), {
-      e: { mem: cpu.memory, slow: (la: number, size: number, write: number) => slow(cpu, la, size, write), callout: (i: number, k: number) => callout(cpu, table, i, k) },
+      e: { mem: cpu.memory, slow: (la: number, size: number, write: number) => slow(cpu, la, size, write), callout: (i: number, k: number) => callout(cpu, table, i, k),
+        exitcall: (i: number, k: number) => exitCall(cpu, table, i, k) },
     });
     const exp = inst.exports as Record<string, unknown>;
     const region: Region = {
@@ -364,4 +365,29 @@ function callout(cpu: Cpu, table: RegionBlock[], index: number, k: number): numb
     return 1;
   }
   return cpu.stop ? 2 : 0;
+}
+
+/**
+ * Run the interpreter's semantic function for IN/OUT `k` of compiled block `index` (an exit call,
+ * translate.ts isExitCall), leaving a recorded VM exit pending.
+ * @returns 0 done, 1 the exit is recorded (RIP is back at the instruction, which has not retired),
+ *   2 a fault (nothing changed: the interpreter runs it again and raises it), 3 done and the run must end
+ */
+function exitCall(cpu: Cpu, table: RegionBlock[], index: number, k: number): number {
+  const rb = table[index];
+  const ins = rb.blk.insns[k];
+  cpu.st[St.RIP] = (rb.eip + ins.nextOff) & rb.blk.ipMask;
+  try {
+    ins.exec(cpu, ins);
+  } catch (e) {
+    if (e instanceof CpuFault || e === VmExitSignal.instance) {
+      cpu.exitPending = false;
+      cpu.stop = false;
+      cpu.mmioPos = 0;
+      return 2;
+    }
+    throw e;
+  }
+  if (cpu.exitPending) return 1;
+  return cpu.stop ? 3 : 0;
 }

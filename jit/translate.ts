@@ -111,11 +111,22 @@ export function isNative(i: Insn): boolean {
   return true;
 }
 
+/**
+ * IN and OUT (not the string forms): translated as a call of the interpreter's own semantic function
+ * that may record the VM exit (IO exiting), after which the run ends at the instruction as the
+ * interpreter's does; without an exit the code goes on. The OUT loop then costs one run of compiled
+ * code per exit instead of a run, a return to the run loop and an interpreted one-instruction block.
+ */
+export function isExitCall(i: Insn): boolean {
+  return i.exec === S.in || i.exec === S.out;
+}
+
 /** The static successors of a fully compiled block (for region discovery). */
 export function successors(rb: RegionBlock): number[] {
   const { blk, eip } = rb;
   const last = blk.insns[blk.insns.length - 1];
   const next = ((eip + last.nextOff) & blk.ipMask) >>> 0;
+  if (isExitCall(last)) return [next];
   if (!isNative(last)) return last.terminal ? [] : [next];
   const target = ((next + last.imm) & (last.osz === 4 ? -1 : 0xffff)) >>> 0;
   if (last.exec === S.jcc) return [target, next];
@@ -156,6 +167,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   const i32 = b.i32, i64 = b.i64, none = b.none;
   m.addFunctionImport("slow", "e", "slow", b.createType([i32, i32, i32]), i32);
   m.addFunctionImport("callout", "e", "callout", b.createType([i32, i32]), i32);
+  m.addFunctionImport("exitcall", "e", "exitcall", b.createType([i32, i32]), i32);
   addFlagsFunction(b, m);
 
   const area = spec.area;
@@ -191,7 +203,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   const rawCut = (blk: Block): number => {
     let cut = 0;
     for (const ins of blk.insns) {
-      if (isNative(ins) || (spec.callout && !ins.terminal)) cut++;
+      if (isNative(ins) || isExitCall(ins) || (spec.callout && !ins.terminal)) cut++;
       else break;
     }
     return cut;
@@ -456,6 +468,28 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
 
       const commits: Ref[] = [];
       const native = isNative(ins);
+      if (isExitCall(ins)) {
+        // ---- IN/OUT: the interpreter's semantic function, which may record the IO exit ----
+        callouts++;
+        const st = temp();
+        // The semantic function reads EDX (the port) and RFLAGS (IOPL, VM) and writes EAX (an IN
+        // that does not exit): only those cross, not every local.
+        const store = (word: number, l: number) => m.i32.store(area + word * 4, 4, c32(0), get(l));
+        out.push(store(0, R0), store(2 * 2, R0 + 2), store(St.RFLAGS, L_FL));
+        out.push(set(st, m.call("exitcall", [c32(tb.index), c32(k)], i32)));
+        out.push(set(R0, m.i32.load(area, 4, c32(0))));
+        // 2: a fault (the interpreter raises it); 1: the exit is recorded, RIP at the instruction,
+        // which has not retired; 3: done, and the run must end after it.
+        out.push(m.if(m.i32.eq(get(st), c32(2)), bail()));
+        out.push(m.if(m.i32.eq(get(st), c32(1)), bail()));
+        out.push(m.if(m.i32.eq(get(st), c32(3)), m.block(null, [
+          set(L_RETIRED, m.i32.add(get(L_RETIRED), c32(k + 1))),
+          set(L_EXITRIP, c32(nextEip)),
+          m.br("exit"),
+        ])));
+        prod = null;
+        continue;
+      }
       if (!native) {
         // ---- callout: the interpreter's own semantic function ----
         callouts++;
