@@ -4,7 +4,7 @@
  */
 import { loadHookScripts } from "./hooks.ts";
 import { loadJit } from "../jit/mod.ts";
-import { ActionError, VmHost } from "./actions.ts";
+import type { VmHost } from "./actions.ts";
 import { reportJsonHead, type RunReply, type WorkerError, type WorkerMessage, type WorkerRequest } from "./_protocol.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -12,6 +12,14 @@ const port = globalThis as any as {
   postMessage(m: WorkerMessage, transfer?: Transferable[]): void;
   onmessage: ((e: MessageEvent<{ id: number; req: WorkerRequest }>) => void) | null;
 };
+
+/**
+ * The VMM side, imported after `onmessage` is set: with VMXLAB_ENGINE=jit the runtime's module graph
+ * loads binaryen at its top level, and a message that arrives while a worker's modules are still
+ * evaluating finds no handler and is lost.
+ */
+const actions = import("./actions.ts");
+let ActionErrorClass: typeof import("./actions.ts").ActionError | null = null;
 
 let host: VmHost | null = null;
 let idleTimer: ReturnType<typeof setTimeout> | undefined;
@@ -22,13 +30,15 @@ function post(m: WorkerMessage, transfer?: Transferable[]): void {
 
 async function handle(req: WorkerRequest): Promise<unknown> {
   if (req.op === "init") {
+    const { VmHost, ActionError } = await actions;
+    ActionErrorClass = ActionError;
     const { sets, info } = await loadHookScripts(req.scripts);
     // jit: "preload": binaryen now, so no run waits for it (otherwise the first jit or auto run loads it).
     if (req.preloadJit) await loadJit();
     host = new VmHost(req.limits, sets, (event) => post({ event }));
     return { hookSets: info };
   }
-  if (!host) throw new ActionError({ kind: "internal", message: "Worker is not initialised" });
+  if (!host) throw new Error("Worker is not initialised");
   const t0 = performance.now();
   switch (req.op) {
     case "run": {
@@ -54,7 +64,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
 }
 
 function toWorkerError(e: unknown): WorkerError {
-  if (e instanceof ActionError) return e.error;
+  if (ActionErrorClass !== null && e instanceof ActionErrorClass) return e.error;
   const err = e as Error;
   return { kind: "internal", message: `${err?.name ?? "Error"}: ${err?.message ?? String(e)}` };
 }

@@ -59,7 +59,8 @@ const HOOKED_LOOP = [
   0x0f, 0x01, 0xc1, // vmcall            (eax = instructions so far)
   0x89, 0xc2, // mov edx,eax
   0xb0, 0x5a, 0xe6, 0xe9, // mov al,'Z'; out 0xe9,al
-  0xf4, // hlt
+  0xf4, // h: hlt
+  0xeb, 0xfd, // jmp h   (a session's next run halts again)
 ];
 const LOOP_SCRIPT = `
   let n = 0;
@@ -158,7 +159,7 @@ test("Limits hold under the JIT: the exact budget, the console cap, and the wall
 test("Sessions run under the engine they were created with, and agree with interp", async () => {
   const views: unknown[] = [];
   for (const engine of ["interp", "jit"]) {
-    const s = await call(service, "POST", "/v1/vms", { image: b64(HOOKED_LOOP), mode: "protected", hooks: ["hypercalls"], script: LOOP_SCRIPT, engine, budget: 3000 });
+    const s = await call(service, "POST", "/v1/vms", { image: b64(HOOKED_LOOP), mode: "protected", hooks: ["hypercalls"], script: LOOP_SCRIPT, engine, budget: 1000 });
     assertEquals(s.status, 201, s.text);
     assertEquals(s.body.engine, engine);
     const id = s.body.id;

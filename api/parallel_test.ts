@@ -5,9 +5,12 @@
 import { test } from "node:test";
 import { assert, assertEquals } from "../tests/assert.ts";
 import { createService } from "./app.ts";
+import { withLimits } from "./config.ts";
 import { b64, call, guest, GUESTS } from "./_testing.ts";
 
-const service = await createService({ workers: 2 });
+// A budget no spinning guest reaches before its time limit, under any engine (the JIT spins `jmp $`
+// at ~1.5 G instructions/s, past the default 500 M maximum in a third of a second).
+const service = await createService({ workers: 2, limits: withLimits({ maxBudget: 100_000_000_000 }) });
 
 /**
  * mov ax,[0x600]; mov [0x502],ax; mov [0x600],bx; mov [0x500],bx; hlt — reports what it found at
