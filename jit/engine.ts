@@ -66,6 +66,8 @@ interface Region {
   /** EIPs of its blocks entered across a page (a TLB-guarded edge), and the runs that left at one. */
   guarded: Set<number>;
   guardMisses: number;
+  /** `cpu.segEpoch` when the segment snapshots were last found to hold (-1: never). */
+  segEpoch: number;
 }
 interface Compiled {
   region: Region;
@@ -74,7 +76,10 @@ interface Compiled {
   /** Fuel a run from here needs (the entry's budget check), else the interpreter runs the block. */
   need: number;
 }
+/** What the engine keeps on a Block (`blk.engineData`): dropped with the block. */
 interface Entry {
+  /** The engine that made it (a block outlives an engine replaced with useEngine). */
+  engine: JitEngine;
   count: number;
   code: Compiled | null;
   /** Compilation was tried and gave nothing (first instruction not compilable), or gave up. */
@@ -104,7 +109,6 @@ export class JitEngine implements BlockEngine {
   };
   /** Wasm text of the regions compiled, when `keepText` is set. */
   readonly texts: string[] = [];
-  private readonly entries = new WeakMap<Block, Entry>();
   private readonly byPage = new Map<number, Compiled[]>();
   private readonly threshold: number;
   private readonly opts: Required<Omit<JitOptions, "threshold">>;
@@ -120,11 +124,8 @@ export class JitEngine implements BlockEngine {
 
   /** The run loop's hook (cpu.ts): run compiled code for `blk` at `eip`, or decline. */
   runBlock(cpu: Cpu, blk: Block, eip: number): boolean {
-    let e = this.entries.get(blk);
-    if (e === undefined) {
-      e = { count: 0, code: null, dead: false, recompiles: 0, rediscovered: 0 };
-      this.entries.set(blk, e);
-    }
+    let e = blk.engineData as Entry | null;
+    if (e === null || e.engine !== this) blk.engineData = e = this.newEntry();
     let c = e.code;
     if (c !== null && !c.region.valid) c = e.code = null; // compile again from this entry
     if (c === null) {
@@ -183,6 +184,10 @@ export class JitEngine implements BlockEngine {
     this.byPage.delete(hostPage);
   }
 
+  private newEntry(): Entry {
+    return { engine: this, count: 0, code: null, dead: false, recompiles: 0, rediscovered: 0 };
+  }
+
   /** Compile `e`'s entry again at its next run (a few times at most). */
   private rediscover(e: Entry): void {
     if (++e.rediscovered > MAX_REDISCOVERIES) return;
@@ -196,11 +201,13 @@ export class JitEngine implements BlockEngine {
   }
 
   private segsHold(cpu: Cpu, r: Region): boolean {
+    if (r.segEpoch === cpu.segEpoch) return true; // no segment cache change since the last check
     for (let s = 0, u = r.usedSegs; u !== 0; s++, u >>>= 1) {
       if ((u & 1) === 0) continue;
       const sn = r.segs[s];
       if (cpu.segBase[s] !== sn.base || cpu.segLo[s] !== sn.lo || cpu.segHi[s] !== sn.hi || cpu.segNoWrite[s] !== sn.noWrite) return false;
     }
+    r.segEpoch = cpu.segEpoch;
     return true;
   }
 
@@ -284,7 +291,7 @@ export class JitEngine implements BlockEngine {
     const region: Region = {
       run: exp.run as (entry: number, fuel: number) => number,
       stack32: cpu.stack32, usedSegs: tr.usedSegs, segs, table, text, valid: true,
-      unfetched, runs: 0, guarded: tr.guarded, guardMisses: 0,
+      unfetched, runs: 0, guarded: tr.guarded, guardMisses: 0, segEpoch: -1,
     };
     if (text !== undefined) this.texts.push(text);
     let mine: Compiled | null = null;
@@ -294,11 +301,8 @@ export class JitEngine implements BlockEngine {
       // nested loops. (Entering at any block made every loop a label-dispatch loop, 2-3x slower.)
       // The other blocks get regions of their own if the run loop ever offers them.
       if (t.blk === blk || allEntries) {
-        let e = this.entries.get(t.blk);
-        if (e === undefined) {
-          e = { count: 0, code: null, dead: false, recompiles: 0, rediscovered: 0 };
-          this.entries.set(t.blk, e);
-        }
+        let e = t.blk.engineData as Entry | null;
+        if (e === null || e.engine !== this) t.blk.engineData = e = this.newEntry();
         e.code = c;
         if (t.blk === blk) mine = c;
       }

@@ -52,3 +52,16 @@ test("a loop calling a function on another page stays in compiled code (regions 
   // Before regions spanned pages, every call and every return left wasm: 2 runs per call.
   assert(b.jit!.stats.runs < calls / 20, `runs ${b.jit!.stats.runs} for ${calls} calls`);
 });
+
+test("a long straight run of blocks gets budget checks of its own, so a small budget still runs compiled code", async () => {
+  // 300 blocks of `inc eax` ×9 and `jmp $+2`, then HLT: one region of 128 blocks would otherwise
+  // ask for 1,280 instructions of fuel at its entry and never start under a budget of 1,000.
+  const block = [0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0x40, 0xeb, 0x00];
+  const image = new Uint8Array([...Array.from({ length: 300 }, () => block).flat(), 0xf4]);
+  const g: GuestSpec = { mode: "protected", image, load: 0x100000, regs: { rip: 0x100000, rsp: 0x80000 }, budget: 1000 };
+  const a = await runGuest(g, "interp");
+  const b = await runGuest(g, "jit");
+  assertEquals(a.sum.exit, "budget");
+  assertEquals(firstDifference(a.sum, b.sum), null);
+  assert(b.jit!.stats.instructions > 500, `compiled code retired ${b.jit!.stats.instructions}`);
+});

@@ -141,6 +141,9 @@ export function successors(rb: RegionBlock): number[] {
 const P_ENTRY = 0, P_FUEL = 1, R0 = 2, L_OP = 10, L_RES = 11, L_DST = 12, L_SRC = 13, L_MASK = 14, L_FL = 15;
 const L_RETIRED = 16, L_EXITRIP = 17, L_COND = 18, L_TGT = 19, L_LABEL = 20, FIRST_TEMP = 21;
 
+/** The most fuel a budget check asks for (longer straight-line paths get more checks). */
+const MAX_NEED = 256;
+
 const LAZY_ALL = ARITH_FLAGS;
 const LAZY_NO_CF = ARITH_FLAGS & ~Fl.CF;
 const LAZY_RES = Fl.ZF | Fl.SF | Fl.PF;
@@ -859,11 +862,12 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   else {
     checked.add(compiled[0]);
     const state = new Map<TranslatedBlock, number>(); // 1 on the walk's stack, 2 done
+    const post: TranslatedBlock[] = [];
     const stack: { tb: TranslatedBlock; next: TranslatedBlock[]; k: number }[] = [{ tb: compiled[0], next: succ(compiled[0]), k: 0 }];
     state.set(compiled[0], 1);
     while (stack.length) {
       const top = stack[stack.length - 1];
-      if (top.k === top.next.length) { state.set(top.tb, 2); stack.pop(); continue; }
+      if (top.k === top.next.length) { state.set(top.tb, 2); post.push(top.tb); stack.pop(); continue; }
       const t = top.next[top.k++];
       const st = state.get(t);
       if (st === 1) checked.add(t);
@@ -871,6 +875,16 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     }
     // Blocks the walk did not reach are entered only in the all-entries shape; check them anyway.
     for (const tb of compiled) if (!state.has(tb)) checked.add(tb);
+    // Straight-line stretches longer than MAX_NEED get checks of their own, so that no check asks
+    // for more fuel than a small budget leaves (a run that cannot start is handed to the
+    // interpreter, and a region that never starts is compile time thrown away).
+    const order = post.reverse(), pos = new Map(order.map((tb, i) => [tb, i]));
+    const inMax = new Map<TranslatedBlock, number>();
+    for (const v of order) {
+      let dv = checked.has(v) ? v.cut : v.cut + (inMax.get(v) ?? 0);
+      if (dv > MAX_NEED && !checked.has(v)) { checked.add(v); dv = v.cut; }
+      for (const t of succ(v)) if (pos.get(t)! > pos.get(v)!) inMax.set(t, Math.max(inMax.get(t) ?? 0, dv));
+    }
   }
   const need = new Map<TranslatedBlock, number>();
   const longest = (tb: TranslatedBlock): number => {

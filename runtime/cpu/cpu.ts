@@ -73,6 +73,8 @@ export class Block {
     this.hasRep = insns.some((i) => i.rep !== 0);
   }
   valid = true;
+  /** The block engine's record for this block (cpu.engine), dropped with the block. */
+  engineData: unknown = null;
   /** Holds a REP-prefixed instruction (whose iterations share the preemption timer). */
   readonly hasRep: boolean;
   /**
@@ -383,8 +385,11 @@ export class Cpu {
   getSegBase(seg: number): number { return this.st[St.SEG + seg * SEG_WORDS + SEG_BASE] >>> 0; }
   getSegLimit(seg: number): number { return this.st[St.SEG + seg * SEG_WORDS + SEG_LIMIT] >>> 0; }
   getSegAttr(seg: number): number { return this.st[St.SEG + seg * SEG_WORDS + SEG_ATTR]; }
+  /** Bumped whenever the derived segment cache may change (the JIT revalidates its snapshots then). */
+  segEpoch = 0;
   /** Recompute the derived segment cache for `seg` from its hidden part. */
   refreshSeg(seg: number): void {
+    this.segEpoch++;
     const o = St.SEG + seg * SEG_WORDS;
     const attr = this.st[o + SEG_ATTR];
     const limit = this.st[o + SEG_LIMIT] >>> 0;
