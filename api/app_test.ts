@@ -185,7 +185,8 @@ test("An unknown hook set is a 400 problem naming the list element", async () =>
 });
 
 test("Runs beyond the concurrency limit are a 429 problem with Retry-After", async () => {
-  const s = await createService({ workers: 1, limits: withLimits({ maxConcurrentRuns: 1 }) });
+  // maxBudget: the spinning run reaches its time limit first under any engine (the JIT spins ~1.5 G instructions/s).
+  const s = await createService({ workers: 1, limits: withLimits({ maxConcurrentRuns: 1, maxBudget: 100_000_000_000 }) });
   try {
     const slow = call(s, "POST", "/v1/runs", { image: b64(GUESTS.spin), budget: s.limits.maxBudget, timeoutMs: 300 });
     await new Promise((r) => setTimeout(r, 20));
