@@ -15,8 +15,8 @@ const REPO = new URL("../../", import.meta.url);
 /** Run `code` (a module's text) in a fresh process of this runtime, without VMXLAB_ENGINE. */
 function fresh(code: string): { status: number; stdout: string; stderr: string } {
   const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-  const env = { ...process.env };
-  delete env.VMXLAB_ENGINE;
+  // Empty rather than deleted: Deno's child_process adds the parent's variables to the ones given.
+  const env = { ...process.env, VMXLAB_ENGINE: "" };
   const argv = isDeno ? ["eval", "--ext=ts", code] : ["-e", code];
   const r = spawnSync(process.execPath, argv, { cwd: REPO.pathname, encoding: "utf8", env, timeout: 60_000 });
   return { status: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
