@@ -131,6 +131,12 @@ export class JitEngine implements BlockEngine {
     if (c === null) {
       if (e.dead || ++e.count < this.threshold) return false;
       c = this.compile(cpu, blk, eip);
+      if (cpu.deadline !== Infinity && performance.now() >= cpu.deadline) {
+        // Compiling takes time the run loop's wall-clock check (every 4096 blocks) does not see.
+        cpu.interruptedByHost = true;
+        cpu.recordExit(ExitReason.EXTERNAL_INTERRUPT, 0);
+        return true;
+      }
       if (c === null) {
         e.dead = true;
         return false;

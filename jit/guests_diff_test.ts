@@ -7,6 +7,10 @@ import { test } from "node:test";
 import { readFileSync } from "node:fs";
 import { assert, assertEquals } from "../tests/assert.ts";
 import { firstDifference, type GuestSpec, runGuest } from "./_diff.ts";
+import { Machine } from "../runtime/vmm/machine.ts";
+import { loadJit } from "./mod.ts";
+
+await loadJit();
 
 const REPO = new URL("..", import.meta.url).pathname;
 interface Expected { mode: "real" | "protected"; format: "raw" | "elf" | "multiboot"; regs?: Record<string, number>; stdout: string; exit: string }
@@ -64,4 +68,15 @@ test("a long straight run of blocks gets budget checks of its own, so a small bu
   assertEquals(a.sum.exit, "budget");
   assertEquals(firstDifference(a.sum, b.sum), null);
   assert(b.jit!.stats.instructions > 500, `compiled code retired ${b.jit!.stats.instructions}`);
+});
+
+test("the wall-clock deadline is checked after compiling, not only every 4096 blocks", async () => {
+  // Zeroed RAM after a JMP: `add [eax], al` forever, a new region at every block in jit mode.
+  const m = new Machine({ mode: "protected", engine: "jit" });
+  m.load(new Uint8Array([0xeb, 0x00]), { format: "raw", loadAddr: 0x100000 });
+  m.vcpu.setRegs({ rip: 0x100000, rsp: 0x80000, rax: 0x200000 });
+  const t = performance.now();
+  const r = m.run({ timeoutMs: 1, budget: 1e12 });
+  assertEquals(r.exit.reason, "timeout");
+  assert(performance.now() - t < 2000, "ended soon after its deadline");
 });
