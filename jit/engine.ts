@@ -398,6 +398,10 @@ function exitCall(cpu: Cpu, table: RegionBlock[], index: number, k: number): num
     }
     throw e;
   }
-  if (cpu.exitPending) return 1;
+  if (cpu.exitPending) {
+    // As the interpreter does for an exit: the run loop resumes through this block's links.
+    cpu.exitBlock = rb.blk;
+    return 1;
+  }
   return cpu.stop ? 3 : 0;
 }

@@ -1333,7 +1333,7 @@ export class Cpu {
    * The block whose instruction exited last, kept across the exit so that the block at the resume
    * point is found through its links rather than the block cache (the links are checked as usual).
    */
-  private exitBlock: Block | null = null;
+  exitBlock: Block | null = null;
 
   private runLoop(): void {
     const st = this.st;
