@@ -290,8 +290,7 @@ export class JitEngine implements BlockEngine {
     const table: RegionBlock[] = [];
     for (const t of compiledBlocks) table[t.index] = { blk: t.blk, eip: t.eip, host: t.host };
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>), {
-      e: { mem: cpu.memory, slow: (la: number, size: number, write: number) => slow(cpu, la, size, write), callout: (i: number, k: number) => callout(cpu, table, i, k),
-        exitcall: (i: number, k: number) => exitCall(cpu, table, i, k) },
+      e: { mem: cpu.memory, slow: (la: number, size: number, write: number) => slow(cpu, la, size, write), callout: (i: number, k: number, keepExit: number) => callout(cpu, table, i, k, keepExit) },
     });
     const exp = inst.exports as Record<string, unknown>;
     const region: Region = {
@@ -350,11 +349,14 @@ function slow(cpu: Cpu, la: number, size: number, write: number): number {
 }
 
 /**
- * Run the interpreter's semantic function for instruction `k` of compiled block `index`.
- * @returns 0 done, 1 not done (a fault or an exit: the interpreter will run it again), 2 done and
- *   the block must end (it wrote to a code page)
+ * Run the interpreter's semantic function for instruction `k` of compiled block `index`: a callout
+ * (an instruction outside the translated subset), or with `keepExit` an exit call (IN/OUT, whose
+ * VM exit is recorded and kept pending; translate.ts isExitCall).
+ * @returns 0 done; 1 not done: a fault (nothing changed, the interpreter runs it again and raises
+ *   it), an exit from a callout (undone likewise), or the exit of an exit call (RIP back at the
+ *   instruction, which has not retired); 2 done and the run must end (it wrote to a code page)
  */
-function callout(cpu: Cpu, table: RegionBlock[], index: number, k: number): number {
+function callout(cpu: Cpu, table: RegionBlock[], index: number, k: number, keepExit: number): number {
   const rb = table[index];
   const ins = rb.blk.insns[k];
   cpu.st[St.RIP] = (rb.eip + ins.nextOff) & rb.blk.ipMask;
@@ -370,38 +372,14 @@ function callout(cpu: Cpu, table: RegionBlock[], index: number, k: number): numb
     throw e;
   }
   if (cpu.exitPending) {
-    cpu.exitPending = false;
-    cpu.stop = false;
+    if (keepExit) {
+      // As the interpreter does for an exit: the run loop resumes through this block's links.
+      cpu.exitBlock = rb.blk;
+    } else {
+      cpu.exitPending = false;
+      cpu.stop = false;
+    }
     return 1;
   }
   return cpu.stop ? 2 : 0;
-}
-
-/**
- * Run the interpreter's semantic function for IN/OUT `k` of compiled block `index` (an exit call,
- * translate.ts isExitCall), leaving a recorded VM exit pending.
- * @returns 0 done, 1 the exit is recorded (RIP is back at the instruction, which has not retired),
- *   2 a fault (nothing changed: the interpreter runs it again and raises it), 3 done and the run must end
- */
-function exitCall(cpu: Cpu, table: RegionBlock[], index: number, k: number): number {
-  const rb = table[index];
-  const ins = rb.blk.insns[k];
-  cpu.st[St.RIP] = (rb.eip + ins.nextOff) & rb.blk.ipMask;
-  try {
-    ins.exec(cpu, ins);
-  } catch (e) {
-    if (e instanceof CpuFault || e === VmExitSignal.instance) {
-      cpu.exitPending = false;
-      cpu.stop = false;
-      cpu.mmioPos = 0;
-      return 2;
-    }
-    throw e;
-  }
-  if (cpu.exitPending) {
-    // As the interpreter does for an exit: the run loop resumes through this block's links.
-    cpu.exitBlock = rb.blk;
-    return 1;
-  }
-  return cpu.stop ? 3 : 0;
 }

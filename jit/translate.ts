@@ -169,8 +169,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   m.addMemoryImport("0", "e", "mem");
   const i32 = b.i32, i64 = b.i64, none = b.none;
   m.addFunctionImport("slow", "e", "slow", b.createType([i32, i32, i32]), i32);
-  m.addFunctionImport("callout", "e", "callout", b.createType([i32, i32]), i32);
-  m.addFunctionImport("exitcall", "e", "exitcall", b.createType([i32, i32]), i32);
+  m.addFunctionImport("callout", "e", "callout", b.createType([i32, i32, i32]), i32);
   addFlagsFunction(b, m);
 
   const area = spec.area;
@@ -471,35 +470,19 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
 
       const commits: Ref[] = [];
       const native = isNative(ins);
-      if (isExitCall(ins)) {
-        // ---- IN/OUT: the interpreter's semantic function, which may record the IO exit ----
+      if (isExitCall(ins) || !native) {
+        // ---- the interpreter's own semantic function: a callout, or an IN/OUT exit call ----
+        // An exit call crosses only what IN/OUT read and write (EAX, EDX: the port, RFLAGS: IOPL
+        // and VM); a callout stores and reloads every local.
+        const exitCall = isExitCall(ins);
         callouts++;
         const st = temp();
-        // The semantic function reads EDX (the port) and RFLAGS (IOPL, VM) and writes EAX (an IN
-        // that does not exit): only those cross, not every local.
         const store = (word: number, l: number) => m.i32.store(area + word * 4, 4, c32(0), get(l));
-        out.push(store(0, R0), store(2 * 2, R0 + 2), store(St.RFLAGS, L_FL));
-        out.push(set(st, m.call("exitcall", [c32(tb.index), c32(k)], i32)));
-        out.push(set(R0, m.i32.load(area, 4, c32(0))));
-        // 2: a fault (the interpreter raises it); 1: the exit is recorded, RIP at the instruction,
-        // which has not retired; 3: done, and the run must end after it.
-        out.push(m.if(m.i32.eq(get(st), c32(2)), bail()));
-        out.push(m.if(m.i32.eq(get(st), c32(1)), bail()));
-        out.push(m.if(m.i32.eq(get(st), c32(3)), m.block(null, [
-          set(L_RETIRED, m.i32.add(get(L_RETIRED), c32(k + 1))),
-          set(L_EXITRIP, c32(nextEip)),
-          m.br("exit"),
-        ])));
-        prod = null;
-        continue;
-      }
-      if (!native) {
-        // ---- callout: the interpreter's own semantic function ----
-        callouts++;
-        const st = temp();
-        out.push(...writeBack(m, area, false, i32));
-        out.push(set(st, m.call("callout", [c32(tb.index), c32(k)], i32)));
-        out.push(...reload(m, area));
+        if (exitCall) out.push(store(0, R0), store(2 * 2, R0 + 2), store(St.RFLAGS, L_FL));
+        else out.push(...writeBack(m, area, false, i32));
+        out.push(set(st, m.call("callout", [c32(tb.index), c32(k), c32(exitCall ? 1 : 0)], i32)));
+        if (exitCall) out.push(set(R0, m.i32.load(area, 4, c32(0))));
+        else out.push(...reload(m, area));
         out.push(m.if(m.i32.eq(get(st), c32(1)), bail()));
         out.push(m.if(m.i32.eq(get(st), c32(2)), m.block(null, [
           set(L_RETIRED, m.i32.add(get(L_RETIRED), c32(k + 1))),

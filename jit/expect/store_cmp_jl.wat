@@ -1,12 +1,11 @@
 ;; l: mov [ebx+4], eax; inc eax; cmp eax, 10; jl l; hlt
 (module
- (type $0 (func (param i32 i32) (result i32)))
- (type $1 (func (param i32 i32 i32) (result i32)))
- (type $2 (func (param i32 i32 i32 i32 i32 i32) (result i32)))
+ (type $0 (func (param i32 i32 i32) (result i32)))
+ (type $1 (func (param i32 i32 i32 i32 i32 i32) (result i32)))
+ (type $2 (func (param i32 i32) (result i32)))
  (import "e" "mem" (memory $0 1))
  (import "e" "slow" (func $slow (param i32 i32 i32) (result i32)))
- (import "e" "callout" (func $callout (param i32 i32) (result i32)))
- (import "e" "exitcall" (func $exitcall (param i32 i32) (result i32)))
+ (import "e" "callout" (func $callout (param i32 i32 i32) (result i32)))
  (export "run" (func $run))
  (func $flags (param $0 i32) (param $1 i32) (param $2 i32) (param $3 i32) (param $4 i32) (param $5 i32) (result i32)
   (local $6 i32)
