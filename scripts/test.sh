@@ -37,18 +37,14 @@ echo "== bun test"
 #     transport and worker replacement, the same whatever the engine;
 #   tests/{system,kvm_paths,singlestep_exit,conformance*}_test.ts and runtime/{cpu,kvm,...}: they
 #     drive the KVM API or the processor directly, not a Machine (VMXLAB_ENGINE does not reach them;
-#     the JIT's own differential tests cover the processor);
-#   in tests/guests_test.ts, "vmrun runs X and reports the run as JSON" asserts the report's engine
-#     is "interp" (only the "guest ..." tests of that file run here).
-JIT_FILES=(tests/interrupts_test.ts tests/readme_test.ts tests/scripts_test.ts
+#     the JIT's own differential tests cover the processor).
+JIT_FILES=(tests/guests_test.ts tests/interrupts_test.ts tests/readme_test.ts tests/scripts_test.ts
   runtime/vmm/machine_test.ts runtime/vmm/machine_reset_test.ts
   api/app_test.ts api/sandbox_test.ts api/sessions_test.ts api/reuse_test.ts api/parallel_test.ts)
-: > "$logs/jit.log"; : > "$logs/jit_guests.log"
+: > "$logs/jit.log"
 if [ $# -eq 0 ] && [ "${VMXLAB_JIT_PASS:-1}" != 0 ]; then
   echo "== deno test, VMXLAB_ENGINE=jit (the tests that run guests, again under the JIT)"
   VMXLAB_ENGINE=jit "$deno" test -A --no-check "${JIT_FILES[@]}" 2>&1 | tee "$logs/jit.log"
-  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-  VMXLAB_ENGINE=jit "$deno" test -A --no-check --filter '/^guest /' tests/guests_test.ts 2>&1 | tee "$logs/jit_guests.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 
@@ -56,8 +52,7 @@ fi
 count() { local n; n=$(grep -Eo "$1" "$2" | tail -1 | grep -Eo '[0-9]+'); echo "${n:-0}"; }
 dp=$(count '[0-9]+ passed' "$logs/deno.log"); df=$(count '[0-9]+ failed' "$logs/deno.log")
 bp=$(count '^ *[0-9]+ pass$' "$logs/bun.log"); bf=$(count '^ *[0-9]+ fail$' "$logs/bun.log")
-jp=$(( $(count '[0-9]+ passed' "$logs/jit.log") + $(count '[0-9]+ passed' "$logs/jit_guests.log") ))
-jf=$(( $(count '[0-9]+ failed' "$logs/jit.log") + $(count '[0-9]+ failed' "$logs/jit_guests.log") ))
+jp=$(count '[0-9]+ passed' "$logs/jit.log"); jf=$(count '[0-9]+ failed' "$logs/jit.log")
 echo "deno: $dp passed, $df failed; bun: $bp passed, $bf failed; deno with VMXLAB_ENGINE=jit: $jp passed, $jf failed"
 passed=$((dp + bp + jp)); failed=$((df + bf + jf))
 if [ "$passed" -eq 0 ]; then echo "no test ran"; status=1; fi
