@@ -1177,6 +1177,9 @@ export class Cpu {
   }
 
   private decodeBlock(eip: number, host: number, key: number, code32: boolean): Block {
+    // Decoding costs about what running 64 cached blocks does: code that is always new (zeroed RAM,
+    // a copy loop of code) reaches the wall-clock check as soon (see runLoop).
+    this.sinceClockCheck += 63;
     const insns: Insn[] = [];
     const pages = new Set<number>();
     const startPage = host >>> 12;
