@@ -8,7 +8,7 @@ import { CpuFault, VmExitSignal } from "../runtime/cpu/fault.ts";
 import { Cr0, Seg, St, TLB_ENTRIES } from "../runtime/cpu/state.ts";
 import { ExitReason } from "../runtime/cpu/vmcs.ts";
 import type { Binaryen } from "./_binaryen.ts";
-import { type RegionBlock, type SegSnap, successors, type Translation, translateRegion } from "./translate.ts";
+import { type ExitSite, type RegionBlock, type SegSnap, SITE_SHIFT, successors, type Translation, translateRegion } from "./translate.ts";
 
 /** `jit` compiles a block the first time it runs; `auto` once it has run `threshold` times. */
 export type JitMode = "jit" | "auto";
@@ -66,6 +66,8 @@ interface Region {
   /** EIPs of its blocks entered across a page (a TLB-guarded edge), and the runs that left at one. */
   guarded: Set<number>;
   guardMisses: number;
+  /** The IN/OUT instructions a run can stop before (translate.ts ExitSite). */
+  exitSites: ExitSite[];
   /** `cpu.segEpoch` when the segment snapshots were last found to hold (-1: never). */
   segEpoch: number;
 }
@@ -154,8 +156,18 @@ export class JitEngine implements BlockEngine {
     const fuel = cpu.timer < HARD_CHUNK ? cpu.timer : HARD_CHUNK;
     if (fuel < c.need) return false;
     cpu.stop = false;
-    const n = r.run(c.index, fuel);
+    let n = r.run(c.index, fuel);
     this.stats.runs++;
+    const site = n >>> SITE_SHIFT;
+    if (site !== 0) {
+      // The run stopped before an IN or OUT (an exit site): execute it here, as the interpreter
+      // would, keeping its VM exit.
+      n &= (1 << SITE_SHIFT) - 1;
+      const s = r.exitSites[site - 1];
+      const st = callout(cpu, r.table, s.index, s.k, 1);
+      if (st === 1 && !cpu.exitPending) cpu.st[St.RIP] = s.eip; // a fault: the interpreter raises it
+      else if (st !== 1) n++; // done without an exit (IO exiting off): it retired
+    }
     if (r.unfetched.length !== 0 && ++r.runs === REDISCOVER_RUNS && this.nowFetchable(cpu, r)) {
       // Code it could not look at then is mapped now (jit mode compiles on first sight, before a
       // call's target page was ever fetched): compile this entry again, taking those blocks in.
@@ -290,13 +302,13 @@ export class JitEngine implements BlockEngine {
     const table: RegionBlock[] = [];
     for (const t of compiledBlocks) table[t.index] = { blk: t.blk, eip: t.eip, host: t.host };
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>), {
-      e: { mem: cpu.memory, slow: (la: number, size: number, write: number) => slow(cpu, la, size, write), callout: (i: number, k: number, keepExit: number) => callout(cpu, table, i, k, keepExit) },
+      e: { mem: cpu.memory, slow: (la: number, size: number, write: number) => slow(cpu, la, size, write), callout: (i: number, k: number) => callout(cpu, table, i, k, 0) },
     });
     const exp = inst.exports as Record<string, unknown>;
     const region: Region = {
       run: exp.run as (entry: number, fuel: number) => number,
       stack32: cpu.stack32, usedSegs: tr.usedSegs, segs, table, text, valid: true,
-      unfetched, runs: 0, guarded: tr.guarded, guardMisses: 0, segEpoch: -1,
+      unfetched, runs: 0, guarded: tr.guarded, guardMisses: 0, segEpoch: -1, exitSites: tr.exitSites,
     };
     if (text !== undefined) this.texts.push(text);
     let mine: Compiled | null = null;

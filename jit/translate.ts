@@ -88,6 +88,15 @@ export interface Translation {
   callouts: number;
   /** EIPs of blocks entered through a TLB-guarded edge from another page (a failed guard exits there). */
   guarded: Set<number>;
+  /** The IN/OUT instructions the code leaves at for the runner to execute (run()'s result names one). */
+  exitSites: ExitSite[];
+}
+
+/** An IN or OUT: instruction `k` of compiled block `index`, at `eip`. */
+export interface ExitSite {
+  index: number;
+  k: number;
+  eip: number;
 }
 
 const S = semantics;
@@ -139,7 +148,9 @@ export function successors(rb: RegionBlock): number[] {
 
 // Locals of run(): params, then fixed locals, then temporaries.
 const P_ENTRY = 0, P_FUEL = 1, R0 = 2, L_OP = 10, L_RES = 11, L_DST = 12, L_SRC = 13, L_MASK = 14, L_FL = 15;
-const L_RETIRED = 16, L_EXITRIP = 17, L_COND = 18, L_TGT = 19, L_LABEL = 20, FIRST_TEMP = 21;
+const L_RETIRED = 16, L_EXITRIP = 17, L_COND = 18, L_TGT = 19, L_LABEL = 20, L_SITE = 21, FIRST_TEMP = 22;
+/** run() returns the instructions retired in its low SITE_SHIFT bits, and above them an exit site + 1 (or 0). */
+export const SITE_SHIFT = 21;
 
 /** The most fuel a budget check asks for (longer straight-line paths get more checks). */
 const MAX_NEED = 256;
@@ -169,7 +180,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   m.addMemoryImport("0", "e", "mem");
   const i32 = b.i32, i64 = b.i64, none = b.none;
   m.addFunctionImport("slow", "e", "slow", b.createType([i32, i32, i32]), i32);
-  m.addFunctionImport("callout", "e", "callout", b.createType([i32, i32, i32]), i32);
+  m.addFunctionImport("callout", "e", "callout", b.createType([i32, i32]), i32);
   addFlagsFunction(b, m);
 
   const area = spec.area;
@@ -180,6 +191,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   let usedSegs = 1 << Seg.CS;
   let inline = 0, callouts = 0;
   const guarded = new Set<number>();
+  const exitSites: ExitSite[] = [];
   const temp = (): number => {
     const t = freeTemps.pop() ?? (vars.push(i32), vars.length + 1);
     usedTemps.push(t);
@@ -228,16 +240,52 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   }
   const compiled = tblocks.filter((t) => t.index >= 0);
   // The region's entry does not compile: nothing to translate (the caller disposes the module).
-  if (tblocks[0].index !== 0) return { module: m, blocks: tblocks, usedSegs, inline, callouts, guarded };
+  if (tblocks[0].index !== 0) return { module: m, blocks: tblocks, usedSegs, inline, callouts, guarded, exitSites };
 
-  // Return sites inside the region: candidates for RET.
-  const returnSites: number[] = [];
-  for (const tb of compiled) {
-    if (tb.cut !== tb.blk.insns.length) continue;
-    const last = tb.blk.insns[tb.cut - 1];
-    if (last.exec === S.call || last.exec === S.callNear) {
-      const next = ((tb.eip + last.nextOff) & tb.blk.ipMask) >>> 0;
-      if (byEip.has(next) && !returnSites.includes(next) && returnSites.length < 8) returnSites.push(next);
+  // Candidates for each RET: the return sites of the direct calls whose callee reaches that RET
+  // without passing through another call (a small call graph of the region). Offering every
+  // return site to every RET tied unrelated functions together, and a RET of one function could
+  // "enter" another's loop from the side, which made the graph irreducible.
+  const retCands = new Map<TranslatedBlock, number[]>();
+  {
+    const lastOf = (tb: TranslatedBlock) => tb.blk.insns[tb.cut - 1];
+    const nextOf = (tb: TranslatedBlock) => ((tb.eip + lastOf(tb).nextOff) & tb.blk.ipMask) >>> 0;
+    /** Successors within the same function: a call continues at its return site, a RET ends. */
+    const intra = (tb: TranslatedBlock): number[] => {
+      const last = lastOf(tb), next = nextOf(tb);
+      if (tb.cut < tb.blk.insns.length) return byEip.has(next) ? [next] : []; // split, or untranslated
+      if (last.exec === S.ret) return [];
+      if (last.exec === S.call || last.exec === S.callNear || isExitCall(last)) return [next];
+      if (last.exec === S.jcc) return [((next + last.imm) & (last.osz === 4 ? -1 : 0xffff)) >>> 0, next];
+      if (last.exec === S.jmp) return [((next + last.imm) & (last.osz === 4 ? -1 : 0xffff)) >>> 0];
+      if (last.terminal && (TRANSFERS.has(last.exec) || !isNative(last))) return [];
+      return [next];
+    };
+    const sitesOf = new Map<number, number[]>(); // callee eip -> return sites
+    for (const tb of compiled) {
+      if (tb.cut !== tb.blk.insns.length || lastOf(tb).exec !== S.call) continue;
+      const last = lastOf(tb), next = nextOf(tb);
+      const callee = ((next + last.imm) & (last.osz === 4 ? -1 : 0xffff)) >>> 0;
+      if (!byEip.has(next) || !byEip.has(callee)) continue;
+      const list = sitesOf.get(callee) ?? [];
+      if (!list.includes(next)) list.push(next);
+      sitesOf.set(callee, list);
+    }
+    for (const [callee, sites] of sitesOf) {
+      const seen = new Set<TranslatedBlock>([byEip.get(callee)!]);
+      const work = [byEip.get(callee)!];
+      while (work.length) {
+        const tb = work.pop()!;
+        if (tb.cut === tb.blk.insns.length && lastOf(tb).exec === S.ret) {
+          const c = retCands.get(tb) ?? [];
+          for (const r of sites) if (!c.includes(r) && c.length < 8) c.push(r);
+          retCands.set(tb, c);
+        }
+        for (const t of intra(tb)) {
+          const x = byEip.get(t);
+          if (x !== undefined && !seen.has(x)) { seen.add(x); work.push(x); }
+        }
+      }
     }
   }
 
@@ -471,18 +519,27 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
       const commits: Ref[] = [];
       const native = isNative(ins);
       if (isExitCall(ins) || !native) {
-        // ---- the interpreter's own semantic function: a callout, or an IN/OUT exit call ----
-        // An exit call crosses only what IN/OUT read and write (EAX, EDX: the port, RFLAGS: IOPL
-        // and VM); a callout stores and reloads every local.
+        // ---- the interpreter's own semantic function (a callout), or an IN/OUT exit site ----
         const exitCall = isExitCall(ins);
+        if (exitCall) {
+          // An exit site: the run ends before the instruction and names it in its result, and the
+          // runner executes it in TypeScript (jit/engine.ts runBlock). With IO exiting on, which KVM
+          // always sets, IN and OUT exit anyway: leaving here costs no wasm-to-JavaScript call.
+          exitSites.push({ index: tb.index, k, eip: insEip });
+          out.push(
+            set(L_RETIRED, m.i32.add(get(L_RETIRED), c32(k))),
+            set(L_EXITRIP, c32(insEip)),
+            set(L_SITE, c32(exitSites.length)),
+            m.br("exit"),
+          );
+          prod = null;
+          continue;
+        }
         callouts++;
         const st = temp();
-        const store = (word: number, l: number) => m.i32.store(area + word * 4, 4, c32(0), get(l));
-        if (exitCall) out.push(store(0, R0), store(2 * 2, R0 + 2), store(St.RFLAGS, L_FL));
-        else out.push(...writeBack(m, area, false, i32));
-        out.push(set(st, m.call("callout", [c32(tb.index), c32(k), c32(exitCall ? 1 : 0)], i32)));
-        if (exitCall) out.push(set(R0, m.i32.load(area, 4, c32(0))));
-        else out.push(...reload(m, area));
+        out.push(...writeBack(m, area, false, i32));
+        out.push(set(st, m.call("callout", [c32(tb.index), c32(k)], i32)));
+        out.push(...reload(m, area));
         out.push(m.if(m.i32.eq(get(st), c32(1)), bail()));
         out.push(m.if(m.i32.eq(get(st), c32(2)), m.block(null, [
           set(L_RETIRED, m.i32.add(get(L_RETIRED), c32(k + 1))),
@@ -804,7 +861,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
         if (ex === S.callNear) commits.push(push(c32(nextEip), ins.osz));
         if (ex === S.ret) commits.push(set(ESP, spPlus(ins.osz + (ins.dk === IMM ? ins.imm & 0xffff : 0))));
         commits.push(set(L_TGT, get(t)));
-        endKind = { from: tb, kind: "indirect", cands: ex === S.ret ? returnSites : [] };
+        endKind = { from: tb, kind: "indirect", cands: ex === S.ret ? retCands.get(tb) ?? [] : [] };
       } else {
         throw new Error(`Untranslated native instruction ${ins.name}`);
       }
@@ -1026,11 +1083,11 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     ...reload(m, area),
     m.block("exit", [flow]),
     ...writeBack(m, area, true, i32),
-    m.return(get(L_RETIRED)),
+    m.return(m.i32.or(get(L_RETIRED), m.i32.shl(get(L_SITE), c32(SITE_SHIFT)))),
   ]);
   m.addFunction("run", b.createType([i32, i32]), i32, vars, body);
   m.addFunctionExport("run", "run");
-  return { module: m, blocks: tblocks, usedSegs, inline, callouts, guarded };
+  return { module: m, blocks: tblocks, usedSegs, inline, callouts, guarded, exitSites };
 }
 
 /** Load the locals from the state block. */

@@ -1,11 +1,11 @@
 ;; mov ecx, 1000; l: add eax, ecx; dec ecx; jnz l; hlt
 (module
- (type $0 (func (param i32 i32 i32) (result i32)))
- (type $1 (func (param i32 i32 i32 i32 i32 i32) (result i32)))
- (type $2 (func (param i32 i32) (result i32)))
+ (type $0 (func (param i32 i32) (result i32)))
+ (type $1 (func (param i32 i32 i32) (result i32)))
+ (type $2 (func (param i32 i32 i32 i32 i32 i32) (result i32)))
  (import "e" "mem" (memory $0 1))
  (import "e" "slow" (func $slow (param i32 i32 i32) (result i32)))
- (import "e" "callout" (func $callout (param i32 i32 i32) (result i32)))
+ (import "e" "callout" (func $callout (param i32 i32) (result i32)))
  (export "run" (func $run))
  (func $flags (param $0 i32) (param $1 i32) (param $2 i32) (param $3 i32) (param $4 i32) (param $5 i32) (result i32)
   (local $6 i32)
@@ -334,6 +334,7 @@
   (local $21 i32)
   (local $22 i32)
   (local $23 i32)
+  (local $24 i32)
   (local.set $2
    (i32.load offset=16777216
     (i32.const 0)
@@ -430,11 +431,11 @@
       (br $exit)
      )
     )
-    (local.set $21
+    (local.set $22
      (i32.const 1000)
     )
     (local.set $3
-     (local.get $21)
+     (local.get $22)
     )
     (local.set $16
      (i32.add
@@ -459,42 +460,42 @@
         (br $exit)
        )
       )
-      (local.set $21
+      (local.set $22
        (local.get $2)
       )
-      (local.set $22
+      (local.set $23
        (local.get $3)
       )
-      (local.set $23
+      (local.set $24
        (i32.add
-        (local.get $21)
         (local.get $22)
+        (local.get $23)
        )
       )
       (local.set $10
        (i32.const 8193)
       )
       (local.set $11
-       (local.get $23)
+       (local.get $24)
       )
       (local.set $12
-       (local.get $21)
+       (local.get $22)
       )
       (local.set $13
-       (local.get $22)
+       (local.get $23)
       )
       (local.set $14
        (i32.const 2261)
       )
       (local.set $2
-       (local.get $23)
-      )
-      (local.set $21
-       (local.get $3)
+       (local.get $24)
       )
       (local.set $22
+       (local.get $3)
+      )
+      (local.set $23
        (i32.sub
-        (local.get $21)
+        (local.get $22)
         (i32.const 1)
        )
       )
@@ -514,10 +515,10 @@
        (i32.const 8195)
       )
       (local.set $11
-       (local.get $22)
+       (local.get $23)
       )
       (local.set $12
-       (local.get $21)
+       (local.get $22)
       )
       (local.set $13
        (i32.const 1)
@@ -526,7 +527,7 @@
        (i32.const 2260)
       )
       (local.set $3
-       (local.get $22)
+       (local.get $23)
       )
       (local.set $18
        (i32.xor
@@ -619,7 +620,13 @@
    (local.get $17)
   )
   (return
-   (local.get $16)
+   (i32.or
+    (local.get $16)
+    (i32.shl
+     (local.get $21)
+     (i32.const 21)
+    )
+   )
   )
  )
 )

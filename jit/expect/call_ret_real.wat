@@ -1,11 +1,11 @@
 ;; real mode: call f; hlt; f: push ax; pop cx; ret
 (module
- (type $0 (func (param i32 i32 i32) (result i32)))
- (type $1 (func (param i32 i32 i32 i32 i32 i32) (result i32)))
- (type $2 (func (param i32 i32) (result i32)))
+ (type $0 (func (param i32 i32) (result i32)))
+ (type $1 (func (param i32 i32 i32) (result i32)))
+ (type $2 (func (param i32 i32 i32 i32 i32 i32) (result i32)))
  (import "e" "mem" (memory $0 1))
  (import "e" "slow" (func $slow (param i32 i32 i32) (result i32)))
- (import "e" "callout" (func $callout (param i32 i32 i32) (result i32)))
+ (import "e" "callout" (func $callout (param i32 i32) (result i32)))
  (export "run" (func $run))
  (func $flags (param $0 i32) (param $1 i32) (param $2 i32) (param $3 i32) (param $4 i32) (param $5 i32) (result i32)
   (local $6 i32)
@@ -336,6 +336,7 @@
   (local $23 i32)
   (local $24 i32)
   (local $25 i32)
+  (local $26 i32)
   (local.set $2
    (i32.load offset=16777216
     (i32.const 0)
@@ -432,7 +433,7 @@
       (br $exit)
      )
     )
-    (local.set $21
+    (local.set $22
      (i32.and
       (i32.sub
        (local.get $6)
@@ -441,12 +442,12 @@
       (i32.const 65535)
      )
     )
-    (local.set $22
-     (local.get $21)
+    (local.set $23
+     (local.get $22)
     )
     (if
      (i32.gt_u
-      (local.get $22)
+      (local.get $23)
       (i32.const 65534)
      )
      (then
@@ -462,10 +463,10 @@
       (br $exit)
      )
     )
-    (local.set $23
+    (local.set $24
      (i32.and
       (i32.shr_u
-       (local.get $22)
+       (local.get $23)
        (i32.const 10)
       )
       (i32.const 16380)
@@ -474,40 +475,40 @@
     (if
      (i32.eq
       (i32.load offset=16797696
-       (local.get $23)
+       (local.get $24)
       )
       (i32.shr_u
        (i32.add
-        (local.get $22)
+        (local.get $23)
         (i32.const 1)
        )
        (i32.const 12)
       )
      )
      (then
-      (local.set $24
+      (local.set $25
        (i32.add
         (i32.load offset=16814080
-         (local.get $23)
+         (local.get $24)
         )
         (i32.and
-         (local.get $22)
+         (local.get $23)
          (i32.const 4095)
         )
        )
       )
      )
      (else
-      (local.set $24
+      (local.set $25
        (call $slow
-        (local.get $22)
+        (local.get $23)
         (i32.const 2)
         (i32.const 1)
        )
       )
       (if
        (i32.lt_s
-        (local.get $24)
+        (local.get $25)
         (i32.const 0)
        )
        (then
@@ -526,7 +527,7 @@
      )
     )
     (i32.store16 align=1
-     (local.get $24)
+     (local.get $25)
      (i32.const 4099)
     )
     (local.set $6
@@ -535,7 +536,7 @@
        (local.get $6)
        (i32.const -65536)
       )
-      (local.get $21)
+      (local.get $22)
      )
     )
     (local.set $16
@@ -545,13 +546,13 @@
      )
     )
     (block
-     (local.set $21
+     (local.set $22
       (i32.and
        (local.get $2)
        (i32.const 65535)
       )
      )
-     (local.set $22
+     (local.set $23
       (i32.and
        (i32.sub
         (local.get $6)
@@ -560,12 +561,12 @@
        (i32.const 65535)
       )
      )
-     (local.set $23
-      (local.get $22)
+     (local.set $24
+      (local.get $23)
      )
      (if
       (i32.gt_u
-       (local.get $23)
+       (local.get $24)
        (i32.const 65534)
       )
       (then
@@ -581,10 +582,10 @@
        (br $exit)
       )
      )
-     (local.set $24
+     (local.set $25
       (i32.and
        (i32.shr_u
-        (local.get $23)
+        (local.get $24)
         (i32.const 10)
        )
        (i32.const 16380)
@@ -593,40 +594,40 @@
      (if
       (i32.eq
        (i32.load offset=16797696
-        (local.get $24)
+        (local.get $25)
        )
        (i32.shr_u
         (i32.add
-         (local.get $23)
+         (local.get $24)
          (i32.const 1)
         )
         (i32.const 12)
        )
       )
       (then
-       (local.set $25
+       (local.set $26
         (i32.add
          (i32.load offset=16814080
-          (local.get $24)
+          (local.get $25)
          )
          (i32.and
-          (local.get $23)
+          (local.get $24)
           (i32.const 4095)
          )
         )
        )
       )
       (else
-       (local.set $25
+       (local.set $26
         (call $slow
-         (local.get $23)
+         (local.get $24)
          (i32.const 2)
          (i32.const 1)
         )
        )
        (if
         (i32.lt_s
-         (local.get $25)
+         (local.get $26)
          (i32.const 0)
         )
         (then
@@ -645,8 +646,8 @@
       )
      )
      (i32.store16 align=1
-      (local.get $25)
-      (local.get $21)
+      (local.get $26)
+      (local.get $22)
      )
      (local.set $6
       (i32.or
@@ -654,10 +655,10 @@
         (local.get $6)
         (i32.const -65536)
        )
-       (local.get $22)
+       (local.get $23)
       )
      )
-     (local.set $21
+     (local.set $22
       (i32.and
        (local.get $6)
        (i32.const 65535)
@@ -665,7 +666,7 @@
      )
      (if
       (i32.gt_u
-       (local.get $21)
+       (local.get $22)
        (i32.const 65534)
       )
       (then
@@ -681,10 +682,10 @@
        (br $exit)
       )
      )
-     (local.set $22
+     (local.set $23
       (i32.and
        (i32.shr_u
-        (local.get $21)
+        (local.get $22)
         (i32.const 10)
        )
        (i32.const 16380)
@@ -693,40 +694,40 @@
      (if
       (i32.eq
        (i32.load offset=16781312
-        (local.get $22)
+        (local.get $23)
        )
        (i32.shr_u
         (i32.add
-         (local.get $21)
+         (local.get $22)
          (i32.const 1)
         )
         (i32.const 12)
        )
       )
       (then
-       (local.set $23
+       (local.set $24
         (i32.add
          (i32.load offset=16814080
-          (local.get $22)
+          (local.get $23)
          )
          (i32.and
-          (local.get $21)
+          (local.get $22)
           (i32.const 4095)
          )
         )
        )
       )
       (else
-       (local.set $23
+       (local.set $24
         (call $slow
-         (local.get $21)
+         (local.get $22)
          (i32.const 2)
          (i32.const 0)
         )
        )
        (if
         (i32.lt_s
-         (local.get $23)
+         (local.get $24)
          (i32.const 0)
         )
         (then
@@ -744,9 +745,9 @@
        )
       )
      )
-     (local.set $24
+     (local.set $25
       (i32.load16_u align=1
-       (local.get $23)
+       (local.get $24)
       )
      )
      (local.set $6
@@ -771,12 +772,12 @@
         (i32.const -65536)
        )
        (i32.and
-        (local.get $24)
+        (local.get $25)
         (i32.const 65535)
        )
       )
      )
-     (local.set $21
+     (local.set $22
       (i32.and
        (local.get $6)
        (i32.const 65535)
@@ -784,7 +785,7 @@
      )
      (if
       (i32.gt_u
-       (local.get $21)
+       (local.get $22)
        (i32.const 65534)
       )
       (then
@@ -800,10 +801,10 @@
        (br $exit)
       )
      )
-     (local.set $22
+     (local.set $23
       (i32.and
        (i32.shr_u
-        (local.get $21)
+        (local.get $22)
         (i32.const 10)
        )
        (i32.const 16380)
@@ -812,40 +813,40 @@
      (if
       (i32.eq
        (i32.load offset=16781312
-        (local.get $22)
+        (local.get $23)
        )
        (i32.shr_u
         (i32.add
-         (local.get $21)
+         (local.get $22)
          (i32.const 1)
         )
         (i32.const 12)
        )
       )
       (then
-       (local.set $23
+       (local.set $24
         (i32.add
          (i32.load offset=16814080
-          (local.get $22)
+          (local.get $23)
          )
          (i32.and
-          (local.get $21)
+          (local.get $22)
           (i32.const 4095)
          )
         )
        )
       )
       (else
-       (local.set $23
+       (local.set $24
         (call $slow
-         (local.get $21)
+         (local.get $22)
          (i32.const 2)
          (i32.const 0)
         )
        )
        (if
         (i32.lt_s
-         (local.get $23)
+         (local.get $24)
          (i32.const 0)
         )
         (then
@@ -863,20 +864,20 @@
        )
       )
      )
-     (local.set $24
+     (local.set $25
       (i32.load16_u align=1
-       (local.get $23)
+       (local.get $24)
       )
      )
-     (local.set $25
+     (local.set $26
       (i32.and
-       (local.get $24)
+       (local.get $25)
        (i32.const 65535)
       )
      )
      (if
       (i32.gt_u
-       (local.get $25)
+       (local.get $26)
        (i32.const 65535)
       )
       (then
@@ -908,7 +909,7 @@
       )
      )
      (local.set $19
-      (local.get $25)
+      (local.get $26)
      )
      (local.set $16
       (i32.add
@@ -986,7 +987,13 @@
    (local.get $17)
   )
   (return
-   (local.get $16)
+   (i32.or
+    (local.get $16)
+    (i32.shl
+     (local.get $21)
+     (i32.const 21)
+    )
+   )
   )
  )
 )

@@ -1,11 +1,11 @@
 ;; l: mov [ebx+4], eax; inc eax; cmp eax, 10; jl l; hlt
 (module
- (type $0 (func (param i32 i32 i32) (result i32)))
- (type $1 (func (param i32 i32 i32 i32 i32 i32) (result i32)))
- (type $2 (func (param i32 i32) (result i32)))
+ (type $0 (func (param i32 i32) (result i32)))
+ (type $1 (func (param i32 i32 i32) (result i32)))
+ (type $2 (func (param i32 i32 i32 i32 i32 i32) (result i32)))
  (import "e" "mem" (memory $0 1))
  (import "e" "slow" (func $slow (param i32 i32 i32) (result i32)))
- (import "e" "callout" (func $callout (param i32 i32 i32) (result i32)))
+ (import "e" "callout" (func $callout (param i32 i32) (result i32)))
  (export "run" (func $run))
  (func $flags (param $0 i32) (param $1 i32) (param $2 i32) (param $3 i32) (param $4 i32) (param $5 i32) (result i32)
   (local $6 i32)
@@ -334,6 +334,7 @@
   (local $21 i32)
   (local $22 i32)
   (local $23 i32)
+  (local $24 i32)
   (local.set $2
    (i32.load offset=16777216
     (i32.const 0)
@@ -431,7 +432,7 @@
        (br $exit)
       )
      )
-     (local.set $21
+     (local.set $22
       (i32.add
        (i32.const 4)
        (local.get $5)
@@ -439,7 +440,7 @@
      )
      (if
       (i32.gt_u
-       (local.get $21)
+       (local.get $22)
        (i32.const -4)
       )
       (then
@@ -455,10 +456,10 @@
        (br $exit)
       )
      )
-     (local.set $22
+     (local.set $23
       (i32.and
        (i32.shr_u
-        (local.get $21)
+        (local.get $22)
         (i32.const 10)
        )
        (i32.const 16380)
@@ -467,40 +468,40 @@
      (if
       (i32.eq
        (i32.load offset=16797696
-        (local.get $22)
+        (local.get $23)
        )
        (i32.shr_u
         (i32.add
-         (local.get $21)
+         (local.get $22)
          (i32.const 3)
         )
         (i32.const 12)
        )
       )
       (then
-       (local.set $23
+       (local.set $24
         (i32.add
          (i32.load offset=16814080
-          (local.get $22)
+          (local.get $23)
          )
          (i32.and
-          (local.get $21)
+          (local.get $22)
           (i32.const 4095)
          )
         )
        )
       )
       (else
-       (local.set $23
+       (local.set $24
         (call $slow
-         (local.get $21)
+         (local.get $22)
          (i32.const 4)
          (i32.const 1)
         )
        )
        (if
         (i32.lt_s
-         (local.get $23)
+         (local.get $24)
          (i32.const 0)
         )
         (then
@@ -519,15 +520,15 @@
       )
      )
      (i32.store align=1
-      (local.get $23)
-      (local.get $2)
-     )
-     (local.set $21
+      (local.get $24)
       (local.get $2)
      )
      (local.set $22
+      (local.get $2)
+     )
+     (local.set $23
       (i32.add
-       (local.get $21)
+       (local.get $22)
        (i32.const 1)
       )
      )
@@ -562,10 +563,10 @@
       (i32.const 8193)
      )
      (local.set $11
-      (local.get $22)
+      (local.get $23)
      )
      (local.set $12
-      (local.get $21)
+      (local.get $22)
      )
      (local.set $13
       (i32.const 1)
@@ -574,31 +575,31 @@
       (i32.const 2260)
      )
      (local.set $2
-      (local.get $22)
-     )
-     (local.set $21
-      (local.get $2)
+      (local.get $23)
      )
      (local.set $22
-      (i32.const 10)
+      (local.get $2)
      )
      (local.set $23
+      (i32.const 10)
+     )
+     (local.set $24
       (i32.sub
-       (local.get $21)
        (local.get $22)
+       (local.get $23)
       )
      )
      (local.set $10
       (i32.const 8195)
      )
      (local.set $11
-      (local.get $23)
+      (local.get $24)
      )
      (local.set $12
-      (local.get $21)
+      (local.get $22)
      )
      (local.set $13
-      (local.get $22)
+      (local.get $23)
      )
      (local.set $14
       (i32.const 2261)
@@ -691,7 +692,13 @@
    (local.get $17)
   )
   (return
-   (local.get $16)
+   (i32.or
+    (local.get $16)
+    (i32.shl
+     (local.get $21)
+     (i32.const 21)
+    )
+   )
   )
  )
 )
