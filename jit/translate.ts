@@ -181,7 +181,6 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   const i32 = b.i32, i64 = b.i64, none = b.none;
   m.addFunctionImport("slow", "e", "slow", b.createType([i32, i32, i32]), i32);
   m.addFunctionImport("callout", "e", "callout", b.createType([i32, i32]), i32);
-  addFlagsFunction(b, m);
 
   const area = spec.area;
   const vars: number[] = [];
@@ -190,6 +189,8 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   const usedTemps: number[] = [];
   let usedSegs = 1 << Seg.CS;
   let inline = 0, callouts = 0;
+  /** Whether any code calls `$flags` (EFLAGS from an unknown producer): only then is it added. */
+  let flagsUsed = false;
   const guarded = new Set<number>();
   const exitSites: ExitSite[] = [];
   const temp = (): number => {
@@ -420,7 +421,10 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
         out.push(set(L_OP, c32(op | (bits << 8))), set(L_RES, res), set(L_DST, dst), set(L_SRC, src), set(L_MASK, c32(mask)));
         prod = { op, bits, mask, cfof0: false };
       };
-      const flagsCall = (): Ref => m.call("flags", [get(L_OP), get(L_RES), get(L_DST), get(L_SRC), get(L_MASK), get(L_FL)], i32);
+      const flagsCall = (): Ref => {
+        flagsUsed = true;
+        return m.call("flags", [get(L_OP), get(L_RES), get(L_DST), get(L_SRC), get(L_MASK), get(L_FL)], i32);
+      };
       const maskOf = (bits: number) => bits === 32 ? -1 : (1 << bits) - 1;
       const masked = (l: number, bits: number): Ref => bits === 32 ? get(l) : m.i32.and(get(l), c32(maskOf(bits)));
       const lazyCF = (p: Producer): Ref => {
@@ -1085,6 +1089,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     ...writeBack(m, area, true, i32),
     m.return(m.i32.or(get(L_RETIRED), m.i32.shl(get(L_SITE), c32(SITE_SHIFT)))),
   ]);
+  if (flagsUsed) addFlagsFunction(b, m);
   m.addFunction("run", b.createType([i32, i32]), i32, vars, body);
   m.addFunctionExport("run", "run");
   return { module: m, blocks: tblocks, usedSegs, inline, callouts, guarded, exitSites };
