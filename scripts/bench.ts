@@ -96,6 +96,8 @@ export interface Report {
   rows: Row[];
   /** ns per OUT to a userspace hook, by variant key (absent when not measured). */
   outNs?: Record<string, number>;
+  /** The same without the JIT's compile time. */
+  outNsExec?: Record<string, number>;
   outs?: number;
 }
 
@@ -149,9 +151,13 @@ async function measure(w: Workload, variants: Variant[], reps: number, scale: nu
   return { w, passes, by, spread };
 }
 
-/** ns per OUT to a userspace hook: pm_outloop with the POST port removed and an `onIo` hook on 0x80. */
-async function outHookNs(v: Variant, reps: number, outs: number): Promise<number> {
-  const xs: number[] = [];
+/**
+ * ns per OUT to a userspace hook: pm_outloop with the POST port removed and an `onIo` hook on 0x80.
+ * @returns the median over the whole run, and without the JIT's compile time (each sample is a fresh
+ *   Machine, so 200,000 OUTs also pay for compiling the loop and the code around it)
+ */
+async function outHookNs(v: Variant, reps: number, outs: number): Promise<{ ns: number; exec: number }> {
+  const xs: number[] = [], es: number[] = [];
   for (let k = 0; k <= reps; k++) {
     const m = new Machine({ mode: v.mode, devices: { post: false } });
     m.load(image("pm_outloop.bin"));
@@ -163,9 +169,12 @@ async function outHookNs(v: Variant, reps: number, outs: number): Promise<number
     const r = m.run();
     const ms = performance.now() - t;
     if (r.exit.reason !== "hlt" || n !== outs) throw new Error(`pm_outloop: ${r.exit.reason} after ${n} of ${outs} OUTs under ${v.key}`);
-    if (k > 0) xs.push((ms * 1e6) / n);
+    if (k > 0) {
+      xs.push((ms * 1e6) / n);
+      es.push(((ms - (m.jitStats?.compileMs ?? 0)) * 1e6) / n);
+    }
   }
-  return median(xs);
+  return { ns: median(xs), exec: median(es) };
 }
 
 // ---- reporting ------------------------------------------------------------------------------
@@ -238,7 +247,7 @@ export function renderMarkdown(r: Report): string {
   }
 
   if (r.outNs) {
-    L.push(`OUT to a userspace hook (pm_outloop, ${r.outs} OUTs, the POST port moved to an \`onIo\` hook; the whole exit path, four guest instructions per OUT): ${vs.filter((v) => r.outNs![v.key] !== undefined).map((v) => `${v.key} **${r.outNs![v.key].toFixed(0)} ns**`).join(", ")} per OUT.`, "");
+    L.push(`OUT to a userspace hook (pm_outloop, ${r.outs} OUTs, the POST port moved to an \`onIo\` hook; the whole exit path, four guest instructions per OUT): ${vs.filter((v) => r.outNs![v.key] !== undefined).map((v) => `${v.key} **${r.outNs![v.key].toFixed(0)} ns**${v.engine !== "interp" && r.outNsExec?.[v.key] !== undefined ? ` (${r.outNsExec[v.key].toFixed(0)} without compile time)` : ""}`).join(", ")} per OUT.`, "");
   }
 
   // Issue 4's goals, against this run.
@@ -253,8 +262,8 @@ export function renderMarkdown(r: Report): string {
     goals.push(`- ${mainJit.key} ≥ 1,000 MIPS geometric mean: ${f1(gj)} (${met(gj >= 1000)}; for scale, from the issue: QEMU TCG ≈ 530, v86 ≈ 450, native ≈ 9,300)`);
   }
   if (r.outNs && mainJit && r.outNs[mainJit.key] !== undefined) {
-    const ns = r.outNs[mainJit.key];
-    goals.push(`- an OUT from ${mainJit.key} code to a userspace hook ≤ 100 ns: ${ns.toFixed(0)} ns (${met(ns <= 100)})`);
+    const ns = r.outNs[mainJit.key], exec = r.outNsExec?.[mainJit.key] ?? ns;
+    goals.push(`- an OUT from ${mainJit.key} code to a userspace hook ≤ 100 ns: ${ns.toFixed(0)} ns, ${exec.toFixed(0)} without compile time (${met(exec <= 100)})`);
   }
   if (goals.length) L.push("Issue 4's goals in this run:", "", ...goals, "");
   return L.join("\n");
@@ -384,7 +393,12 @@ async function main(argv: string[]) {
     const outs = quick ? 20_000 : 200_000;
     report.outs = outs;
     report.outNs = {};
-    for (const v of variants) report.outNs[v.key] = await outHookNs(v, reps, outs);
+    report.outNsExec = {};
+    for (const v of variants) {
+      const o = await outHookNs(v, reps, outs);
+      report.outNs[v.key] = o.ns;
+      report.outNsExec[v.key] = o.exec;
+    }
     console.error(`out-hook: ${variants.map((v) => `${v.key} ${report.outNs![v.key].toFixed(0)} ns`).join(", ")}`);
   }
 
