@@ -10,26 +10,14 @@
 bits 32
 org 0x100000
 
+%include "pm_memcpy.inc"
+
 SRC     equ 0x200000
 DST     equ 0x300000
 SIZE    equ 65536
 
 start:
-        mov esp, 0x80000
-        mov ebp, edi            ; repeat count
-        test ebp, ebp
-        jnz .fill_start
-        inc ebp
-.fill_start:
-        cld
-        mov eax, 1              ; LCG state
-        mov edi, SRC
-        mov ecx, SIZE / 4
-.fill:  imul eax, eax, 1103515245
-        add eax, 12345
-        stosd
-        dec ecx
-        jnz .fill
+        FILL_SRC
 
 pass:
         mov esi, SRC            ; SRC -> DST, one byte at a time
@@ -60,17 +48,4 @@ pass:
         call puts
         jmp .halt
 
-; checksum: ESI = SIZE-byte buffer -> EAX. Clobbers ECX, ESI.
-checksum:
-        xor eax, eax
-        mov ecx, SIZE / 4
-.next:  rol eax, 5
-        add eax, [esi]
-        add esi, 4
-        dec ecx
-        jnz .next
-        ret
-
-%include "pm_print.inc"
-
-mismatch_msg: db "mismatch", 10, 0
+        MEMCPY_TAIL
