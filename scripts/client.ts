@@ -24,6 +24,7 @@ export interface RunOptions {
   load?: number | string;
   entry?: number | string;
   mem?: number | string;
+  engine?: EngineName;
   regs?: Record<string, number>;
   budget?: number;
   timeoutMs?: number;
@@ -34,21 +35,9 @@ export interface RunOptions {
   dumps?: { addr: number | string; len: number }[];
 }
 
-/** What a run returns (RunReport). */
-export interface RunReport {
-  exit: { reason: string; [k: string]: unknown };
-  regs: Record<string, number>;
-  instructions: number;
-  exits: Record<string, number>;
-  userspaceExits: Record<string, number>;
-  ports: Record<string, { in?: number; out?: number }>;
-  memory: Record<string, string>;
-  console: string;
-  logs: string[];
-  wallMs: number;
-  timings: Record<string, number>;
-  trace?: { kind: string; events: Record<string, unknown>[]; dropped: number };
-}
+/** What a run returns: the service's own report type (a type-only import: nothing loads at run time). */
+export type { RunReport } from "../api/_protocol.ts";
+import type { EngineName, RunReport } from "../api/_protocol.ts";
 
 /** One server-sent event of a session. */
 export interface VmEvent {

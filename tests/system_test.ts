@@ -166,15 +166,24 @@ test("IRET to ring 3 nulls data segment registers the outer ring may not use", (
   assertEquals([r.exit.reason, r.regs.rbx, r.regs.rsi], ["hlt", 0, SEL.DATA3]);
 });
 
-test("a far JMP to a TSS switches tasks: the old state is saved, busy bits move, CR0.TS is set, no back link", () => {
-  const h = sys();
+/**
+ * Write task B's 32-bit TSS: EIP = TASK_B, EFLAGS = 2, ESP = STACK_B, flat ring-0 segments (SS may
+ * be replaced to make its load fault), and `eax` when given.
+ */
+function writeTssB(h: CpuHarness, opts: { eax?: number; ss?: number } = {}): void {
   const tssB = new Uint8Array(0x68);
   tssB.set(u32(TASK_B), 0x20); // EIP
   tssB.set(u32(0x2), 0x24); // EFLAGS
-  tssB.set(u32(0xb0b0), 0x28); // EAX
+  if (opts.eax !== undefined) tssB.set(u32(opts.eax), 0x28); // EAX
   tssB.set(u32(STACK_B), 0x38); // ESP
-  for (const [off, sel] of [[0x48, SEL.DATA0], [0x4c, SEL.CODE0], [0x50, SEL.DATA0], [0x54, SEL.DATA0]]) tssB.set(u16(sel), off);
+  const ss = opts.ss ?? SEL.DATA0;
+  for (const [off, sel] of [[0x48, SEL.DATA0], [0x4c, SEL.CODE0], [0x50, ss], [0x54, SEL.DATA0]]) tssB.set(u16(sel), off);
   h.write(TSS_B, tssB);
+}
+
+test("a far JMP to a TSS switches tasks: the old state is saved, busy bits move, CR0.TS is set, no back link", () => {
+  const h = sys();
+  writeTssB(h, { eax: 0xb0b0 });
   h.write(TASK_B, [0x0f, 0x00, 0xc9, ...A.hlt]); // str ecx; hlt
   const r = start(h, [...A.movImm(EBX, 0xa1a1), ...A.jmpf(SEL.TSS_B, 0)]);
   assertEquals(r.exit.reason, "hlt");
@@ -191,12 +200,7 @@ test("a far JMP to a TSS switches tasks: the old state is saved, busy bits move,
 
 test("a far CALL through a task gate nests (NT, back link) and IRET returns to the caller's task", () => {
   const h = sys();
-  const tssB = new Uint8Array(0x68);
-  tssB.set(u32(TASK_B), 0x20);
-  tssB.set(u32(0x2), 0x24);
-  tssB.set(u32(STACK_B), 0x38);
-  for (const [off, sel] of [[0x48, SEL.DATA0], [0x4c, SEL.CODE0], [0x50, SEL.DATA0], [0x54, SEL.DATA0]]) tssB.set(u16(sel), off);
-  h.write(TSS_B, tssB);
+  writeTssB(h);
   // Task B records its NT flag and back link, then returns with IRET.
   h.write(TASK_B, [...A.pushfd, 0x5e, ...A.load(TSS_B), 0x89, 0xc7, ...A.iretd]); // pushfd; pop esi; mov eax,[link]; mov edi,eax; iretd
   const r = start(h, [...A.movImm(EBX, 0x77), ...A.callf(SEL.TASK_GATE, 0), ...A.movImm(ECX, 0x99), ...A.hlt]);
@@ -211,12 +215,7 @@ test("a far CALL through a task gate nests (NT, back link) and IRET returns to t
 
 test("an exception through a task gate in the IDT switches tasks and pushes the error code on the new task's stack", () => {
   const h = sys();
-  const tssB = new Uint8Array(0x68);
-  tssB.set(u32(TASK_B), 0x20);
-  tssB.set(u32(0x2), 0x24);
-  tssB.set(u32(STACK_B), 0x38);
-  for (const [off, sel] of [[0x48, SEL.DATA0], [0x4c, SEL.CODE0], [0x50, SEL.DATA0], [0x54, SEL.DATA0]]) tssB.set(u16(sel), off);
-  h.write(TSS_B, tssB);
+  writeTssB(h);
   h.write(IDT_BASE + 13 * 8, gate(SEL.TSS_B, 0, 0x85)); // #GP → task B
   h.write(TASK_B, A.hlt);
   // Loading SS with a code selector is #GP(selector): delivered through the task gate.
@@ -228,12 +227,7 @@ test("an exception through a task gate in the IDT switches tasks and pushes the 
 });
 test("a task switch to a TSS whose SS selector is bad raises #TS(SS selector) in the new task", () => {
   const h = sys();
-  const tssB = new Uint8Array(0x68);
-  tssB.set(u32(TASK_B), 0x20);
-  tssB.set(u32(0x2), 0x24);
-  tssB.set(u32(STACK_B), 0x38);
-  for (const [off, sel] of [[0x48, SEL.DATA0], [0x4c, SEL.CODE0], [0x50, SEL.CODE3], [0x54, SEL.DATA0]]) tssB.set(u16(sel), off);
-  h.write(TSS_B, tssB);
+  writeTssB(h, { ss: SEL.CODE3 });
   h.setHandler(10, HANDLER);
   h.write(HANDLER, A.hlt);
   // The #TS is delivered in task B's context, on the stack it has (task A's SS, since SS failed to load).
