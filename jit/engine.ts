@@ -6,7 +6,6 @@
 import type { Block, BlockEngine, Cpu } from "../runtime/cpu/cpu.ts";
 import { CpuFault, VmExitSignal } from "../runtime/cpu/fault.ts";
 import { Cr0, Seg, St, TLB_ENTRIES } from "../runtime/cpu/state.ts";
-import { ExitReason } from "../runtime/cpu/vmcs.ts";
 import type { Binaryen } from "./_binaryen.ts";
 import { type ExitSite, type RegionBlock, type SegSnap, SITE_SHIFT, successors, type Translation, translateRegion } from "./translate.ts";
 
@@ -133,12 +132,8 @@ export class JitEngine implements BlockEngine {
     if (c === null) {
       if (e.dead || ++e.count < this.threshold) return false;
       c = this.compile(cpu, blk, eip);
-      if (cpu.deadline !== Infinity && performance.now() >= cpu.deadline) {
-        // Compiling takes time the run loop's wall-clock check (every 4096 blocks) does not see.
-        cpu.interruptedByHost = true;
-        cpu.recordExit(ExitReason.EXTERNAL_INTERRUPT, 0);
-        return true;
-      }
+      // Compiling takes time the run loop's wall-clock check (every 4096 blocks) does not see.
+      if (cpu.deadlinePassed()) return true;
       if (c === null) {
         e.dead = true;
         return false;
@@ -182,12 +177,8 @@ export class JitEngine implements BlockEngine {
     }
     this.stats.instructions += n;
     cpu.retire(n);
-    if (n >= CHUNK >> 1 && cpu.deadline !== Infinity && performance.now() >= cpu.deadline) {
-      // The run loop checks the wall clock every 4096 blocks; a run of compiled code can be many
-      // blocks, so check here as well (same exit as the run loop's).
-      cpu.interruptedByHost = true;
-      cpu.recordExit(ExitReason.EXTERNAL_INTERRUPT, 0);
-    }
+    // The run loop checks the wall clock every 4096 blocks; a run of compiled code can be many.
+    if (n >= CHUNK >> 1) cpu.deadlinePassed();
     return true;
   }
 

@@ -251,16 +251,11 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   {
     const lastOf = (tb: TranslatedBlock) => tb.blk.insns[tb.cut - 1];
     const nextOf = (tb: TranslatedBlock) => ((tb.eip + lastOf(tb).nextOff) & tb.blk.ipMask) >>> 0;
-    /** Successors within the same function: a call continues at its return site, a RET ends. */
+    /** Successors within the same function: the discovery edges, except that a call continues at its return site. */
     const intra = (tb: TranslatedBlock): number[] => {
-      const last = lastOf(tb), next = nextOf(tb);
+      const next = nextOf(tb);
       if (tb.cut < tb.blk.insns.length) return byEip.has(next) ? [next] : []; // split, or untranslated
-      if (last.exec === S.ret) return [];
-      if (last.exec === S.call || last.exec === S.callNear || isExitCall(last)) return [next];
-      if (last.exec === S.jcc) return [((next + last.imm) & (last.osz === 4 ? -1 : 0xffff)) >>> 0, next];
-      if (last.exec === S.jmp) return [((next + last.imm) & (last.osz === 4 ? -1 : 0xffff)) >>> 0];
-      if (last.terminal && (TRANSFERS.has(last.exec) || !isNative(last))) return [];
-      return [next];
+      return lastOf(tb).exec === S.call ? [next] : successors(tb);
     };
     const sitesOf = new Map<number, number[]>(); // callee eip -> return sites
     for (const tb of compiled) {

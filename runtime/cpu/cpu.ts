@@ -1338,6 +1338,17 @@ export class Cpu {
    */
   exitBlock: Block | null = null;
 
+  /**
+   * Whether the host's wall-clock deadline has passed; if so the run ends as on a host interrupt
+   * (an external-interrupt exit, `interruptedByHost`). The run loop and the JIT's runner ask.
+   */
+  deadlinePassed(): boolean {
+    if (this.deadline === Infinity || performance.now() < this.deadline) return false;
+    this.interruptedByHost = true;
+    this.recordExit(ExitReason.EXTERNAL_INTERRUPT, 0);
+    return true;
+  }
+
   private runLoop(): void {
     const st = this.st;
     let prev: Block | null = this.exitBlock;
@@ -1351,11 +1362,7 @@ export class Cpu {
       // (in-kernel PIO) still meets its deadline.
       if (++this.sinceClockCheck >= 4096) {
         this.sinceClockCheck = 0;
-        if (this.deadline !== Infinity && performance.now() >= this.deadline) {
-          this.interruptedByHost = true;
-          this.recordExit(ExitReason.EXTERNAL_INTERRUPT, 0);
-          return;
-        }
+        if (this.deadlinePassed()) return;
       }
       // External interrupts are recognised between blocks (STI, MOV SS, POPF and IRET end one).
       // Blocking by STI or MOV SS covers the one instruction after it: that instruction runs as a
