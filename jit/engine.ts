@@ -65,6 +65,8 @@ interface Region {
   /** EIPs of its blocks entered across a page (a TLB-guarded edge), and the runs that left at one. */
   guarded: Set<number>;
   guardMisses: number;
+  /** Whether runs are watched for a reason to compile again (unfetched successors or guarded edges). */
+  watched: boolean;
   /** The IN/OUT instructions a run can stop before (translate.ts ExitSite). */
   exitSites: ExitSite[];
   /** `cpu.segEpoch` when the segment snapshots were last found to hold (-1: never). */
@@ -125,6 +127,20 @@ export class JitEngine implements BlockEngine {
 
   /** The run loop's hook (cpu.ts): run compiled code for `blk` at `eip`, or decline. */
   runBlock(cpu: Cpu, blk: Block, eip: number): boolean {
+    const e = blk.engineData as Entry | null;
+    if (e !== null && e.engine === this) {
+      // The steady state, checked first: code for this entry, still valid, and no segment cache
+      // change since its segment snapshots were last found to hold (that covers stack32 too).
+      const c = e.code;
+      if (c !== null && c.eip === eip && c.region.valid && c.region.segEpoch === cpu.segEpoch && cpu.mmioLog.length === 0) {
+        return this.runCompiled(cpu, e, c, eip);
+      }
+    }
+    return this.enter(cpu, blk, eip);
+  }
+
+  /** `runBlock` for everything but the steady state: count, compile, check the segments, decline. */
+  private enter(cpu: Cpu, blk: Block, eip: number): boolean {
     let e = blk.engineData as Entry | null;
     if (e === null || e.engine !== this) blk.engineData = e = this.newEntry();
     let c = e.code;
@@ -148,6 +164,12 @@ export class JitEngine implements BlockEngine {
       if (++e.recompiles > 4) e.dead = true;
       return false;
     }
+    return this.runCompiled(cpu, e, c, eip);
+  }
+
+  /** Run compiled code `c` (entry `e`) at `eip`, whose segment snapshots hold. */
+  private runCompiled(cpu: Cpu, e: Entry, c: Compiled, eip: number): boolean {
+    const r = c.region;
     const fuel = cpu.timer < HARD_CHUNK ? cpu.timer : HARD_CHUNK;
     if (fuel < c.need) return false;
     cpu.stop = false;
@@ -156,21 +178,17 @@ export class JitEngine implements BlockEngine {
     const site = n >>> SITE_SHIFT;
     if (site !== 0) {
       // The run stopped before an IN or OUT (an exit site): execute it here, as the interpreter
-      // would, keeping its VM exit.
+      // would, keeping its VM exit. The common case records the exit directly (Cpu.ioExitFast).
       n &= (1 << SITE_SHIFT) - 1;
       const s = r.exitSites[site - 1];
-      const st = callout(cpu, r.table, s.index, s.k, 1);
-      if (st === 1 && !cpu.exitPending) cpu.st[St.RIP] = s.eip; // a fault: the interpreter raises it
-      else if (st !== 1) n++; // done without an exit (IO exiting off): it retired
+      if (cpu.ioExitFast(s.eip, s.len, s.qual, s.port)) cpu.exitBlock = r.table[s.index].blk;
+      else {
+        const st = callout(cpu, r.table, s.index, s.k, 1);
+        if (st === 1 && !cpu.exitPending) cpu.st[St.RIP] = s.eip; // a fault: the interpreter raises it
+        else if (st !== 1) n++; // done without an exit (IO exiting off): it retired
+      }
     }
-    if (r.unfetched.length !== 0 && ++r.runs === REDISCOVER_RUNS && this.nowFetchable(cpu, r)) {
-      // Code it could not look at then is mapped now (jit mode compiles on first sight, before a
-      // call's target page was ever fetched): compile this entry again, taking those blocks in.
-      this.rediscover(e);
-    } else if (r.guarded.size !== 0 && r.guarded.has(cpu.st[St.RIP] >>> 0) && ++r.guardMisses === REDISCOVER_RUNS) {
-      // It keeps leaving at a guarded edge: that page maps elsewhere now. Compile again for the new mapping.
-      this.rediscover(e);
-    }
+    if (r.watched) this.watch(cpu, r, e);
     if (n === 0 && (cpu.st[St.RIP] >>> 0) === eip && !cpu.exitPending) {
       this.stats.declined++;
       return false;
@@ -180,6 +198,18 @@ export class JitEngine implements BlockEngine {
     // The run loop checks the wall clock every 4096 blocks; a run of compiled code can be many.
     if (n >= CHUNK >> 1) cpu.deadlinePassed();
     return true;
+  }
+
+  /** After a run of a region that left successors out or has guarded edges: compile again when it pays. */
+  private watch(cpu: Cpu, r: Region, e: Entry): void {
+    if (r.unfetched.length !== 0 && ++r.runs === REDISCOVER_RUNS && this.nowFetchable(cpu, r)) {
+      // Code it could not look at then is mapped now (jit mode compiles on first sight, before a
+      // call's target page was ever fetched): compile this entry again, taking those blocks in.
+      this.rediscover(e);
+    } else if (r.guarded.size !== 0 && r.guarded.has(cpu.st[St.RIP] >>> 0) && ++r.guardMisses === REDISCOVER_RUNS) {
+      // It keeps leaving at a guarded edge: that page maps elsewhere now. Compile again for the new mapping.
+      this.rediscover(e);
+    }
   }
 
   /** Decoded code on a host page was dropped: so is the compiled code for it. */
@@ -299,7 +329,7 @@ export class JitEngine implements BlockEngine {
     const region: Region = {
       run: exp.run as (entry: number, fuel: number) => number,
       stack32: cpu.stack32, usedSegs: tr.usedSegs, segs, table, text, valid: true,
-      unfetched, runs: 0, guarded: tr.guarded, guardMisses: 0, segEpoch: -1, exitSites: tr.exitSites,
+      unfetched, runs: 0, guarded: tr.guarded, guardMisses: 0, watched: unfetched.length !== 0 || tr.guarded.size !== 0, segEpoch: -1, exitSites: tr.exitSites,
     };
     if (text !== undefined) this.texts.push(text);
     let mine: Compiled | null = null;

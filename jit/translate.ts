@@ -9,7 +9,7 @@
  */
 import { type Block, LF } from "../runtime/cpu/cpu.ts";
 import { type Insn, OpKind } from "../runtime/cpu/insn.ts";
-import { semantics } from "../runtime/cpu/ops.ts";
+import { ioQualification, semantics } from "../runtime/cpu/ops.ts";
 import { ARITH_FLAGS, Fl, Seg, St, TLB_ENTRIES, TLB_HOST, TLB_TAG_R, TLB_TAG_W } from "../runtime/cpu/state.ts";
 import type { Binaryen } from "./_binaryen.ts";
 import { structure } from "./structure.ts";
@@ -92,11 +92,17 @@ export interface Translation {
   exitSites: ExitSite[];
 }
 
-/** An IN or OUT: instruction `k` of compiled block `index`, at `eip`. */
+/**
+ * An IN or OUT: instruction `k` of compiled block `index`, at `eip`, `len` bytes; its exit
+ * qualification without the port, and the port of the immediate form (-1: DX), for Cpu.ioExitFast.
+ */
 export interface ExitSite {
   index: number;
   k: number;
   eip: number;
+  len: number;
+  qual: number;
+  port: number;
 }
 
 const S = semantics;
@@ -524,7 +530,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
           // An exit site: the run ends before the instruction and names it in its result, and the
           // runner executes it in TypeScript (jit/engine.ts runBlock). With IO exiting on, which KVM
           // always sets, IN and OUT exit anyway: leaving here costs no wasm-to-JavaScript call.
-          exitSites.push({ index: tb.index, k, eip: insEip });
+          exitSites.push({ index: tb.index, k, eip: insEip, len: ins.len, ...ioQualification(ins) });
           out.push(
             set(L_RETIRED, m.i32.add(get(L_RETIRED), c32(k))),
             set(L_EXITRIP, c32(insEip)),

@@ -736,6 +736,27 @@ export class Cpu {
     if (this.cpuBased & CpuBased.USE_IO_BITMAPS) return true; // every port is marked in our bitmaps
     return (this.cpuBased & CpuBased.UNCOND_IO_EXITING) !== 0;
   }
+  /**
+   * The common IN/OUT (not string) at `eip`, `len` bytes: when nothing has to be checked (I/O
+   * privilege granted by CPL <= IOPL outside virtual-8086 mode) and IO exiting applies, record its
+   * VM exit as `ioExit` does and return true; otherwise false, and the full semantics run. `qual` is
+   * the exit qualification without the port; `port` < 0 means DX. The JIT's runner calls it at an
+   * exit site, so an OUT from compiled code costs no dispatch through the instruction's semantics.
+   */
+  ioExitFast(eip: number, len: number, qual: number, port: number): boolean {
+    const st = this.st;
+    if (((st[St.CR0] & Cr0.PE) !== 0 && st[St.CPL] > ((st[St.RFLAGS] >> 12) & 3)) || (st[St.RFLAGS] & Fl.VM) !== 0) return false;
+    if ((this.cpuBased & (CpuBased.USE_IO_BITMAPS | CpuBased.UNCOND_IO_EXITING)) === 0) return false;
+    if (port < 0) port = this.st16[8]; // DX (RDX is the third 8-byte register slot)
+    st[St.RIP] = eip;
+    const v = this.vmcs!;
+    v.exitReason = ExitReason.IO_INSTRUCTION;
+    v.exitQualification = (qual | (port << IoQual.PORT_SHIFT)) >>> 0;
+    v.exitInstructionLen = len;
+    this.exitPending = true;
+    this.stop = true;
+    return true;
+  }
   ioExit(i: Insn, port: number, size: number, isIn: boolean, string: boolean, immediate: boolean): void {
     const q = (size - 1) | (isIn ? IoQual.IN : 0) | (string ? IoQual.STRING : 0) | (i.rep ? IoQual.REP : 0) |
       (immediate ? IoQual.IMM : 0) | (port << IoQual.PORT_SHIFT);
@@ -1298,8 +1319,41 @@ export class Cpu {
       this.timerExit();
       return this.vmExitCommon();
     }
-    this.runLoop();
+    if (this.exitBlock === null || this.engine === null || !this.resumeCompiled()) this.runLoop();
     this.vmExitCommon();
+  }
+
+  /**
+   * The re-entry after an exit, when compiled code follows the exiting block: the first round of
+   * `runLoop` for that case alone (same checks, same link), so that an exit loop (an OUT to a
+   * device, a hypercall) runs compiled code straight from VM entry to its next exit. Returns false,
+   * having changed nothing, when the run loop must decide; true when the guest exited; otherwise
+   * the run loop goes on from where the compiled code left.
+   */
+  private resumeCompiled(): boolean {
+    const st = this.st;
+    const prev = this.exitBlock!;
+    if (st[St.INTERRUPTIBILITY] !== 0 || this.onInsn !== null || (st[St.RFLAGS] & Fl.TF) !== 0 ||
+        (this.intrWindow && (st[St.RFLAGS] & Fl.IF) !== 0) || this.sinceClockCheck >= 4095) return false;
+    const blk = this.linkedBlock(prev, st[St.RIP]);
+    if (blk === null) return false;
+    this.sinceClockCheck++;
+    this.exitBlock = null;
+    if (!this.engine!.runBlock(this, blk, st[St.RIP] >>> 0)) {
+      this.exitBlock = prev;
+      this.sinceClockCheck--;
+      return false;
+    }
+    if (this.exitPending) return true;
+    this.runLoop();
+    return true;
+  }
+
+  /** The block `prev` links to at `eip`, if the link still holds. */
+  private linkedBlock(prev: Block, eip: number): Block | null {
+    if (prev.linkEpoch !== this.linkEpoch || !prev.valid) return null;
+    const blk = prev.link0Eip === eip ? prev.link0 : prev.link1Eip === eip ? prev.link1 : null;
+    return blk !== null && blk.valid ? blk : null;
   }
 
   private vmExitCommon(): void {
@@ -1374,12 +1428,7 @@ export class Cpu {
         return;
       }
       const eip = st[St.RIP];
-      let blk: Block | null = null;
-      if (prev !== null && prev.linkEpoch === this.linkEpoch && prev.valid) {
-        if (prev.link0Eip === eip) blk = prev.link0;
-        else if (prev.link1Eip === eip) blk = prev.link1;
-        if (blk !== null && !blk.valid) blk = null;
-      }
+      let blk = prev === null ? null : this.linkedBlock(prev, eip);
       if (blk === null) {
         try {
           blk = this.getBlock(eip >>> 0);

@@ -13,7 +13,7 @@ import type { Insn } from "./insn.ts";
 import { OpKind, regIndex } from "./insn.ts";
 import { CpuFault } from "./fault.ts";
 import { Ar, Cr0, Cr4, Fl, Seg, St, Vec } from "./state.ts";
-import { CpuBased, CpuBased2, ExitReason, VmcsField } from "./vmcs.ts";
+import { CpuBased, CpuBased2, ExitReason, IoQual, VmcsField } from "./vmcs.ts";
 
 const REG = OpKind.REG, MEM = OpKind.MEM, IMM = OpKind.IMM;
 const EAX = 0, ECX = 2, EDX = 4, EBX = 6, ESP = 8, EBP = 10, ESI = 12, EDI = 14; // Int32Array indices
@@ -956,6 +956,18 @@ function ioAllowed(c: Cpu, port: number, size: number): void {
     const m = ((1 << size) - 1) << (port & 7);
     if (bitsWord & m) throw new CpuFault(Vec.GP, 0);
   }
+}
+/**
+ * IN/OUT (not string): the exit qualification without the port (SDM table 27-5), and the port of
+ * the immediate form (-1: DX). The JIT's exit sites precompute them (Cpu.ioExitFast).
+ */
+export function ioQualification(i: Insn): { qual: number; port: number } {
+  const isIn = i.exec === inOp;
+  const size = isIn ? (i.dk === REG ? (i.dr === 0 && i.opcode !== 0xe5 && i.opcode !== 0xed ? 1 : i.osz) : 1)
+    : (i.opcode === 0xe6 || i.opcode === 0xee ? 1 : i.osz);
+  const imm = isIn ? i.sk === IMM : i.dk === IMM;
+  const qual = (size - 1) | (isIn ? IoQual.IN : 0) | (i.rep ? IoQual.REP : 0) | (imm ? IoQual.IMM : 0);
+  return { qual, port: imm ? i.imm & 0xff : -1 };
 }
 function inOp(c: Cpu, i: Insn): void {
   const size = i.dk === REG ? (i.dr === 0 && i.opcode !== 0xe5 && i.opcode !== 0xed ? 1 : i.osz) : 1;
