@@ -214,8 +214,20 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   const c32 = (v: number) => m.i32.const(v | 0);
   /** An i64 constant from an integer-valued number (binaryen 132 takes a bigint). */
   const k64 = (v: number) => m.i64.const(BigInt(v));
-  const get = (l: number) => m.local.get(l, i32);
-  const set = (l: number, v: Ref) => m.local.set(l, v);
+  // The register and flag locals (R0..L_FL) the code reads or writes: the run loads only those at
+  // entry and stores only the written ones at its exit (see loadState), which shortens every run.
+  let usedState = 0, writtenState = 0;
+  const get = (l: number) => {
+    if (l >= R0 && l <= L_FL) usedState |= 1 << (l - R0);
+    return m.local.get(l, i32);
+  };
+  const set = (l: number, v: Ref) => {
+    if (l >= R0 && l <= L_FL) {
+      usedState |= 1 << (l - R0);
+      writtenState |= 1 << (l - R0);
+    }
+    return m.local.set(l, v);
+  };
 
   // Which blocks compile, and how far. The interpreter's blocks overlap (a block entered above a
   // jump target runs on through it), so a block is cut where another compiled block of the region
@@ -1084,10 +1096,13 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
     return rl.renderAndDispose(entry, L_LABEL);
   }
 
+  // A callout stores and reloads every local around the interpreter's function, so then the run
+  // loads and stores them all too.
+  const all = (1 << (L_FL - R0 + 1)) - 1;
   const body = m.block(null, [
-    ...reload(m, area),
+    ...reload(m, area, callouts > 0 ? all : usedState),
     m.block("exit", [flow]),
-    ...writeBack(m, area, true, i32),
+    ...writeBack(m, area, true, i32, callouts > 0 ? all : writtenState),
     m.return(m.i32.or(get(L_RETIRED), m.i32.shl(get(L_SITE), c32(SITE_SHIFT)))),
   ]);
   if (flagsUsed) addFlagsFunction(b, m);
@@ -1096,24 +1111,28 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   return { module: m, blocks: tblocks, usedSegs, inline, callouts, guarded, exitSites };
 }
 
-/** Load the locals from the state block. */
-function reload(m: InstanceType<Binaryen["Module"]>, area: number): number[] {
+/** Each register and flag local (R0 + k for bit k of a mask) and its 32-bit word in the state block. */
+const STATE_WORDS: [local: number, word: number][] = [
+  ...Array.from({ length: 8 }, (_, r) => [R0 + r, r * 2] as [number, number]),
+  [L_OP, St.LAZY_OP], [L_RES, St.LAZY_RES], [L_DST, St.LAZY_DST], [L_SRC, St.LAZY_SRC], [L_MASK, St.LAZY_MASK],
+  [L_FL, St.RFLAGS],
+];
+/** Load the locals in `mask` (default all) from the state block. */
+function reload(m: InstanceType<Binaryen["Module"]>, area: number, mask = -1): number[] {
   const out: number[] = [];
-  for (let r = 0; r < 8; r++) out.push(m.local.set(R0 + r, m.i32.load(area + r * 8, 4, m.i32.const(0))));
-  const w = (word: number, l: number) => out.push(m.local.set(l, m.i32.load(area + word * 4, 4, m.i32.const(0))));
-  w(St.LAZY_OP, L_OP); w(St.LAZY_RES, L_RES); w(St.LAZY_DST, L_DST); w(St.LAZY_SRC, L_SRC); w(St.LAZY_MASK, L_MASK);
-  w(St.RFLAGS, L_FL);
+  for (const [l, word] of STATE_WORDS) {
+    if (mask & (1 << (l - R0))) out.push(m.local.set(l, m.i32.load(area + word * 4, 4, m.i32.const(0))));
+  }
   return out;
 }
-/** Store the locals to the state block (and RIP at the exit). */
-function writeBack(m: InstanceType<Binaryen["Module"]>, area: number, withRip: boolean, ty: number): number[] {
+/** Store the locals in `mask` (default all) to the state block, and RIP at the exit. */
+function writeBack(m: InstanceType<Binaryen["Module"]>, area: number, withRip: boolean, ty: number, mask = -1): number[] {
   const out: number[] = [];
   const i32 = m.i32;
-  for (let r = 0; r < 8; r++) out.push(i32.store(area + r * 8, 4, i32.const(0), m.local.get(R0 + r, ty)));
-  const w = (word: number, l: number) => out.push(i32.store(area + word * 4, 4, i32.const(0), m.local.get(l, ty)));
-  w(St.LAZY_OP, L_OP); w(St.LAZY_RES, L_RES); w(St.LAZY_DST, L_DST); w(St.LAZY_SRC, L_SRC); w(St.LAZY_MASK, L_MASK);
-  w(St.RFLAGS, L_FL);
-  if (withRip) w(St.RIP, L_EXITRIP);
+  for (const [l, word] of STATE_WORDS) {
+    if (mask & (1 << (l - R0))) out.push(i32.store(area + word * 4, 4, i32.const(0), m.local.get(l, ty)));
+  }
+  if (withRip) out.push(i32.store(area + St.RIP * 4, 4, i32.const(0), m.local.get(L_EXITRIP, ty)));
   return out;
 }
 

@@ -8,6 +8,7 @@
  * - IN reads return all ones (the open bus); OUT writes are recorded in `io` and otherwise ignored.
  * - The run stops at the first exit that is not IO: HLT normally, or SHUTDOWN, MMIO, BUDGET ...
  * - A zero IVT entry jumps to 0:0 as on silicon unless `nullVectorIsFatal` is set.
+ * - `VMXLAB_ENGINE=jit|auto` attaches the JIT to the processor, as it does for every Machine.
  *
  * Memory layout: the real-mode IVT at 0 (0x400 bytes); in protected mode a GDT at 0x500 (null, flat
  * code 0x08, flat data 0x10) and an IDT at 0x600 (256 gates, not present until `setHandler`); code
@@ -24,6 +25,8 @@
  * @module
  */
 import { Kvm, KVM_EXIT_IO_OUT, KvmExit, toVcpuExit, type KvmRegs, type KvmSegment, type VcpuExit, type Vcpu, type Vm } from "../runtime/mod.ts";
+import { defaultEngine, engineFactory } from "../runtime/vmm/engines.ts";
+import "../runtime/vmm/engine_env.ts"; // VMXLAB_ENGINE=jit|auto: binaryen loads with the module graph
 
 /** Guest RAM: 16 MiB at guest-physical 0. */
 export const RAM_BYTES = 16 << 20;
@@ -73,6 +76,10 @@ export class CpuHarness {
     this.vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memorySize: RAM_BYTES });
     this.vcpu = this.vm.createVcpu(0);
     this.vcpu.cpu.nullVectorIsFatal = false;
+    // Under VMXLAB_ENGINE=jit|auto (the test command's JIT pass) the processor runs compiled code
+    // too, so these hand-built system tests hold the JIT to the SDM as they hold the interpreter.
+    const engine = defaultEngine();
+    if (engine !== "interp") this.vcpu.cpu.engine = engineFactory()!(this.vcpu.cpu, engine, { validate: true });
     this.setMode(mode);
   }
 

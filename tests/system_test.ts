@@ -301,6 +301,21 @@ test("IN/OUT in virtual-8086 mode follow the TSS I/O bitmap, whatever IOPL is", 
   assertEquals(dwords(h, STACK0 - 40, 2), [0, 0x102]);
 });
 
+test("IN/OUT in ring 3 with IOPL 0 follow the TSS I/O bitmap: an allowed port exits to the VMM, a denied one is #GP(0)", () => {
+  const h = sys();
+  h.setHandler(13, HANDLER);
+  h.write(HANDLER, A.hlt);
+  // mov al, 0x42; out 0x80, al; mov dx, 0x80; out dx, al; in al, dx (allowed); out 0x81, al (denied); hlt
+  h.write(RING3, [0xb0, 0x42, 0xe6, 0x80, 0x66, 0xba, 0x80, 0x00, 0xee, 0xec, 0xe6, 0x81, ...A.hlt]);
+  const r = start(h, toRing3());
+  assertEquals(r.exit.reason, "hlt");
+  assertEquals(r.regs.rip, HANDLER + 1);
+  assertEquals(h.io.map((x) => [x.port, x.value]), [[0x80, 0x42], [0x80, 0x42]]);
+  assertEquals(r.regs.rax & 0xff, 0xff, "the IN read the open bus");
+  // The #GP frame on the ring-0 stack: error code 0, EIP at the denied OUT, CS, EFLAGS, ESP, SS.
+  assertEquals(dwords(h, STACK0 - 24, 3), [0, RING3 + 10, SEL.CODE3]);
+});
+
 test("the trap flag raises #DB after each instruction, none after the instruction that sets TF, and MOV SS delays it", () => {
   const h = sys();
   const COUNT = 0x9000;

@@ -40,36 +40,6 @@
     (i32.const 0)
    )
   )
-  (local.set $4
-   (i32.load offset=16777232
-    (i32.const 0)
-   )
-  )
-  (local.set $5
-   (i32.load offset=16777240
-    (i32.const 0)
-   )
-  )
-  (local.set $6
-   (i32.load offset=16777248
-    (i32.const 0)
-   )
-  )
-  (local.set $7
-   (i32.load offset=16777256
-    (i32.const 0)
-   )
-  )
-  (local.set $8
-   (i32.load offset=16777264
-    (i32.const 0)
-   )
-  )
-  (local.set $9
-   (i32.load offset=16777272
-    (i32.const 0)
-   )
-  )
   (local.set $10
    (i32.load offset=16777760
     (i32.const 0)
@@ -261,30 +231,6 @@
   (i32.store offset=16777224
    (i32.const 0)
    (local.get $3)
-  )
-  (i32.store offset=16777232
-   (i32.const 0)
-   (local.get $4)
-  )
-  (i32.store offset=16777240
-   (i32.const 0)
-   (local.get $5)
-  )
-  (i32.store offset=16777248
-   (i32.const 0)
-   (local.get $6)
-  )
-  (i32.store offset=16777256
-   (i32.const 0)
-   (local.get $7)
-  )
-  (i32.store offset=16777264
-   (i32.const 0)
-   (local.get $8)
-  )
-  (i32.store offset=16777272
-   (i32.const 0)
-   (local.get $9)
   )
   (i32.store offset=16777760
    (i32.const 0)

@@ -42,63 +42,8 @@
     (i32.const 0)
    )
   )
-  (local.set $4
-   (i32.load offset=16777232
-    (i32.const 0)
-   )
-  )
-  (local.set $5
-   (i32.load offset=16777240
-    (i32.const 0)
-   )
-  )
   (local.set $6
    (i32.load offset=16777248
-    (i32.const 0)
-   )
-  )
-  (local.set $7
-   (i32.load offset=16777256
-    (i32.const 0)
-   )
-  )
-  (local.set $8
-   (i32.load offset=16777264
-    (i32.const 0)
-   )
-  )
-  (local.set $9
-   (i32.load offset=16777272
-    (i32.const 0)
-   )
-  )
-  (local.set $10
-   (i32.load offset=16777760
-    (i32.const 0)
-   )
-  )
-  (local.set $11
-   (i32.load offset=16777764
-    (i32.const 0)
-   )
-  )
-  (local.set $12
-   (i32.load offset=16777768
-    (i32.const 0)
-   )
-  )
-  (local.set $13
-   (i32.load offset=16777772
-    (i32.const 0)
-   )
-  )
-  (local.set $14
-   (i32.load offset=16777776
-    (i32.const 0)
-   )
-  )
-  (local.set $15
-   (i32.load offset=16777352
     (i32.const 0)
    )
   )
@@ -621,61 +566,13 @@
     )
    )
   )
-  (i32.store offset=16777216
-   (i32.const 0)
-   (local.get $2)
-  )
   (i32.store offset=16777224
    (i32.const 0)
    (local.get $3)
   )
-  (i32.store offset=16777232
-   (i32.const 0)
-   (local.get $4)
-  )
-  (i32.store offset=16777240
-   (i32.const 0)
-   (local.get $5)
-  )
   (i32.store offset=16777248
    (i32.const 0)
    (local.get $6)
-  )
-  (i32.store offset=16777256
-   (i32.const 0)
-   (local.get $7)
-  )
-  (i32.store offset=16777264
-   (i32.const 0)
-   (local.get $8)
-  )
-  (i32.store offset=16777272
-   (i32.const 0)
-   (local.get $9)
-  )
-  (i32.store offset=16777760
-   (i32.const 0)
-   (local.get $10)
-  )
-  (i32.store offset=16777764
-   (i32.const 0)
-   (local.get $11)
-  )
-  (i32.store offset=16777768
-   (i32.const 0)
-   (local.get $12)
-  )
-  (i32.store offset=16777772
-   (i32.const 0)
-   (local.get $13)
-  )
-  (i32.store offset=16777776
-   (i32.const 0)
-   (local.get $14)
-  )
-  (i32.store offset=16777352
-   (i32.const 0)
-   (local.get $15)
   )
   (i32.store offset=16777344
    (i32.const 0)
