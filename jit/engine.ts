@@ -7,7 +7,7 @@ import type { Block, BlockEngine, Cpu } from "../runtime/cpu/cpu.ts";
 import { CpuFault, VmExitSignal } from "../runtime/cpu/fault.ts";
 import { Cr0, Seg, St, TLB_ENTRIES } from "../runtime/cpu/state.ts";
 import type { Binaryen } from "./_binaryen.ts";
-import { type ExitSite, type RegionBlock, type SegSnap, SITE_SHIFT, successors, type Translation, translateRegion } from "./translate.ts";
+import { type ExitSite, type RegionBlock, releaseModule, type SegSnap, SITE_SHIFT, successors, type Translation, translateRegion } from "./translate.ts";
 
 /** `jit` compiles a block the first time it runs; `auto` once it has run `threshold` times. */
 export type JitMode = "jit" | "auto";
@@ -308,18 +308,18 @@ export class JitEngine implements BlockEngine {
     }
     const compiledBlocks = tr.blocks.filter((t) => t.index >= 0);
     if (compiledBlocks.length === 0 || tr.blocks[0].index < 0) {
-      tr.module.dispose();
+      releaseModule(this.b, tr.module);
       this.stats.compileMs += performance.now() - t0;
       return null;
     }
     if (this.opts.validate && !tr.module.validate()) {
       const text = tr.module.emitText();
-      tr.module.dispose();
+      releaseModule(this.b, tr.module);
       throw new Error(`Invalid wasm for the region at 0x${eip.toString(16)}:\n${text}`);
     }
     const text = this.opts.keepText ? tr.module.emitText() : undefined;
     const bin = tr.module.emitBinary();
-    tr.module.dispose();
+    releaseModule(this.b, tr.module);
     const table: RegionBlock[] = [];
     for (const t of compiledBlocks) table[t.index] = { blk: t.blk, eip: t.eip, host: t.host };
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>), {

@@ -180,13 +180,17 @@ interface Producer {
  * @param spec the blocks and the compile-time assumptions
  */
 export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
-  const m = new b.Module();
-  m.setFeatures(b.Features.MVP | b.Features.MutableGlobals | b.Features.SignExt);
-  m.setMemory(1, -1, null, [], false, false, "0");
-  m.addMemoryImport("0", "e", "mem");
+  const m = acquireModule(b);
+  try {
+    return translateInto(b, m, spec);
+  } catch (e) {
+    m.dispose(); // in whatever state the failure left it
+    throw e;
+  }
+}
+
+function translateInto(b: Binaryen, m: BinaryenModule, spec: RegionSpec): Translation {
   const i32 = b.i32, i64 = b.i64, none = b.none;
-  m.addFunctionImport("slow", "e", "slow", b.createType([i32, i32, i32]), i32);
-  m.addFunctionImport("callout", "e", "callout", b.createType([i32, i32]), i32);
 
   const area = spec.area;
   const vars: number[] = [];
@@ -1117,6 +1121,55 @@ const STATE_WORDS: [local: number, word: number][] = [
   [L_OP, St.LAZY_OP], [L_RES, St.LAZY_RES], [L_DST, St.LAZY_DST], [L_SRC, St.LAZY_SRC], [L_MASK, St.LAZY_MASK],
   [L_FL, St.RFLAGS],
 ];
+// ---------------------------------------------------------------------------------------------
+// Modules, reused
+// ---------------------------------------------------------------------------------------------
+
+type BinaryenModule = InstanceType<Binaryen["Module"]>;
+/**
+ * Regions a binaryen module is reused for. Making one costs 0.5–1 ms in binaryen.js (it builds its
+ * whole expression API for each module), more than translating a small region; but expressions
+ * live in the module's arena until it is disposed, so it is replaced now and then.
+ */
+const MODULE_REUSES = 32;
+let spare: { m: BinaryenModule; b: Binaryen } | null = null;
+
+/** A module with the imports every region uses (memory, `slow`, `callout`) and no functions of its own. */
+function acquireModule(b: Binaryen): BinaryenModule {
+  if (spare !== null && spare.b === b) {
+    const m = spare.m;
+    spare = null;
+    return m;
+  }
+  const m = new b.Module();
+  m.setFeatures(b.Features.MVP | b.Features.MutableGlobals | b.Features.SignExt);
+  m.setMemory(1, -1, null, [], false, false, "0");
+  m.addMemoryImport("0", "e", "mem");
+  m.addFunctionImport("slow", "e", "slow", b.createType([b.i32, b.i32, b.i32]), b.i32);
+  m.addFunctionImport("callout", "e", "callout", b.createType([b.i32, b.i32]), b.i32);
+  moduleUses.set(m, 0);
+  return m;
+}
+const moduleUses = new WeakMap<BinaryenModule, number>();
+
+/**
+ * Done with a region's module (emitted, or given up): take its functions out and keep it for the
+ * next region, or dispose of it once it has served MODULE_REUSES regions.
+ */
+export function releaseModule(b: Binaryen, m: BinaryenModule): void {
+  const uses = (moduleUses.get(m) ?? MODULE_REUSES) + 1;
+  if (uses >= MODULE_REUSES || spare !== null) {
+    moduleUses.delete(m);
+    m.dispose();
+    return;
+  }
+  if (m.getExport("run")) m.removeExport("run");
+  if (m.getFunction("run")) m.removeFunction("run");
+  if (m.getFunction("flags")) m.removeFunction("flags");
+  moduleUses.set(m, uses);
+  spare = { m, b };
+}
+
 /** Load the locals in `mask` (default all) from the state block. */
 function reload(m: InstanceType<Binaryen["Module"]>, area: number, mask = -1): number[] {
   const out: number[] = [];
