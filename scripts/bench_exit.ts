@@ -74,7 +74,7 @@ function runKvm(m: Machine): void {
   }
 }
 
-async function sample(v: Variant): Promise<number> {
+async function sample(v: Variant): Promise<{ ns: number; nsRun: number }> {
   const { m, count } = await machine(v);
   const t = now();
   if (v === "kvmrun") runKvm(m);

@@ -58,3 +58,14 @@ test("scripts/bench.ts refuses an unknown workload or engine with status 2", () 
   assertEquals(b.status, 2);
   assertStringIncludes(b.stderr, "Unknown engine kvm");
 });
+
+test("scripts/bench_ab.ts compares the OUT path of another revision with this tree in one process", () => {
+  const r = runScript("scripts/bench_ab.ts", ["--rev", "HEAD", "--engine", "interp", "--rounds", "1", "--outs", "2000"]);
+  assertEquals(r.status, 0, r.stderr);
+  assertMatch(r.stdout, /base HEAD: median \d+\.\d, min \d+\.\d/);
+  assertMatch(r.stdout, /this tree: median \d+\.\d, min \d+\.\d/);
+  assertMatch(r.stdout, /this\/base, median of the rounds: \d+\.\d{3}/);
+  const bad = runScript("scripts/bench_ab.ts", []);
+  assertEquals(bad.status, 2);
+  assertStringIncludes(bad.stderr, "usage: bench_ab.ts");
+});

@@ -1,0 +1,82 @@
+/**
+ * In-process A/B of the OUT exit path: this tree against another revision, samples interleaved in
+ * one process. On a shared machine that is the comparison steady enough for changes of a few ns:
+ * separate processes of the same code can differ by far more (V8 optimising in a different order,
+ * neighbours on the host).
+ *
+ *   deno run -A scripts/bench_ab.ts --rev HEAD~1 [--engine jit|auto|interp] [--rounds N] [--outs N] [--swap]
+ *   deno run -A scripts/bench_ab.ts --base DIR …   (DIR: another checkout, with node_modules)
+ *
+ * `--rev` extracts the revision with `git archive` into a temporary directory and links this tree's
+ * node_modules into it. Each round runs
+ * one sample of each tree (a fresh Machine, pm_outloop with `--outs` OUTs to a userspace hook),
+ * in that order or, with `--swap`, the other; the figure is wall time less compile time ÷ OUTs.
+ * Prints both medians and mins and the median of the per-round ratios new/base.
+ */
+import { execSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
+};
+const here = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const engine = arg("--engine", "jit");
+const rounds = Number(arg("--rounds", "15"));
+const outs = Number(arg("--outs", "200000"));
+const swap = process.argv.includes("--swap");
+const rev = arg("--rev", "");
+let base = arg("--base", "");
+let temp = "";
+if (rev !== "") {
+  temp = mkdtempSync(join(tmpdir(), "vmxlab-bench-ab-"));
+  execSync(`git archive ${JSON.stringify(rev)} | tar -x -C ${JSON.stringify(temp)}`, { cwd: here, stdio: "inherit", shell: "/bin/bash" });
+  symlinkSync(join(here, "node_modules"), join(temp, "node_modules"));
+  base = temp;
+}
+if (base === "" || !existsSync(join(base, "runtime/vmm/machine.ts"))) {
+  console.error("usage: bench_ab.ts --rev REV | --base DIR [--engine jit|auto|interp] [--rounds N] [--outs N] [--swap]");
+  process.exit(2);
+}
+
+const img = new Uint8Array(readFileSync(join(here, "tests/guests/pm_outloop.bin")));
+
+/** One sample function per tree: a fresh Machine running `outs` OUTs to a hook; ns per OUT without compiling. */
+async function sampler(root: string): Promise<() => number> {
+  const url = (p: string) => pathToFileURL(join(root, p)).href;
+  const { Machine } = await import(url("runtime/vmm/machine.ts"));
+  if (engine !== "interp") await (await import(url("jit/mod.ts"))).loadJit();
+  return () => {
+    const m = new Machine({ mode: "protected", devices: { post: false }, engine });
+    m.load(img);
+    let n = 0;
+    m.onIo({ port: 0x80, direction: "out", handler: () => { n++; } });
+    m.vcpu.setRegs({ rcx: outs, rdi: 1 });
+    const t = performance.now();
+    m.run();
+    const ms = performance.now() - t - (m.jitStats?.compileMs ?? 0);
+    if (n !== outs) throw new Error(`${root}: ${n} OUTs, expected ${outs}`);
+    return (ms * 1e6) / outs;
+  };
+}
+
+try {
+  const a = await sampler(base), b = await sampler(here);
+  const xs: number[] = [], ys: number[] = [];
+  for (let i = 0; i < rounds + 2; i++) {
+    let x: number, y: number;
+    if (swap) { y = b(); x = a(); } else { x = a(); y = b(); }
+    if (i >= 2) { xs.push(x); ys.push(y); }
+  }
+  const med = (v: number[]) => [...v].sort((p, q) => p - q)[v.length >> 1];
+  const ratio = med(xs.map((x, i) => ys[i] / x));
+  console.log(`OUT to a hook, engine ${engine}, ${outs} OUTs, ${rounds} rounds${swap ? " (this tree first)" : ""}, ns per OUT without compiling:`);
+  console.log(`  base ${rev || base}: median ${med(xs).toFixed(1)}, min ${Math.min(...xs).toFixed(1)}`);
+  console.log(`  this tree: median ${med(ys).toFixed(1)}, min ${Math.min(...ys).toFixed(1)}`);
+  console.log(`  this/base, median of the rounds: ${ratio.toFixed(3)}`);
+} finally {
+  if (temp !== "") rmSync(temp, { recursive: true, force: true });
+}
