@@ -1339,6 +1339,8 @@ export class Cpu {
     if (blk === null) return false;
     this.sinceClockCheck++;
     this.exitBlock = null;
+    // A block the engine declines is offered to it again by the run loop (under `auto` its count
+    // towards compiling then moves by two).
     if (!this.engine!.runBlock(this, blk, st[St.RIP] >>> 0)) {
       this.exitBlock = prev;
       this.sinceClockCheck--;

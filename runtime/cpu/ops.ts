@@ -957,20 +957,27 @@ function ioAllowed(c: Cpu, port: number, size: number): void {
     if (bitsWord & m) throw new CpuFault(Vec.GP, 0);
   }
 }
+/** The operand size of IN (AL/AX/EAX as destination) and OUT (as source). */
+function inSize(i: Insn): number {
+  return i.dk === REG ? (i.dr === 0 && i.opcode !== 0xe5 && i.opcode !== 0xed ? 1 : i.osz) : 1;
+}
+function outSize(i: Insn): number {
+  return i.opcode === 0xe6 || i.opcode === 0xee ? 1 : i.osz;
+}
 /**
- * IN/OUT (not string): the exit qualification without the port (SDM table 27-5), and the port of
- * the immediate form (-1: DX). The JIT's exit sites precompute them (Cpu.ioExitFast).
+ * IN/OUT (not string): the exit qualification without the port (SDM table 27-5, as `Cpu.ioExit`
+ * writes it), and the port of the immediate form (-1: DX). The JIT's exit sites precompute them
+ * for `Cpu.ioExitFast`.
  */
 export function ioQualification(i: Insn): { qual: number; port: number } {
   const isIn = i.exec === inOp;
-  const size = isIn ? (i.dk === REG ? (i.dr === 0 && i.opcode !== 0xe5 && i.opcode !== 0xed ? 1 : i.osz) : 1)
-    : (i.opcode === 0xe6 || i.opcode === 0xee ? 1 : i.osz);
+  const size = isIn ? inSize(i) : outSize(i);
   const imm = isIn ? i.sk === IMM : i.dk === IMM;
   const qual = (size - 1) | (isIn ? IoQual.IN : 0) | (i.rep ? IoQual.REP : 0) | (imm ? IoQual.IMM : 0);
   return { qual, port: imm ? i.imm & 0xff : -1 };
 }
 function inOp(c: Cpu, i: Insn): void {
-  const size = i.dk === REG ? (i.dr === 0 && i.opcode !== 0xe5 && i.opcode !== 0xed ? 1 : i.osz) : 1;
+  const size = inSize(i);
   const imm = i.sk === IMM;
   const port = imm ? i.imm & 0xff : c.st16[EDX * 2];
   ioAllowed(c, port, size);
@@ -978,7 +985,7 @@ function inOp(c: Cpu, i: Insn): void {
   c.setReg(0, size, -1); // no device without the VMM: an open bus reads all ones
 }
 function outOp(c: Cpu, i: Insn): void {
-  const size = i.opcode === 0xe6 || i.opcode === 0xee ? 1 : i.osz;
+  const size = outSize(i);
   const imm = i.dk === IMM;
   const port = imm ? i.imm & 0xff : c.st16[EDX * 2];
   ioAllowed(c, port, size);
