@@ -98,6 +98,8 @@ export interface Report {
   outNs?: Record<string, number>;
   /** The same without the JIT's compile time. */
   outNsExec?: Record<string, number>;
+  /** ns per OUT in one long-lived Machine (compiled once, the hook and the runtime's feedback kept). */
+  outNsSteady?: Record<string, number>;
   outs?: number;
 }
 
@@ -153,28 +155,45 @@ async function measure(w: Workload, variants: Variant[], reps: number, scale: nu
 
 /**
  * ns per OUT to a userspace hook: pm_outloop with the POST port removed and an `onIo` hook on 0x80.
- * @returns the median over the whole run, and without the JIT's compile time (each sample is a fresh
- *   Machine, so 200,000 OUTs also pay for compiling the loop and the code around it)
+ * @returns medians: `ns` over the whole run of a fresh Machine (200,000 OUTs also pay for compiling
+ *   the loop and the code around it), `exec` the same less the JIT's compile time, and `steady` in
+ *   one long-lived Machine whose guest is restarted for each sample (its compiled code, its hook
+ *   and the runtime's feedback about them stay, as in a VM that runs on)
  */
-async function outHookNs(v: Variant, reps: number, outs: number): Promise<{ ns: number; exec: number }> {
-  const xs: number[] = [], es: number[] = [];
-  for (let k = 0; k <= reps; k++) {
+async function outHookNs(v: Variant, reps: number, outs: number): Promise<{ ns: number; exec: number; steady: number }> {
+  const xs: number[] = [], es: number[] = [], ss: number[] = [];
+  const fresh = async () => {
     const m = new Machine({ mode: v.mode, devices: { post: false } });
     m.load(image("pm_outloop.bin"));
-    let n = 0;
-    m.onIo({ port: 0x80, direction: "out", name: "bench", handler: () => { n++; } });
-    m.vcpu.setRegs({ rcx: outs, rdi: 1 });
+    const start = m.vcpu.getRegs();
+    const hook = { n: 0 };
+    m.onIo({ port: 0x80, direction: "out", name: "bench", handler: () => { hook.n++; } });
     await attach(m, v.engine);
+    return { m, start, hook };
+  };
+  const sample = (s: Awaited<ReturnType<typeof fresh>>) => {
+    s.hook.n = 0;
+    s.m.vcpu.setRegs({ ...s.start, rcx: outs, rdi: 1 });
+    const c0 = s.m.jitStats?.compileMs ?? 0;
     const t = performance.now();
-    const r = m.run();
+    const r = s.m.run();
     const ms = performance.now() - t;
-    if (r.exit.reason !== "hlt" || n !== outs) throw new Error(`pm_outloop: ${r.exit.reason} after ${n} of ${outs} OUTs under ${v.key}`);
+    if (r.exit.reason !== "hlt" || s.hook.n !== outs) throw new Error(`pm_outloop: ${r.exit.reason} after ${s.hook.n} of ${outs} OUTs under ${v.key}`);
+    return { ns: (ms * 1e6) / outs, exec: ((ms - ((s.m.jitStats?.compileMs ?? 0) - c0)) * 1e6) / outs };
+  };
+  for (let k = 0; k <= reps; k++) {
+    const o = sample(await fresh());
     if (k > 0) {
-      xs.push((ms * 1e6) / n);
-      es.push(((ms - (m.jitStats?.compileMs ?? 0)) * 1e6) / n);
+      xs.push(o.ns);
+      es.push(o.exec);
     }
   }
-  return { ns: median(xs), exec: median(es) };
+  const long = await fresh();
+  for (let k = 0; k <= reps + 1; k++) {
+    const o = sample(long);
+    if (k > 1) ss.push(o.exec);
+  }
+  return { ns: median(xs), exec: median(es), steady: median(ss) };
 }
 
 // ---- reporting ------------------------------------------------------------------------------
@@ -247,7 +266,7 @@ export function renderMarkdown(r: Report): string {
   }
 
   if (r.outNs) {
-    L.push(`OUT to a userspace hook (pm_outloop, ${r.outs} OUTs, the POST port moved to an \`onIo\` hook; the whole exit path, four guest instructions per OUT): ${vs.filter((v) => r.outNs![v.key] !== undefined).map((v) => `${v.key} **${r.outNs![v.key].toFixed(0)} ns**${v.engine !== "interp" && r.outNsExec?.[v.key] !== undefined ? ` (${r.outNsExec[v.key].toFixed(0)} without compile time)` : ""}`).join(", ")} per OUT.`, "");
+    L.push(`OUT to a userspace hook (pm_outloop, ${r.outs} OUTs, the POST port moved to an \`onIo\` hook; the whole exit path, four guest instructions per OUT), per OUT in a long-lived Machine: ${vs.filter((v) => r.outNsSteady?.[v.key] !== undefined).map((v) => `${v.key} **${r.outNsSteady![v.key].toFixed(0)} ns**`).join(", ")}; in a fresh Machine per sample: ${vs.filter((v) => r.outNs![v.key] !== undefined).map((v) => `${v.key} ${r.outNs![v.key].toFixed(0)} ns${v.engine !== "interp" && r.outNsExec?.[v.key] !== undefined ? ` (${r.outNsExec[v.key].toFixed(0)} without compile time)` : ""}`).join(", ")}.`, "");
   }
 
   // Issue 4's goals, against this run.
@@ -262,8 +281,8 @@ export function renderMarkdown(r: Report): string {
     goals.push(`- ${mainJit.key} ≥ 1,000 MIPS geometric mean: ${f1(gj)} (${met(gj >= 1000)}; for scale, from the issue: QEMU TCG ≈ 530, v86 ≈ 450, native ≈ 9,300)`);
   }
   if (r.outNs && mainJit && r.outNs[mainJit.key] !== undefined) {
-    const ns = r.outNs[mainJit.key], exec = r.outNsExec?.[mainJit.key] ?? ns;
-    goals.push(`- an OUT from ${mainJit.key} code to a userspace hook ≤ 100 ns: ${ns.toFixed(0)} ns, ${exec.toFixed(0)} without compile time (${met(exec <= 100)})`);
+    const ns = r.outNs[mainJit.key], exec = r.outNsExec?.[mainJit.key] ?? ns, steady = r.outNsSteady?.[mainJit.key] ?? exec;
+    goals.push(`- an OUT from ${mainJit.key} code to a userspace hook ≤ 100 ns: ${steady.toFixed(0)} ns in a long-lived Machine (${met(steady <= 100)}); a fresh Machine per sample: ${ns.toFixed(0)} ns, ${exec.toFixed(0)} without compile time`);
   }
   if (goals.length) L.push("Issue 4's goals in this run:", "", ...goals, "");
   return L.join("\n");
@@ -394,10 +413,12 @@ async function main(argv: string[]) {
     report.outs = outs;
     report.outNs = {};
     report.outNsExec = {};
+    report.outNsSteady = {};
     for (const v of variants) {
       const o = await outHookNs(v, reps, outs);
       report.outNs[v.key] = o.ns;
       report.outNsExec[v.key] = o.exec;
+      report.outNsSteady[v.key] = o.steady;
     }
     console.error(`out-hook: ${variants.map((v) => `${v.key} ${report.outNs![v.key].toFixed(0)} ns`).join(", ")}`);
   }
