@@ -50,6 +50,18 @@ test("scripts/bench.ts --quick writes a markdown table and an SVG chart of the w
   }
 });
 
+test("scripts/bench.ts --only out-hook measures each engine in a child process and states the goal", () => {
+  const out = mkdtempSync(join(tmpdir(), "vmxlab-bench-"));
+  try {
+    const r = runScript("scripts/bench.ts", ["--quick", "--reps", "1", "--only", "out-hook", "--engines", "interp,jit", "--out", out]);
+    assertEquals(r.status, 0, r.stderr);
+    assertMatch(r.stdout, /per OUT in a long-lived Machine: interp \*\*\d+ ns\*\*, jit \*\*\d+ ns\*\*; in a fresh Machine per sample: interp \d+ ns, jit \d+ ns \(\d+ without compile time\)/);
+    assertMatch(r.stdout, /- an OUT from jit code to a userspace hook ≤ 100 ns: \d+ ns in a long-lived Machine \((met|not met)\)/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test("scripts/bench.ts refuses an unknown workload or engine with status 2", () => {
   const a = runScript("scripts/bench.ts", ["--only", "nosuch"]);
   assertEquals(a.status, 2);
