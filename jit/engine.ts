@@ -308,18 +308,18 @@ export class JitEngine implements BlockEngine {
     }
     const compiledBlocks = tr.blocks.filter((t) => t.index >= 0);
     if (compiledBlocks.length === 0 || tr.blocks[0].index < 0) {
-      releaseModule(this.b, tr.module);
+      releaseModule(tr.module);
       this.stats.compileMs += performance.now() - t0;
       return null;
     }
     if (this.opts.validate && !tr.module.validate()) {
       const text = tr.module.emitText();
-      releaseModule(this.b, tr.module);
+      releaseModule(tr.module);
       throw new Error(`Invalid wasm for the region at 0x${eip.toString(16)}:\n${text}`);
     }
     const text = this.opts.keepText ? tr.module.emitText() : undefined;
     const bin = tr.module.emitBinary();
-    releaseModule(this.b, tr.module);
+    releaseModule(tr.module);
     const table: RegionBlock[] = [];
     for (const t of compiledBlocks) table[t.index] = { blk: t.blk, eip: t.eip, host: t.host };
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>), {

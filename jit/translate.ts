@@ -184,7 +184,7 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   try {
     return translateInto(b, m, spec);
   } catch (e) {
-    m.dispose(); // in whatever state the failure left it
+    discardModule(m);
     throw e;
   }
 }
@@ -219,7 +219,7 @@ function translateInto(b: Binaryen, m: BinaryenModule, spec: RegionSpec): Transl
   /** An i64 constant from an integer-valued number (binaryen 132 takes a bigint). */
   const k64 = (v: number) => m.i64.const(BigInt(v));
   // The register and flag locals (R0..L_FL) the code reads or writes: the run loads only those at
-  // entry and stores only the written ones at its exit (see loadState), which shortens every run.
+  // entry and stores only the written ones at its exit (see reload and writeBack), which shortens every run.
   let usedState = 0, writtenState = 0;
   const get = (l: number) => {
     if (l >= R0 && l <= L_FL) usedState |= 1 << (l - R0);
@@ -1115,12 +1115,6 @@ function translateInto(b: Binaryen, m: BinaryenModule, spec: RegionSpec): Transl
   return { module: m, blocks: tblocks, usedSegs, inline, callouts, guarded, exitSites };
 }
 
-/** Each register and flag local (R0 + k for bit k of a mask) and its 32-bit word in the state block. */
-const STATE_WORDS: [local: number, word: number][] = [
-  ...Array.from({ length: 8 }, (_, r) => [R0 + r, r * 2] as [number, number]),
-  [L_OP, St.LAZY_OP], [L_RES, St.LAZY_RES], [L_DST, St.LAZY_DST], [L_SRC, St.LAZY_SRC], [L_MASK, St.LAZY_MASK],
-  [L_FL, St.RFLAGS],
-];
 // ---------------------------------------------------------------------------------------------
 // Modules, reused
 // ---------------------------------------------------------------------------------------------
@@ -1132,44 +1126,49 @@ type BinaryenModule = InstanceType<Binaryen["Module"]>;
  * live in the module's arena until it is disposed, so it is replaced now and then.
  */
 const MODULE_REUSES = 32;
-let spare: { m: BinaryenModule; b: Binaryen } | null = null;
+/** The module regions are translated into (one at a time: translation is synchronous), and its uses. */
+let pooled: { m: BinaryenModule; b: Binaryen; uses: number } | null = null;
 
-/** A module with the imports every region uses (memory, `slow`, `callout`) and no functions of its own. */
+/** The module with the imports every region uses (memory, `slow`, `callout`) and no functions of its own. */
 function acquireModule(b: Binaryen): BinaryenModule {
-  if (spare !== null && spare.b === b) {
-    const m = spare.m;
-    spare = null;
-    return m;
-  }
+  if (pooled !== null && pooled.b === b) return pooled.m;
   const m = new b.Module();
   m.setFeatures(b.Features.MVP | b.Features.MutableGlobals | b.Features.SignExt);
   m.setMemory(1, -1, null, [], false, false, "0");
   m.addMemoryImport("0", "e", "mem");
   m.addFunctionImport("slow", "e", "slow", b.createType([b.i32, b.i32, b.i32]), b.i32);
   m.addFunctionImport("callout", "e", "callout", b.createType([b.i32, b.i32]), b.i32);
-  moduleUses.set(m, 0);
+  pooled = { m, b, uses: 0 };
   return m;
 }
-const moduleUses = new WeakMap<BinaryenModule, number>();
+
+/** Dispose of `m` (a failed translation may have left anything in it); the next region gets a new one. */
+function discardModule(m: BinaryenModule): void {
+  if (pooled !== null && pooled.m === m) pooled = null;
+  m.dispose();
+}
 
 /**
- * Done with a region's module (emitted, or given up): take its functions out and keep it for the
+ * Done with a region's module (emitted, or given up): take the region's functions out for the
  * next region, or dispose of it once it has served MODULE_REUSES regions.
  */
-export function releaseModule(b: Binaryen, m: BinaryenModule): void {
-  const uses = (moduleUses.get(m) ?? MODULE_REUSES) + 1;
-  if (uses >= MODULE_REUSES || spare !== null) {
-    moduleUses.delete(m);
-    m.dispose();
-    return;
-  }
+export function releaseModule(m: BinaryenModule): void {
+  if (pooled === null || pooled.m !== m || ++pooled.uses >= MODULE_REUSES) return discardModule(m);
   if (m.getExport("run")) m.removeExport("run");
   if (m.getFunction("run")) m.removeFunction("run");
   if (m.getFunction("flags")) m.removeFunction("flags");
-  moduleUses.set(m, uses);
-  spare = { m, b };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Locals and the state block
+// ---------------------------------------------------------------------------------------------
+
+/** Each register and flag local (R0 + k for bit k of a mask) and its 32-bit word in the state block. */
+const STATE_WORDS: [local: number, word: number][] = [
+  ...Array.from({ length: 8 }, (_, r) => [R0 + r, r * 2] as [number, number]),
+  [L_OP, St.LAZY_OP], [L_RES, St.LAZY_RES], [L_DST, St.LAZY_DST], [L_SRC, St.LAZY_SRC], [L_MASK, St.LAZY_MASK],
+  [L_FL, St.RFLAGS],
+];
 /** Load the locals in `mask` (default all) from the state block. */
 function reload(m: InstanceType<Binaryen["Module"]>, area: number, mask = -1): number[] {
   const out: number[] = [];

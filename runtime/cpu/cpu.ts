@@ -20,7 +20,7 @@ import {
   TLB_HOST, TLB_TAG_R, TLB_TAG_W, Vec, Seg,
 } from "./state.ts";
 import {
-  CpuBased, EptQual, ExitReason, IntrInfo, IoQual, PinBased, Vmcs, VmcsField, ExitCtl,
+  CpuBased, EptQual, ExitReason, IntrInfo, IoQual, ioQualBits, PinBased, Vmcs, VmcsField, ExitCtl,
 } from "./vmcs.ts";
 
 /** What the processor needs from the platform: guest-physical memory (the memslots, as EPT maps them). */
@@ -732,34 +732,35 @@ export class Cpu {
   exceptionBitmap = 0;
 
   /** IO instruction (SDM 25.1.3): exits under unconditional IO exiting or the IO bitmaps. */
-  ioExits(port: number, size: number): boolean {
-    if (this.cpuBased & CpuBased.USE_IO_BITMAPS) return true; // every port is marked in our bitmaps
-    return (this.cpuBased & CpuBased.UNCOND_IO_EXITING) !== 0;
+  ioExits(_port: number, _size: number): boolean {
+    // Under the I/O bitmaps every port is marked in ours, so either control means every port exits.
+    return (this.cpuBased & (CpuBased.USE_IO_BITMAPS | CpuBased.UNCOND_IO_EXITING)) !== 0;
   }
   /**
-   * The common IN/OUT (not string) at `eip`, `len` bytes: when nothing has to be checked (I/O
-   * privilege granted by CPL <= IOPL outside virtual-8086 mode) and IO exiting applies, record its
-   * VM exit as `ioExit` does and return true; otherwise false, and the full semantics run. `qual` is
+   * An I/O instruction must consult the TSS permission bitmap: CPL > IOPL in protected mode, or
+   * virtual-8086 mode (SDM vol. 1, 19.5).
+   */
+  ioNeedsBitmap(): boolean {
+    const st = this.st;
+    return ((st[St.CR0] & Cr0.PE) !== 0 && st[St.CPL] > ((st[St.RFLAGS] >> 12) & 3)) || (st[St.RFLAGS] & Fl.VM) !== 0;
+  }
+  /**
+   * The common IN/OUT (not string) at `eip`, `len` bytes, whose VM exit needs nothing read from
+   * guest memory: no permission bitmap to consult and IO exiting on. Then record the exit as
+   * `ioExit` does and return true; otherwise false, and the instruction's semantics run. `qual` is
    * the exit qualification without the port; `port` < 0 means DX. The JIT's runner calls it at an
    * exit site, so an OUT from compiled code costs no dispatch through the instruction's semantics.
    */
   ioExitFast(eip: number, len: number, qual: number, port: number): boolean {
-    const st = this.st;
-    if (((st[St.CR0] & Cr0.PE) !== 0 && st[St.CPL] > ((st[St.RFLAGS] >> 12) & 3)) || (st[St.RFLAGS] & Fl.VM) !== 0) return false;
-    if ((this.cpuBased & (CpuBased.USE_IO_BITMAPS | CpuBased.UNCOND_IO_EXITING)) === 0) return false;
+    if (this.ioNeedsBitmap()) return false;
     if (port < 0) port = this.st16[8]; // DX (RDX is the third 8-byte register slot)
-    st[St.RIP] = eip;
-    const v = this.vmcs!;
-    v.exitReason = ExitReason.IO_INSTRUCTION;
-    v.exitQualification = (qual | (port << IoQual.PORT_SHIFT)) >>> 0;
-    v.exitInstructionLen = len;
-    this.exitPending = true;
-    this.stop = true;
+    if (!this.ioExits(port, (qual & IoQual.SIZE_MASK) + 1)) return false;
+    this.st[St.RIP] = eip;
+    this.recordExit(ExitReason.IO_INSTRUCTION, (qual | (port << IoQual.PORT_SHIFT)) >>> 0, len);
     return true;
   }
   ioExit(i: Insn, port: number, size: number, isIn: boolean, string: boolean, immediate: boolean): void {
-    const q = (size - 1) | (isIn ? IoQual.IN : 0) | (string ? IoQual.STRING : 0) | (i.rep ? IoQual.REP : 0) |
-      (immediate ? IoQual.IMM : 0) | (port << IoQual.PORT_SHIFT);
+    const q = ioQualBits(size, isIn, string, i.rep !== 0, immediate) | (port << IoQual.PORT_SHIFT);
     if (string) {
       // VM-exit instruction information for INS/OUTS: address size (bits 9:7), segment (17:15) (SDM 27.2.5).
       this.vmcs!.vmxInstructionInfo = ((i.asz === 4 ? 1 : 0) << 7) | ((isIn ? Seg.ES : i.seg) << 15);
@@ -1337,15 +1338,14 @@ export class Cpu {
         (this.intrWindow && (st[St.RFLAGS] & Fl.IF) !== 0) || this.sinceClockCheck >= 4095) return false;
     const blk = this.linkedBlock(prev, st[St.RIP]);
     if (blk === null) return false;
-    this.sinceClockCheck++;
     this.exitBlock = null;
     // A block the engine declines is offered to it again by the run loop (under `auto` its count
     // towards compiling then moves by two).
     if (!this.engine!.runBlock(this, blk, st[St.RIP] >>> 0)) {
       this.exitBlock = prev;
-      this.sinceClockCheck--;
       return false;
     }
+    this.sinceClockCheck++;
     if (this.exitPending) return true;
     this.runLoop();
     return true;

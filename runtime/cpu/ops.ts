@@ -13,7 +13,7 @@ import type { Insn } from "./insn.ts";
 import { OpKind, regIndex } from "./insn.ts";
 import { CpuFault } from "./fault.ts";
 import { Ar, Cr0, Cr4, Fl, Seg, St, Vec } from "./state.ts";
-import { CpuBased, CpuBased2, ExitReason, IoQual, VmcsField } from "./vmcs.ts";
+import { CpuBased, CpuBased2, ExitReason, ioQualBits, VmcsField } from "./vmcs.ts";
 
 const REG = OpKind.REG, MEM = OpKind.MEM, IMM = OpKind.IMM;
 const EAX = 0, ECX = 2, EDX = 4, EBX = 6, ESP = 8, EBP = 10, ESI = 12, EDI = 14; // Int32Array indices
@@ -944,7 +944,7 @@ function scas(c: Cpu, i: Insn): void {
 // I/O (SDM vol. 3, 25.1.3: IN/OUT/INS/OUTS exit under unconditional I/O exiting or the bitmaps)
 // ---------------------------------------------------------------------------------------------
 function ioAllowed(c: Cpu, port: number, size: number): void {
-  if ((c.protectedMode && c.cpl > iopl(c)) || c.v86) {
+  if (c.ioNeedsBitmap()) {
     // The I/O permission bitmap in the TSS (SDM vol. 1, 19.5.2).
     const trBase = c.getSegBase(Seg.TR), trLimit = c.getSegLimit(Seg.TR);
     if (trLimit < 0x67) throw new CpuFault(Vec.GP, 0);
@@ -965,7 +965,7 @@ function outSize(i: Insn): number {
   return i.opcode === 0xe6 || i.opcode === 0xee ? 1 : i.osz;
 }
 /**
- * IN/OUT (not string): the exit qualification without the port (SDM table 27-5, as `Cpu.ioExit`
+ * IN/OUT (not string): the exit qualification without the port (`ioQualBits`, as `Cpu.ioExit`
  * writes it), and the port of the immediate form (-1: DX). The JIT's exit sites precompute them
  * for `Cpu.ioExitFast`.
  */
@@ -973,8 +973,7 @@ export function ioQualification(i: Insn): { qual: number; port: number } {
   const isIn = i.exec === inOp;
   const size = isIn ? inSize(i) : outSize(i);
   const imm = isIn ? i.sk === IMM : i.dk === IMM;
-  const qual = (size - 1) | (isIn ? IoQual.IN : 0) | (i.rep ? IoQual.REP : 0) | (imm ? IoQual.IMM : 0);
-  return { qual, port: imm ? i.imm & 0xff : -1 };
+  return { qual: ioQualBits(size, isIn, false, i.rep !== 0, imm), port: imm ? i.imm & 0xff : -1 };
 }
 function inOp(c: Cpu, i: Insn): void {
   const size = inSize(i);

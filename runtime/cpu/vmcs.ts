@@ -101,6 +101,10 @@ export const EXIT_REASON_FAILED_VMENTRY = 0x80000000;
 
 /** Exit-qualification bits for I/O instructions (SDM 27.2.1, table 27-5). */
 export const IoQual = { SIZE_MASK: 7, IN: 1 << 3, STRING: 1 << 4, REP: 1 << 5, IMM: 1 << 6, PORT_SHIFT: 16 } as const;
+/** The exit qualification of an I/O instruction without its port (SDM table 27-5). */
+export function ioQualBits(size: number, isIn: boolean, string: boolean, rep: boolean, immediate: boolean): number {
+  return (size - 1) | (isIn ? IoQual.IN : 0) | (string ? IoQual.STRING : 0) | (rep ? IoQual.REP : 0) | (immediate ? IoQual.IMM : 0);
+}
 /** Exit-qualification bits for EPT violations (SDM 27.2.1, table 27-7). */
 export const EptQual = { READ: 1, WRITE: 2, FETCH: 4, GLA_VALID: 1 << 7, GLA_TRANSLATED: 1 << 8 } as const;
 /** VM-exit interruption-information format (SDM 24.9.2). */
