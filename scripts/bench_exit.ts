@@ -43,21 +43,23 @@ const img = new Uint8Array(readFileSync(new URL("../tests/guests/pm_outloop.bin"
 
 type Variant = "hook" | "steady" | "kvmrun" | "kernel" | "loop" | "split";
 
-/** `steady`'s Machine, kept across samples, and its guest's starting registers. */
-let steady: { m: Machine; count: () => number; start: ReturnType<Machine["vcpu"]["getRegs"]>; reset: () => void } | null = null;
+/** `steady`'s Machine, kept across samples, its guest's starting registers and its hook's count. */
+let steady: { m: Machine; start: ReturnType<Machine["vcpu"]["getRegs"]>; hits: { n: number } } | null = null;
 
 async function machine(v: Variant): Promise<{ m: Machine; count: () => number }> {
+  const hooked = v === "hook" || v === "steady";
   if (v === "steady" && steady !== null) {
-    steady.m.vcpu.setRegs({ ...steady.start, rcx: outs, rdi: 1 });
-    steady.reset();
-    return steady;
+    const s = steady;
+    s.m.vcpu.setRegs({ ...s.start, rcx: outs, rdi: 1 });
+    s.hits.n = 0;
+    return { m: s.m, count: () => s.hits.n };
   }
-  const m = new Machine({ mode: "protected", devices: { post: v === "hook" || v === "steady" || v === "kvmrun" ? false : "kernel", debugcon: "kernel" } });
+  const m = new Machine({ mode: "protected", devices: { post: hooked || v === "kvmrun" ? false : "kernel", debugcon: "kernel" } });
   m.load(img);
   const start = m.vcpu.getRegs();
   m.vcpu.setRegs({ rcx: outs, rdi: 1 });
-  let n = 0;
-  if (v === "hook" || v === "steady") m.onIo({ port: 0x80, direction: "out", handler: () => { n++; } });
+  const hits = { n: 0 };
+  if (hooked) m.onIo({ port: 0x80, direction: "out", handler: () => { hits.n++; } });
   if (v === "split") {
     // At 0x200000: mov esp,0x80000; mov ecx,outs; L: mov al,cl; out 0x80,al; jmp M; M: dec ecx; jnz L; hlt
     const n = [outs & 0xff, (outs >> 8) & 0xff, (outs >> 16) & 0xff, (outs >>> 24) & 0xff];
@@ -72,9 +74,8 @@ async function machine(v: Variant): Promise<{ m: Machine; count: () => number }>
     const { useEngine } = await import("../jit/mod.ts");
     await useEngine(m, engine);
   }
-  const count = () => (v === "hook" || v === "steady" ? n : outs);
-  if (v === "steady") steady = { m, count, start, reset: () => { n = 0; } };
-  return { m, count };
+  if (v === "steady") steady = { m, start, hits };
+  return { m, count: () => (hooked ? hits.n : outs) };
 }
 
 function runKvm(m: Machine): void {
