@@ -5,9 +5,13 @@
  */
 import type { Block, BlockEngine, Cpu } from "../runtime/cpu/cpu.ts";
 import { CpuFault, VmExitSignal } from "../runtime/cpu/fault.ts";
-import { Cr0, Seg, St, TLB_ENTRIES } from "../runtime/cpu/state.ts";
+import * as stateMod from "../runtime/cpu/state.ts";
 import type { Binaryen } from "./_binaryen.ts";
 import { type ExitSite, type RegionBlock, releaseModule, type SegSnap, SITE_SHIFT, successors, type Translation, translateRegion } from "./translate.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { Cr0, Seg, St, TLB_ENTRIES } = stateMod;
 
 /** `jit` compiles a block the first time it runs; `auto` once it has run `threshold` times. */
 export type JitMode = "jit" | "auto";

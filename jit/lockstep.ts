@@ -12,8 +12,12 @@
  */
 import type { Machine, RunResult } from "../runtime/vmm/machine.ts";
 import { CpuFault } from "../runtime/cpu/fault.ts";
-import { Cr0, Seg, St, TLB_ENTRIES } from "../runtime/cpu/state.ts";
+import * as stateMod from "../runtime/cpu/state.ts";
 import { useEngine } from "./mod.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { Cr0, Seg, St, TLB_ENTRIES } = stateMod;
 
 /** Two machines built from the same options and image: A runs the interpreter, B the JIT. */
 export type MachinePair = () => { a: Machine; b: Machine };

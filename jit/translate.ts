@@ -8,11 +8,17 @@
  * it, and the exit writes them back.
  */
 import { type Block, LF } from "../runtime/cpu/cpu.ts";
-import { type Insn, OpKind } from "../runtime/cpu/insn.ts";
+import * as insnMod from "../runtime/cpu/insn.ts";
+import { type Insn } from "../runtime/cpu/insn.ts";
 import { ioQualification, semantics } from "../runtime/cpu/ops.ts";
-import { ARITH_FLAGS, Fl, Seg, St, TLB_ENTRIES, TLB_HOST, TLB_TAG_R, TLB_TAG_W } from "../runtime/cpu/state.ts";
+import * as stateMod from "../runtime/cpu/state.ts";
 import type { Binaryen } from "./_binaryen.ts";
 import { structure } from "./structure.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { OpKind } = insnMod;
+const { ARITH_FLAGS, Fl, Seg, St, TLB_ENTRIES, TLB_HOST, TLB_TAG_R, TLB_TAG_W } = stateMod;
 
 type Ref = number;
 

@@ -15,13 +15,14 @@ import { innerStack } from "./far.ts";
 import { TaskSwitchReason, taskSwitch } from "./task.ts";
 import { CpuFault, VmExitSignal } from "./fault.ts";
 import { Insn } from "./insn.ts";
-import {
-  Ar, ARITH_FLAGS, Cr0, Cr4, Fl, SEG_ATTR, SEG_BASE, SEG_LIMIT, SEG_SEL, SEG_WORDS, St, STATE_BYTES, TLB_ENTRIES,
-  TLB_HOST, TLB_TAG_R, TLB_TAG_W, Vec, Seg,
-} from "./state.ts";
-import {
-  CpuBased, EptQual, ExitReason, IntrInfo, IoQual, ioQualBits, PinBased, Vmcs, VmcsField, ExitCtl,
-} from "./vmcs.ts";
+import * as stateMod from "./state.ts";
+import * as vmcsMod from "./vmcs.ts";
+import { Vmcs } from "./vmcs.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { Ar, ARITH_FLAGS, Cr0, Cr4, Fl, SEG_ATTR, SEG_BASE, SEG_LIMIT, SEG_SEL, SEG_WORDS, St, STATE_BYTES, TLB_ENTRIES, TLB_HOST, TLB_TAG_R, TLB_TAG_W, Vec, Seg } = stateMod;
+const { CpuBased, EptQual, ExitReason, IntrInfo, IoQual, ioQualBits, PinBased, VmcsField, ExitCtl } = vmcsMod;
 
 /** What the processor needs from the platform: guest-physical memory (the memslots, as EPT maps them). */
 export interface PhysMap {

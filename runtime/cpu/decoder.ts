@@ -6,10 +6,16 @@
  * Every entry names its semantic function by a key of `semantics` (ops.ts), so an entry without an
  * implementation is a compile error.
  */
-import { type Exec, Insn, OpKind, regIndex } from "./insn.ts";
+import * as insnMod from "./insn.ts";
+import { type Exec, Insn } from "./insn.ts";
 import { semantics, type SemName } from "./ops.ts";
 import { CpuFault } from "./fault.ts";
-import { Seg, Vec } from "./state.ts";
+import * as stateMod from "./state.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { OpKind, regIndex } = insnMod;
+const { Seg, Vec } = stateMod;
 
 interface OperandSpec {
   /** Addressing method letter or fixed-register token. */

@@ -11,8 +11,12 @@
 import type { Cpu } from "./cpu.ts";
 import { descAttr, descBase, descLimit } from "./cpu.ts";
 import { CpuFault } from "./fault.ts";
-import { Ar, Fl, SEG_WORDS, Seg, St, Vec } from "./state.ts";
+import * as stateMod from "./state.ts";
 import { SysType, TaskSwitchReason, taskReturn, taskSwitch } from "./task.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { Ar, Fl, SEG_WORDS, Seg, St, Vec } = stateMod;
 
 const ESP = 8;
 

@@ -3,7 +3,11 @@
  * the run loop catches them and turns them into a guest event (a fault delivered through the
  * IVT/IDT) or a VM exit. They never reach code outside `runtime/cpu`.
  */
-import { VECTOR_NAMES } from "./state.ts";
+import * as stateMod from "./state.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { VECTOR_NAMES } = stateMod;
 
 /** A guest exception raised while executing an instruction (SDM 6.5: faults restart the instruction). */
 export class CpuFault {

@@ -10,10 +10,16 @@ import type { Cpu } from "./cpu.ts";
 import { descAttr, descBase, descLimit } from "./cpu.ts";
 import { farCall, farJump, farReturn, iretProtected, iretV86 } from "./far.ts";
 import type { Insn } from "./insn.ts";
-import { OpKind, regIndex } from "./insn.ts";
+import * as insnMod from "./insn.ts";
 import { CpuFault } from "./fault.ts";
-import { Ar, Cr0, Cr4, Fl, Seg, St, Vec } from "./state.ts";
-import { CpuBased, CpuBased2, ExitReason, ioQualBits, VmcsField } from "./vmcs.ts";
+import * as stateMod from "./state.ts";
+import * as vmcsMod from "./vmcs.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { OpKind, regIndex } = insnMod;
+const { Ar, Cr0, Cr4, Fl, Seg, St, Vec } = stateMod;
+const { CpuBased, CpuBased2, ExitReason, ioQualBits, VmcsField } = vmcsMod;
 
 const REG = OpKind.REG, MEM = OpKind.MEM, IMM = OpKind.IMM;
 const EAX = 0, ECX = 2, EDX = 4, EBX = 6, ESP = 8, EBP = 10, ESI = 12, EDI = 14; // Int32Array indices

@@ -12,7 +12,11 @@
 import type { Cpu } from "./cpu.ts";
 import { descAttr, descBase, descLimit } from "./cpu.ts";
 import { CpuFault } from "./fault.ts";
-import { Ar, Cr0, Fl, Seg, St, Vec } from "./state.ts";
+import * as stateMod from "./state.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { Ar, Cr0, Fl, Seg, St, Vec } = stateMod;
 
 /** Why a task switch happens (SDM table 7-2: busy bit, NT and back-link rules differ). */
 export const TaskSwitchReason = { JMP: 0, CALL: 1, IRET: 2, INT: 3 } as const;

@@ -6,7 +6,7 @@ import { PioBus } from "../devices/pio_bus.ts";
 import { I8259Pair } from "../devices/i8259.ts";
 import { I8254 } from "../devices/i8254.ts";
 import type { PioDevice } from "../devices/device.ts";
-import { VCPU_AREA_BYTES } from "../cpu/state.ts";
+import * as stateMod from "../cpu/state.ts";
 import type { PhysMap } from "../cpu/cpu.ts";
 import { type TraceSink, Tracer } from "./trace.ts";
 import type { KvmX86Ops } from "./x86_ops.ts";
@@ -15,6 +15,10 @@ import { Vcpu } from "./vcpu.ts";
 import type { VmxCapabilities } from "../vmx/capabilities.ts";
 import type { VmcsConfig } from "../vmx/vmx.ts";
 import { Vmcs } from "../cpu/vmcs.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { VCPU_AREA_BYTES } = stateMod;
 
 /** Host-side failures of the kernel layer; `kind` says which (Firecracker's per-operation error enums). */
 export class KvmError extends Error {

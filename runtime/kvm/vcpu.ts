@@ -3,12 +3,16 @@
  * ioctls a C VMM issues: KVM_GET/SET_REGS, KVM_GET/SET_SREGS, KVM_RUN, KVM_INTERRUPT.
  */
 import { Cpu } from "../cpu/cpu.ts";
-import { Cr0, Seg, St } from "../cpu/state.ts";
+import * as stateMod from "../cpu/state.ts";
 import type { Vmcs } from "../cpu/vmcs.ts";
 import { KvmRun } from "./kvm_run.ts";
 import type { Vm } from "./kvm_main.ts";
 import { KvmError } from "./kvm_main.ts";
 import { kvmQueueInterrupt, kvmVcpuIoctl } from "./x86.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { Cr0, Seg, St } = stateMod;
 
 /** KVM_GET_MP_STATE values (include/uapi/linux/kvm.h). */
 export const MpState = { RUNNABLE: 0, UNINITIALIZED: 1, INIT_RECEIVED: 2, HALTED: 3, SIPI_RECEIVED: 4 } as const;

@@ -3,14 +3,20 @@
  * (`__vcpu_run` → `vcpu_enter_guest`), the PIO path (`kvm_emulate_pio` → `kernel_pio` /
  * userspace → `complete_io`), CPUID, MSRs, hypercalls and HLT.
  */
-import { Cr0, Fl, Seg, St } from "../cpu/state.ts";
+import * as stateMod from "../cpu/state.ts";
 import { CpuFault } from "../cpu/fault.ts";
-import { CpuBased, IntrInfo, VmcsField } from "../cpu/vmcs.ts";
+import * as vmcsMod from "../cpu/vmcs.ts";
 import type { KvmModule } from "./kvm_main.ts";
 import { KvmError } from "./kvm_main.ts";
-import { KVM_ENOSYS, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KvmExit } from "./kvm_run.ts";
+import * as kvmRunMod from "./kvm_run.ts";
 import { MpState, type Vcpu } from "./vcpu.ts";
 import type { KvmX86Ops } from "./x86_ops.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { Cr0, Fl, Seg, St } = stateMod;
+const { CpuBased, IntrInfo, VmcsField } = vmcsMod;
+const { KVM_ENOSYS, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KvmExit } = kvmRunMod;
 
 /** One CPUID leaf (struct kvm_cpuid_entry2). */
 export interface CpuidEntry {

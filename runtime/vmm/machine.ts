@@ -6,10 +6,11 @@
  */
 import "../vmx/vmx.ts";
 import { Kvm, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, Vm } from "../kvm/kvm_main.ts";
-import { KvmExit, kvmExitName, KvmRun, toVcpuExit, type VcpuExit, KVM_ENOSYS, KVM_EXIT_IO_IN } from "../kvm/kvm_run.ts";
+import * as kvmRunMod from "../kvm/kvm_run.ts";
+import { KvmRun, type VcpuExit } from "../kvm/kvm_run.ts";
 import type { KvmRegs, Vcpu, VmxExitHook } from "../kvm/vcpu.ts";
 import type { TraceSink } from "../kvm/trace.ts";
-import { EXIT_REASON_NAMES } from "../cpu/vmcs.ts";
+import * as vmcsMod from "../cpu/vmcs.ts";
 import { PioBus } from "../devices/pio_bus.ts";
 import type { ByteSink, PioDevice } from "../devices/device.ts";
 import { DebugCon } from "../devices/debugcon.ts";
@@ -18,6 +19,11 @@ import { Uart16550 } from "../devices/uart16550.ts";
 import { type BootMode, loadImage, MULTIBOOT_BOOTLOADER_MAGIC } from "./loader.ts";
 import { ImageError, type ImageFormat, type LoadedImage } from "./image.ts";
 import { defaultEngine, type EngineName, engineFactory, isEngineName, type JitOptions, type JitStats, type StatsEngine } from "./engines.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { KvmExit, kvmExitName, toVcpuExit, KVM_ENOSYS, KVM_EXIT_IO_IN } = kvmRunMod;
+const { EXIT_REASON_NAMES } = vmcsMod;
 import "./engine_env.ts"; // VMXLAB_ENGINE=jit|auto: binaryen loads with the module graph
 
 export type { EngineName, JitOptions, JitStats };

@@ -3,13 +3,11 @@
  * MSRs, per-CPU VMCS areas, vCPU creation and setup, VM entry, and the exit-handler table.
  */
 import type { Cpu } from "../cpu/cpu.ts";
-import { Fl, Seg, SEG_ATTR, SEG_BASE, SEG_LIMIT, SEG_SEL, SEG_WORDS, St } from "../cpu/state.ts";
-import {
-  CpuBased, CpuBased2, EntryCtl, EXIT_REASON_NAMES, ExitCtl, ExitReason, type GuestStateAccess, IntrInfo, IoQual,
-  PinBased, Vmcs, VmcsField,
-} from "../cpu/vmcs.ts";
+import * as stateMod from "../cpu/state.ts";
+import * as vmcsMod from "../cpu/vmcs.ts";
+import { type GuestStateAccess, Vmcs } from "../cpu/vmcs.ts";
 import { KvmError, kvmInit, KvmModule, registerVendorModule } from "../kvm/kvm_main.ts";
-import { KvmExit, KvmInternalError } from "../kvm/kvm_run.ts";
+import * as kvmRunMod from "../kvm/kvm_run.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import {
   kvmEmulateCpuid, kvmEmulateHalt, kvmReadTsc, kvmEmulateHypercall, kvmEmulatePio, kvmEmulatePioString, kvmEmulateRdmsr,
@@ -17,6 +15,12 @@ import {
 } from "../kvm/x86.ts";
 import type { KvmX86Ops } from "../kvm/x86_ops.ts";
 import { type ControlCaps, defaultVmxCapabilities, type VmxCapabilities } from "./capabilities.ts";
+
+// Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
+// but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { Fl, Seg, SEG_ATTR, SEG_BASE, SEG_LIMIT, SEG_SEL, SEG_WORDS, St } = stateMod;
+const { CpuBased, CpuBased2, EntryCtl, EXIT_REASON_NAMES, ExitCtl, ExitReason, IntrInfo, IoQual, PinBased, VmcsField } = vmcsMod;
+const { KvmExit, KvmInternalError } = kvmRunMod;
 
 /** What setupVmcsConfig settled on (struct vmcs_config). */
 export interface VmcsConfig {
