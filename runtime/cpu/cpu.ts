@@ -1283,46 +1283,57 @@ export class Cpu {
    */
   private ctlVersion = -1;
   vmEnter(): void {
+    // The hot path of every entry is kept small so that the JIT inlines it into KVM's run path:
+    // the rare work (re-reading the controls, event injection) lives in functions of its own.
     const v = this.vmcs!;
-    if (v.version !== this.ctlVersion) {
-      this.cpuBased = v.cpuBasedCtl;
-      this.pinBased = v.pinBasedCtl;
-      this.exceptionBitmap = v.exceptionBitmap;
-      this.ctlVersion = v.version;
-    }
+    if (v.version !== this.ctlVersion) this.loadControls(v);
     const pt = this.pinBased & PinBased.PREEMPTION_TIMER ? v.preemptionTimerValue : Infinity;
-    this.ptEnd = this.icountLive + pt;
-    const host = this.pinBased & PinBased.EXT_INTR_EXITING ? this.hostIntrAt - this.icountLive : Infinity;
+    const live = this.icountLive;
+    this.ptEnd = live + pt;
+    const host = this.pinBased & PinBased.EXT_INTR_EXITING ? this.hostIntrAt - live : Infinity;
     this.timer = host < pt ? host : pt;
-    this.intrWindow = (this.cpuBased & CpuBased.INTR_WINDOW_EXITING) !== 0;
     this.exitPending = false;
     this.interruptedByHost = false;
     v.exitReason = 0;
     v.exitQualification = 0;
     v.exitInstructionLen = 0;
     v.exitIntrInfo = 0;
-    // Event injection (SDM 26.6): deliver what the VM-entry interruption-information field holds.
-    const inj = v.entryIntrInfo;
-    if (inj & IntrInfo.VALID) {
-      v.write(VmcsField.VM_ENTRY_INTR_INFO_FIELD, 0);
-      const vector = inj & 0xff, type = (inj >> 8) & 7;
-      const ec = inj & IntrInfo.ERROR_CODE_VALID ? v.read(VmcsField.VM_ENTRY_EXCEPTION_ERROR_CODE) : -1;
-      this.st[St.ACTIVITY] = 0;
-      const soft = type === IntrInfo.TYPE_SOFT_INTR || type === IntrInfo.TYPE_SOFT_EXCEPTION;
-      if (soft) this.st[St.RIP] = (this.st[St.RIP] + v.read(VmcsField.VM_ENTRY_INSTRUCTION_LEN)) & (this.code32 ? -1 : 0xffff);
-      // Injected events are not intercepted by the exception bitmap (SDM 26.6.1).
-      const bm = this.exceptionBitmap;
-      this.exceptionBitmap = 0;
-      this.deliver(vector, ec, soft, 0, type === IntrInfo.TYPE_HW_EXCEPTION ? -1 : type);
-      this.exceptionBitmap = bm;
-      if (this.exitPending) return this.vmExitCommon();
-    }
+    if ((v.entryIntrInfo & IntrInfo.VALID) !== 0 && this.injectOnEntry(v)) return this.vmExitCommon();
     if (this.timer <= 0) {
       this.timerExit();
       return this.vmExitCommon();
     }
     if (this.exitBlock === null || this.engine === null || !this.resumeCompiled()) this.runLoop();
     this.vmExitCommon();
+  }
+
+  /** The controls the processor consults while running, re-read after a VMWRITE changed one. */
+  private loadControls(v: Vmcs): void {
+    this.cpuBased = v.cpuBasedCtl;
+    this.pinBased = v.pinBasedCtl;
+    this.exceptionBitmap = v.exceptionBitmap;
+    this.intrWindow = (this.cpuBased & CpuBased.INTR_WINDOW_EXITING) !== 0;
+    this.ctlVersion = v.version;
+  }
+
+  /**
+   * Event injection (SDM 26.6): deliver what the VM-entry interruption-information field holds.
+   * @returns true when the delivery itself exited (the exception bitmap, a triple fault)
+   */
+  private injectOnEntry(v: Vmcs): boolean {
+    const inj = v.entryIntrInfo;
+    v.write(VmcsField.VM_ENTRY_INTR_INFO_FIELD, 0);
+    const vector = inj & 0xff, type = (inj >> 8) & 7;
+    const ec = inj & IntrInfo.ERROR_CODE_VALID ? v.read(VmcsField.VM_ENTRY_EXCEPTION_ERROR_CODE) : -1;
+    this.st[St.ACTIVITY] = 0;
+    const soft = type === IntrInfo.TYPE_SOFT_INTR || type === IntrInfo.TYPE_SOFT_EXCEPTION;
+    if (soft) this.st[St.RIP] = (this.st[St.RIP] + v.read(VmcsField.VM_ENTRY_INSTRUCTION_LEN)) & (this.code32 ? -1 : 0xffff);
+    // Injected events are not intercepted by the exception bitmap (SDM 26.6.1).
+    const bm = this.exceptionBitmap;
+    this.exceptionBitmap = 0;
+    this.deliver(vector, ec, soft, 0, type === IntrInfo.TYPE_HW_EXCEPTION ? -1 : type);
+    this.exceptionBitmap = bm;
+    return this.exitPending;
   }
 
   /**

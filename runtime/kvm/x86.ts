@@ -11,6 +11,7 @@ import { KvmError } from "./kvm_main.ts";
 import * as kvmRunMod from "./kvm_run.ts";
 import { MpState, type Vcpu } from "./vcpu.ts";
 import type { KvmX86Ops } from "./x86_ops.ts";
+import type { Tracer } from "./trace.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
@@ -346,20 +347,28 @@ export function kernelPio(vcpu: Vcpu, data: Uint8Array, offset: number): boolean
  */
 export function completeIo(vcpu: Vcpu): number {
   const t = vcpu.vm.tracer;
+  const pio = vcpu.pio;
+  if (t) traceCompleteIo(t, pio);
+  if (pio.string) return completeIoString(vcpu);
+  if (pio.isIn) {
+    const data = vcpu.kvmRun.data, size = pio.size, cpu = vcpu.cpu;
+    let v = 0;
+    for (let b = size - 1; b >= 0; b--) v = (v << 8) | data[b];
+    if (size === 1) cpu.st8[0] = v; else if (size === 2) cpu.st16[0] = v; else cpu.st[0] = v;
+  }
+  vcpu.vm.module.ops.skipEmulatedInstruction(vcpu);
+  return 1;
+}
+function traceCompleteIo(t: Tracer, pio: Vcpu["pio"]): void {
+  t.record("completeIo", { port: pio.port, direction: pio.isIn ? "in" : "out", count: pio.count });
+}
+
+/** complete_io for INS/OUTS: move the elements, advance the index registers and the count. */
+function completeIoString(vcpu: Vcpu): number {
   const pio = vcpu.pio, cpu = vcpu.cpu, st = cpu.st;
-  if (t) t.record("completeIo", { port: pio.port, direction: pio.isIn ? "in" : "out", count: pio.count });
   const data = vcpu.kvmRun.data;
   const size = pio.size;
   const ops = vcpu.vm.module.ops;
-  if (!pio.string) {
-    if (pio.isIn) {
-      let v = 0;
-      for (let b = size - 1; b >= 0; b--) v = (v << 8) | data[b];
-      if (size === 1) cpu.st8[0] = v; else if (size === 2) cpu.st16[0] = v; else st[0] = v;
-    }
-    ops.skipEmulatedInstruction(vcpu);
-    return 1;
-  }
   const asz = pio.asz;
   const delta = st[St.RFLAGS] & Fl.DF ? -size : size;
   const idxReg = pio.isIn ? 14 : 12; // EDI or ESI, Int32Array index

@@ -674,20 +674,38 @@ export class Machine {
   kvmHandleIo(run: KvmRun): void {
     const io = run.io;
     const isIn = io.direction === KVM_EXIT_IO_IN;
+    const hook = isIn ? this.ioIn.get(io.port) : this.ioOut.get(io.port);
+    // The common case, kept small so that it inlines into the run loop: one OUT to a script's hook.
+    if (hook !== undefined && !isIn && io.count === 1 && (hook.sizes & io.size) !== 0) {
+      const data = run.data, off = io.dataOffset, size = io.size as 1 | 2 | 4;
+      const v = size === 1 ? data[off] : size === 2 ? data[off] | (data[off + 1] << 8)
+        : (data[off] | (data[off + 1] << 8) | (data[off + 2] << 16) | (data[off + 3] << 24)) >>> 0;
+      try {
+        hook.handler({ port: io.port, size, direction: "out", value: v }, this.ctx);
+      } catch (e) {
+        throw this.ioHookError(hook, io.port, "out", e);
+      }
+      return;
+    }
+    this.kvmHandleIoElements(run, hook);
+  }
+
+  /** kvm_handle_io for everything but one OUT to a hook: INs, string IO, userspace devices, nobody. */
+  private kvmHandleIoElements(run: KvmRun, hook: IoHook | undefined): void {
+    const io = run.io;
+    const isIn = io.direction === KVM_EXIT_IO_IN;
     const size = io.size as 1 | 2 | 4;
     const port = io.port;
     const count = io.count;
     const data = run.data;
-    const hook = isIn ? this.ioIn.get(port) : this.ioOut.get(port);
     if (hook !== undefined && (hook.sizes & size) !== 0) {
-      // A script's hook (the common case: one element).
       for (let k = 0, off = io.dataOffset; k < count; k++, off += size) {
         if (isIn) {
           let r: number | void;
           try {
             r = hook.handler({ port, size, direction: "in", value: 0 }, this.ctx);
           } catch (e) {
-            throw this.hookError(hook.name, `KVM_EXIT_IO in port 0x${port.toString(16)}`, e);
+            throw this.ioHookError(hook, port, "in", e);
           }
           const v = r === undefined ? -1 : r;
           data[off] = v;
@@ -701,7 +719,7 @@ export class Machine {
           try {
             hook.handler({ port, size, direction: "out", value: v }, this.ctx);
           } catch (e) {
-            throw this.hookError(hook.name, `KVM_EXIT_IO out port 0x${port.toString(16)}`, e);
+            throw this.ioHookError(hook, port, "out", e);
           }
         }
       }
@@ -720,6 +738,10 @@ export class Machine {
         dev.write(port, size, v >>> 0);
       }
     }
+  }
+
+  private ioHookError(hook: IoHook, port: number, direction: "in" | "out", e: unknown): MachineError {
+    return this.hookError(hook.name, `KVM_EXIT_IO ${direction} port 0x${port.toString(16)}`, e);
   }
 
   private kvmHandleMmio(run: KvmRun): boolean {
