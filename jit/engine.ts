@@ -7,11 +7,13 @@ import type { Block, BlockEngine, Cpu } from "../runtime/cpu/cpu.ts";
 import { CpuFault, VmExitSignal } from "../runtime/cpu/fault.ts";
 import * as stateMod from "../runtime/cpu/state.ts";
 import type { Binaryen } from "./_binaryen.ts";
-import { type ExitSite, type RegionBlock, releaseModule, type SegSnap, SITE_SHIFT, successors, type Translation, translateRegion } from "./translate.ts";
+import * as translateMod from "./translate.ts";
+import { type ExitSite, type RegionBlock, releaseModule, type SegSnap, successors, type Translation, translateRegion } from "./translate.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
 const { Cr0, Seg, St, TLB_ENTRIES } = stateMod;
+const { SITE_SHIFT } = translateMod;
 
 /** `jit` compiles a block the first time it runs; `auto` once it has run `threshold` times. */
 export type JitMode = "jit" | "auto";
@@ -174,30 +176,30 @@ export class JitEngine implements BlockEngine {
   /** Run compiled code `c` (entry `e`) at `eip`, whose segment snapshots hold. */
   private runCompiled(cpu: Cpu, e: Entry, c: Compiled, eip: number): boolean {
     const r = c.region;
-    const fuel = cpu.timer < HARD_CHUNK ? cpu.timer : HARD_CHUNK;
+    // The timer is an integer or Infinity: truncating it (`| 0`) costs no check, where passing the
+    // double to wasm's i32 parameter would.
+    const timer = cpu.timer;
+    const fuel = timer < HARD_CHUNK ? timer | 0 : HARD_CHUNK;
     if (fuel < c.need) return false;
     cpu.stop = false;
     let n = r.run(c.index, fuel);
-    this.stats.runs++;
+    const stats = this.stats;
+    stats.runs++;
     const site = n >>> SITE_SHIFT;
     if (site !== 0) {
       // The run stopped before an IN or OUT (an exit site): execute it here, as the interpreter
       // would, keeping its VM exit. The common case records the exit directly (Cpu.ioExitFast).
       n &= (1 << SITE_SHIFT) - 1;
       const s = r.exitSites[site - 1];
-      if (cpu.ioExitFast(s.eip, s.len, s.qual, s.port)) cpu.exitBlock = r.table[s.index].blk;
-      else {
-        const st = callout(cpu, r.table, s.index, s.k, 1);
-        if (st === 1 && !cpu.exitPending) cpu.st[St.RIP] = s.eip; // a fault: the interpreter raises it
-        else if (st !== 1) n++; // done without an exit (IO exiting off): it retired
-      }
+      if (cpu.ioExitFast(s.eip, s.len, s.qual, s.port)) cpu.exitBlock = s.blk;
+      else n += exitSiteSlow(cpu, r.table, s);
     }
     if (r.watched) this.watch(cpu, r, e);
     if (n === 0 && (cpu.st[St.RIP] >>> 0) === eip && !cpu.exitPending) {
-      this.stats.declined++;
+      stats.declined++;
       return false;
     }
-    this.stats.instructions += n;
+    stats.instructions += n;
     cpu.retire(n);
     // The run loop checks the wall clock every 4096 blocks; a run of compiled code can be many.
     if (n >= CHUNK >> 1) cpu.deadlinePassed();
@@ -383,6 +385,17 @@ function slow(cpu: Cpu, la: number, size: number, write: number): number {
     if (e instanceof CpuFault) return -1;
     throw e;
   }
+}
+
+/**
+ * An exit site's instruction when `Cpu.ioExitFast` does not apply (the I/O permission bitmap, IO
+ * exiting off): the interpreter's semantic function, keeping its exit.
+ * @returns 1 when it completed without an exit (it retired), else 0
+ */
+function exitSiteSlow(cpu: Cpu, table: RegionBlock[], s: ExitSite): number {
+  const st = callout(cpu, table, s.index, s.k, 1);
+  if (st === 1 && !cpu.exitPending) cpu.st[St.RIP] = s.eip; // a fault: the interpreter raises it
+  return st !== 1 ? 1 : 0;
 }
 
 /**

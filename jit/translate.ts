@@ -103,6 +103,8 @@ export interface Translation {
  * qualification without the port, and the port of the immediate form (-1: DX), for Cpu.ioExitFast.
  */
 export interface ExitSite {
+  /** The interpreter's block holding it: where the run loop resumes through its links. */
+  blk: Block;
   index: number;
   k: number;
   eip: number;
@@ -552,7 +554,7 @@ function translateInto(b: Binaryen, m: BinaryenModule, spec: RegionSpec): Transl
           // An exit site: the run ends before the instruction and names it in its result, and the
           // runner executes it in TypeScript (jit/engine.ts runBlock). With IO exiting on, which KVM
           // always sets, IN and OUT exit anyway: leaving here costs no wasm-to-JavaScript call.
-          exitSites.push({ index: tb.index, k, eip: insEip, len: ins.len, ...ioQualification(ins) });
+          exitSites.push({ blk: tb.blk, index: tb.index, k, eip: insEip, len: ins.len, ...ioQualification(ins) });
           out.push(
             set(L_RETIRED, m.i32.add(get(L_RETIRED), c32(k))),
             set(L_EXITRIP, c32(insEip)),

@@ -21,7 +21,9 @@ export class PioBus {
    * allocated when a device first claims a port in them (a bus is cheap to create). 32-bit because
    * 65536 one-port devices plus "unclaimed" need 65537 values.
    */
-  #pages: (Uint32Array | undefined)[] = new Array((MAX_PORT + 1) >> 8).fill(undefined);
+  // null marks a page no device claims: an array filled with undefined would be stored as doubles
+  // and every read boxed (DESIGN-NOTES.md).
+  #pages: (Uint32Array | null)[] = new Array((MAX_PORT + 1) >> 8).fill(null);
   /** Devices by slot. Slot 0 is never used, so `#slots[0]` is undefined. */
   #slots: (PioDevice | undefined)[] = [undefined];
   #attached = new Map<PioDevice, { slot: number; attachment: Attachment }>();
@@ -84,19 +86,19 @@ export class PioBus {
 
   /** The device that claims `port`, or undefined (also for values outside 0..0xffff). */
   find(port: number): PioDevice | undefined {
-    const page = this.#pages[port >>> 8];
-    return page === undefined ? undefined : this.#slots[page[port & 0xff]];
+    const page = this.#pages[port >>> 8]; // undefined past 0xffff
+    return page === null || page === undefined ? undefined : this.#slots[page[port & 0xff]];
   }
 
   #slotAt(port: number): number {
     const page = this.#pages[port >>> 8];
-    return page === undefined ? 0 : page[port & 0xff];
+    return page === null || page === undefined ? 0 : page[port & 0xff];
   }
 
   #fill(slot: number, first: number, last: number): void {
     for (let p = first; p <= last; p++) {
       let page = this.#pages[p >>> 8];
-      if (page === undefined) {
+      if (page === null) {
         if (slot === 0) continue;
         page = this.#pages[p >>> 8] = new Uint32Array(256);
       }

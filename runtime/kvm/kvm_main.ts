@@ -151,7 +151,7 @@ export class Vm implements PhysMap {
    * VM to create): page port >> 8, index (port & 0xff) * 2 + (1 for OUT, 0 for IN). Read them with
    * `pioCounts` or `pioCountEntries()`.
    */
-  private readonly pioCountPages: (Float64Array | undefined)[] = new Array(256).fill(undefined);
+  private readonly pioCountPages: (Float64Array | null)[] = new Array(256).fill(null);
   /** The CPUID table (KVM_SET_CPUID2), shared by new vCPUs. */
   cpuid: CpuidEntry[] = defaultCpuid();
   /** Exit to userspace on unknown MSRs (KVM_CAP_X86_USER_SPACE_MSR) instead of injecting #GP. */
@@ -170,14 +170,14 @@ export class Vm implements PhysMap {
   countPio(port: number, isIn: boolean, n: number): void {
     const pages = this.pioCountPages;
     let page = pages[port >>> 8];
-    if (page === undefined) page = pages[port >>> 8] = new Float64Array(512);
+    if (page === null) page = pages[port >>> 8] = new Float64Array(512);
     page[((port & 0xff) << 1) | (isIn ? 0 : 1)] += n;
   }
   /** The ports counted so far: `[port, ins, outs]`, in ascending port order. */
   pioCountEntries(): [port: number, ins: number, outs: number][] {
     const out: [number, number, number][] = [];
     this.pioCountPages.forEach((page, hi) => {
-      if (page === undefined) return;
+      if (page === null) return;
       for (let lo = 0; lo < 256; lo++) {
         const i = page[lo * 2], o = page[lo * 2 + 1];
         if (i || o) out.push([(hi << 8) | lo, i, o]);
@@ -191,12 +191,12 @@ export class Vm implements PhysMap {
    */
   get pioCounts(): Uint32Array {
     const t = new Uint32Array(65536 * 2);
-    this.pioCountPages.forEach((page, hi) => { if (page !== undefined) t.set(page, hi * 512); });
+    this.pioCountPages.forEach((page, hi) => { if (page !== null) t.set(page, hi * 512); });
     return t;
   }
   /** Forget the PIO counts. */
   resetPioCounts(): void {
-    this.pioCountPages.fill(undefined);
+    this.pioCountPages.fill(null);
   }
 
   /** Turn the per-VM trace on (collecting events) or off. */

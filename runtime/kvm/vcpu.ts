@@ -131,7 +131,7 @@ export class Vcpu {
    */
   budgetEnd = Infinity;
   /** Hooks at vmxHandleExit, indexed by basic exit reason. */
-  readonly vmxExitHooks: (VmxExitHook | undefined)[] = new Array(64).fill(undefined);
+  readonly vmxExitHooks: (VmxExitHook | null)[] = new Array(64).fill(null);
   /** VM exits by basic reason, and userspace exits by KVM reason. */
   readonly vmxExitCounts = new Float64Array(64);
   readonly userExitCounts = new ExitCounts();
@@ -274,7 +274,7 @@ export class Vcpu {
   /** Register a hook at vmxHandleExit for a basic exit reason (ExitReason.*). */
   onVmxExit(reason: number, hook: VmxExitHook | undefined): void {
     if (!Number.isInteger(reason) || reason < 0 || reason >= 64) throw new RangeError(`Invalid VMX exit reason: ${reason}`);
-    this.vmxExitHooks[reason] = hook;
+    this.vmxExitHooks[reason] = hook ?? null;
   }
   /** Read a VMCS field (VMREAD), e.g. `vcpu.vmcsRead(VmcsField.EXIT_REASON)`. */
   vmcsRead(field: number): number {

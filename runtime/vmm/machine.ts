@@ -897,22 +897,26 @@ function checkEngine(engine: unknown): asserts engine is EngineName {
 
 /** A port-indexed table, in pages of 256 ports allocated on first use. */
 class PortTable<T> {
-  private readonly pages: ((T | undefined)[] | undefined)[] = new Array(256).fill(undefined);
+  // null, not undefined, marks an empty slot: V8 stores an array filled with undefined as doubles
+  // and boxes every element it reads (DESIGN-NOTES.md).
+  private readonly pages: ((T | null)[] | null)[] = new Array(256).fill(null);
   get(port: number): T | undefined {
     const page = this.pages[port >>> 8];
-    return page === undefined ? undefined : page[port & 0xff];
+    if (page === null) return undefined;
+    const v = page[port & 0xff];
+    return v === null ? undefined : v;
   }
   set(port: number, v: T): void {
     let page = this.pages[port >>> 8];
-    if (page === undefined) page = this.pages[port >>> 8] = new Array(256).fill(undefined);
+    if (page === null) page = this.pages[port >>> 8] = new Array<T | null>(256).fill(null);
     page[port & 0xff] = v;
   }
   delete(port: number): void {
     const page = this.pages[port >>> 8];
-    if (page !== undefined) page[port & 0xff] = undefined;
+    if (page !== null) page[port & 0xff] = null;
   }
   clear(): void {
-    this.pages.fill(undefined);
+    this.pages.fill(null);
   }
 }
 

@@ -476,7 +476,7 @@ function vmxHandleExit(vcpu: Vcpu): number {
   const t = vcpu.vm.tracer;
   if (t) t.record("vmxHandleExit", { reason: EXIT_REASON_NAMES[reason] ?? reason, qualification: v.exitQualification });
   const hook = vcpu.vmxExitHooks[reason];
-  if (hook !== undefined && hook(vcpu, reason) === "resume") return 1;
+  if (hook !== null && hook(vcpu, reason) === "resume") return 1;
   const handler = kvmVmxExitHandlers[reason];
   if (handler === undefined) return unexpectedVmexit(vcpu, reason);
   return handler(vcpu);
