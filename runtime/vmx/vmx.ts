@@ -14,6 +14,7 @@ import {
   kvmEmulateWrmsr,
 } from "../kvm/x86.ts";
 import type { KvmX86Ops } from "../kvm/x86_ops.ts";
+import type { Tracer } from "../kvm/trace.ts";
 import { type ControlCaps, defaultVmxCapabilities, type VmxCapabilities } from "./capabilities.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
@@ -253,7 +254,7 @@ function vmxVcpuSetup(vcpu: Vcpu): void {
 /** vmx_vcpu_run: program the preemption timer from the budget, VMRESUME, and account the exit. */
 function vmxVcpuRun(vcpu: Vcpu): void {
   const t = vcpu.vm.tracer;
-  if (t) t.record("vmxVcpuRun", { rip: vcpu.cpu.eip });
+  if (t) traceVmxVcpuRun(t, vcpu);
   const v = vcpu.vmcs;
   const end = vcpu.budgetEnd;
   const pin = v.pinBasedCtl;
@@ -269,6 +270,19 @@ function vmxVcpuRun(vcpu: Vcpu): void {
   vcpu.cpu.vmEnter();
   v.launched = true;
   vcpu.vmxExitCounts[v.exitReason & 63]++;
+}
+
+// Trace points on the exit path build their arguments out of line: an object literal in the
+// function itself would count against the JIT's inlining budget on every exit, traced or not.
+function traceVmxVcpuRun(t: Tracer, vcpu: Vcpu): void {
+  t.record("vmxVcpuRun", { rip: vcpu.cpu.eip });
+}
+function traceHandleIo(t: Tracer, q: number): void {
+  const isIn = (q & IoQual.IN) !== 0;
+  t.record("handleIo", { port: q >>> IoQual.PORT_SHIFT, size: (q & IoQual.SIZE_MASK) + 1, direction: isIn ? "in" : "out", string: (q & IoQual.STRING) !== 0 });
+}
+function traceVmxHandleExit(t: Tracer, reason: number, qualification: number): void {
+  t.record("vmxHandleExit", { reason: EXIT_REASON_NAMES[reason] ?? reason, qualification });
 }
 
 /** kvm_skip_emulated_instruction: RIP += VM_EXIT_INSTRUCTION_LEN; the instruction retires. */
@@ -316,7 +330,7 @@ export function handleIo(vcpu: Vcpu): number {
   const isIn = (q & IoQual.IN) !== 0;
   const port = q >>> IoQual.PORT_SHIFT;
   const t = vcpu.vm.tracer;
-  if (t) t.record("handleIo", { port, size, direction: isIn ? "in" : "out", string: (q & IoQual.STRING) !== 0 });
+  if (t) traceHandleIo(t, q);
   if (q & IoQual.STRING) return kvmEmulatePioString(vcpu, isIn, size, port, (q & IoQual.REP) !== 0);
   return kvmEmulatePio(vcpu, isIn, size, port);
 }
@@ -474,7 +488,7 @@ function vmxHandleExit(vcpu: Vcpu): number {
   const v = vcpu.vmcs;
   const reason = v.exitReason & 0xffff;
   const t = vcpu.vm.tracer;
-  if (t) t.record("vmxHandleExit", { reason: EXIT_REASON_NAMES[reason] ?? reason, qualification: v.exitQualification });
+  if (t) traceVmxHandleExit(t, reason, v.exitQualification);
   const hook = vcpu.vmxExitHooks[reason];
   if (hook !== null && hook(vcpu, reason) === "resume") return 1;
   const handler = kvmVmxExitHandlers[reason];
