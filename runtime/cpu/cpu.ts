@@ -172,7 +172,7 @@ export class Cpu {
   onInsn: ((cpu: Cpu, i: Insn, eip: number) => void) | null = null;
 
   // Block cache
-  private readonly cache: (Block | undefined)[] = new Array(CACHE_SIZE);
+  private readonly cache: (Block | null)[] = new Array(CACHE_SIZE).fill(null);
   private readonly blocks = new Map<number, Block>();
   private readonly pageBlocks = new Map<number, Block[]>();
   codePage!: Uint8Array;
@@ -1191,9 +1191,9 @@ export class Cpu {
     const host = this.hostOfFetch(eip);
     const key = host * 2 + (code32 ? 1 : 0);
     const slot = (host ^ (host >>> 12)) & (CACHE_SIZE - 1);
-    let b = this.cache[slot];
-    if (b !== undefined && b.key === key && b.valid) return b;
-    b = this.blocks.get(key);
+    const c = this.cache[slot];
+    if (c !== null && c.key === key && c.valid) return c;
+    let b = this.blocks.get(key);
     if (b === undefined || !b.valid) b = this.decodeBlock(eip, host, key, code32);
     this.cache[slot] = b;
     return b;
@@ -1267,7 +1267,7 @@ export class Cpu {
   /** Drop all decoded code (memory changed behind the processor's back: loaders, userspace writes). */
   invalidateAllCode(): void {
     for (const p of [...this.pageBlocks.keys()]) this.invalidateCodePage(p);
-    this.cache.fill(undefined);
+    this.cache.fill(null);
     this.flushTlb();
   }
   /** Number of decoded blocks, for stats. */
