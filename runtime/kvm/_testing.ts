@@ -4,6 +4,8 @@
  * @module
  */
 import "../vmx/vmx.ts";
+import "../vmm/engine_env.ts"; // VMXLAB_ENGINE=jit|auto: binaryen loads with the module graph
+import { defaultEngine, engineFactory } from "../vmm/engines.ts";
 import { Kvm, type Vm } from "./kvm_main.ts";
 import type { KvmSegment, Vcpu } from "./vcpu.ts";
 
@@ -45,6 +47,10 @@ function create(code: readonly number[], opts: GuestOptions): Guest {
     vm.createPit2();
   }
   const vcpu = vm.createVcpu(0);
+  // Under VMXLAB_ENGINE=jit|auto (the test command's JIT pass) the processor runs compiled code, as
+  // every Machine's does then: the KVM-level tests hold the JIT to the same exits and counts.
+  const engine = defaultEngine();
+  if (engine !== "interp") vcpu.cpu.engine = engineFactory()!(vcpu.cpu, engine, { validate: true });
   return { kvm, vm, vcpu };
 }
 

@@ -551,7 +551,9 @@ test("a host deadline ends KVM_RUN with KVM_EXIT_INTR through an external-interr
   vcpu.setDeadline(performance.now() - 1);
   runExpect(vcpu, KvmExit.INTR);
   assertEquals(vcpu.vmcsRead(VmcsField.EXIT_REASON), ExitReason.EXTERNAL_INTERRUPT);
-  assert(vcpu.instructions > 0 && vcpu.instructions <= 8192, `stopped after ${vcpu.instructions}`);
+  // Within one clock check of the run loop (4096 blocks); under the JIT possibly before the first
+  // instruction, since the runner also checks the clock right after compiling.
+  assert(vcpu.instructions <= 8192, `stopped after ${vcpu.instructions}`);
   vcpu.setDeadline(null);
   vcpu.setBudget(10);
   const before = vcpu.instructions;
