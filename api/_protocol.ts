@@ -110,7 +110,7 @@ export interface RunReport {
   consoleTruncated: boolean;
   engine: string;
   /** Under jit or auto: the JIT's counters since the machine was made (sessions: over all their runs). */
-  jit?: { regions: number; blocks: number; compiledInstructions: number; compileMs: number };
+  jit?: { regions: number; cachedRegions: number; blocks: number; compiledInstructions: number; compileMs: number };
   wallMs: number;
   timings: { setupMs: number; runMs: number; workerMs: number; queueMs?: number; totalMs?: number };
   logs: string[];

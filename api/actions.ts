@@ -593,7 +593,7 @@ function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number): RunR
     logs: vm.logs,
   };
   const js = m.jitStats;
-  if (js !== null) report.jit = { regions: js.regions, blocks: js.blocks, compiledInstructions: js.instructions, compileMs: round(js.compileMs) };
+  if (js !== null) report.jit = { regions: js.regions, cachedRegions: js.cached, blocks: js.blocks, compiledInstructions: js.instructions, compileMs: round(js.compileMs) };
   if (vm.trace) report.trace = { kind: vm.trace.kind, events: vm.trace.events, dropped: vm.trace.dropped };
   return report;
 }

@@ -99,7 +99,9 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
     consoleTruncated: z.boolean(),
     engine: z.string().describe("The engine the run used"),
     jit: z.object({
-      regions: z.int().describe("Regions (wasm modules) compiled"), blocks: z.int().describe("Blocks compiled"),
+      regions: z.int().describe("Regions (wasm modules) compiled"),
+      cachedRegions: z.int().describe("Of those, regions whose module came from the worker's code cache (the same code compiled by an earlier run)"),
+      blocks: z.int().describe("Blocks compiled"),
       compiledInstructions: z.int().describe("Instructions retired by compiled code"), compileMs: z.number(),
     }).optional().describe("Under jit or auto: the JIT's counters since the VM was made"),
     wallMs: z.number(),

@@ -8,7 +8,7 @@ import { CpuFault, VmExitSignal } from "../runtime/cpu/fault.ts";
 import * as stateMod from "../runtime/cpu/state.ts";
 import type { Binaryen } from "./_binaryen.ts";
 import * as translateMod from "./translate.ts";
-import { type ExitSite, type RegionBlock, releaseModule, type SegSnap, successors, type Translation, translateRegion } from "./translate.ts";
+import { type ExitSite, type RegionBlock, type RegionSpec, releaseModule, type SegSnap, successors, type Translation, translateRegion } from "./translate.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
@@ -30,12 +30,16 @@ export interface JitOptions {
   validate?: boolean;
   /** Keep each region's wasm text (golden expect tests). */
   keepText?: boolean;
+  /** Take regions compiled before, by any engine in the process, from the code cache (default true). */
+  codeCache?: boolean;
 }
 
 /** Counters for benchmarks and tests. */
 export interface JitStats {
-  /** Regions (wasm modules) compiled. */
+  /** Regions (wasm modules) compiled, those taken from the code cache included. */
   regions: number;
+  /** Regions whose module came from the code cache (compiled before, for the same code under the same assumptions). */
+  cached: number;
   /** Blocks compiled, over all regions. */
   blocks: number;
   /** Instructions translated inline, and called out to the interpreter's semantics. */
@@ -112,9 +116,77 @@ const REDISCOVER_RUNS = 64;
 const MAX_REDISCOVERIES = 4;
 const HARD_CHUNK = 1 << 20;
 
+/**
+ * What a region compiles to, without the machine: its module (null when its entry block does not
+ * compile), and per block of the discovery, in its order, the index passed to run() (-1: not
+ * compiled) and the fuel a run entering there needs.
+ */
+export interface RegionCode {
+  module: WebAssembly.Module | null;
+  blocks: { index: number; need: number }[];
+  usedSegs: number;
+  inline: number;
+  callouts: number;
+  guarded: Set<number>;
+  exitSites: Omit<ExitSite, "blk">[];
+  allEntries: boolean;
+  text?: string;
+}
+
+/**
+ * The process's compiled regions by `regionKey`, least recently used first: a one-shot run of an
+ * image the process ran before (the HTTP service's workers, a test suite, a fresh Machine per
+ * sample) instantiates its modules instead of translating and compiling them again. Modules hold
+ * no machine state (the memory and the slow paths are imports), so one serves every machine.
+ */
+export class CodeCache {
+  private readonly map = new Map<string, RegionCode>();
+  constructor(private readonly capacity: number) {}
+  get(key: string): RegionCode | undefined {
+    const v = this.map.get(key);
+    if (v !== undefined) {
+      this.map.delete(key);
+      this.map.set(key, v);
+    }
+    return v;
+  }
+  set(key: string, v: RegionCode): void {
+    this.map.delete(key);
+    this.map.set(key, v);
+    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value!);
+  }
+  get size(): number {
+    return this.map.size;
+  }
+}
+const CODE_CACHE_REGIONS = 512;
+const codeCache = new CodeCache(CODE_CACHE_REGIONS);
+
+/** Regions in the process's code cache (for tests). */
+export function codeCacheSize(): number {
+  return codeCache.size;
+}
+
+/**
+ * Everything a region's translation depends on (translateRegion reads nothing else): the vCPU
+ * area's offset, the code and stack widths, the segment snapshots, the options that shape the code,
+ * and per block its EIP, its page's host address, its IP mask and its instructions' bytes (a
+ * block's decoding follows from those, its EIP and CS). Equal keys give the same wasm.
+ */
+function regionKey(spec: RegionSpec): string {
+  const parts: (number | string)[] = [spec.area, spec.code32 ? 1 : 0, spec.stack32 ? 1 : 0, spec.callout ? 1 : 0, spec.softChunk ?? 0];
+  for (const g of spec.segs) parts.push(g.base, g.lo, g.hi, g.noWrite);
+  for (const rb of spec.blocks) {
+    let bytes = "";
+    for (const ins of rb.blk.insns) bytes += String.fromCharCode(...ins.bytes);
+    parts.push(rb.eip >>> 0, rb.host, rb.blk.ipMask, rb.blk.insns.length, bytes.length, bytes);
+  }
+  return parts.join(",");
+}
+
 export class JitEngine implements BlockEngine {
   readonly stats: JitStats = {
-    regions: 0, blocks: 0, inline: 0, callouts: 0, compileMs: 0, runs: 0, declined: 0, instructions: 0, invalidated: 0,
+    regions: 0, cached: 0, blocks: 0, inline: 0, callouts: 0, compileMs: 0, runs: 0, declined: 0, instructions: 0, invalidated: 0,
   };
   /** Wasm text of the regions compiled, when `keepText` is set. */
   readonly texts: string[] = [];
@@ -127,7 +199,7 @@ export class JitEngine implements BlockEngine {
     this.threshold = mode === "jit" ? 1 : Math.max(1, opts.threshold ?? 64);
     this.opts = {
       mode, callout: opts.callout ?? true, maxBlocks: opts.maxBlocks ?? 128, validate: opts.validate ?? false,
-      keepText: opts.keepText ?? false,
+      keepText: opts.keepText ?? false, codeCache: opts.codeCache ?? true,
     };
   }
 
@@ -300,7 +372,69 @@ export class JitEngine implements BlockEngine {
     }
     const segs: SegSnap[] = [];
     for (let s = 0; s < 8; s++) segs.push({ base: cpu.segBase[s], lo: cpu.segLo[s], hi: cpu.segHi[s], noWrite: cpu.segNoWrite[s] });
-    const spec = { area: cpu.area, code32: cpu.code32, stack32: cpu.stack32, segs, blocks, callout: this.opts.callout, softChunk: CHUNK };
+    const spec: RegionSpec = { area: cpu.area, code32: cpu.code32, stack32: cpu.stack32, segs, blocks, callout: this.opts.callout, softChunk: CHUNK };
+    // The same code under the same assumptions compiles to the same module: take it from the
+    // process's code cache when another machine (or this one, before a reset) compiled it already.
+    const key = this.opts.codeCache ? regionKey(spec) : "";
+    let code = key === "" ? undefined : codeCache.get(key);
+    if (code === undefined || (this.opts.keepText && code.text === undefined)) {
+      code = this.translate(spec, eip);
+      if (key !== "") codeCache.set(key, code);
+    } else if (code.module !== null) {
+      this.stats.cached++;
+    }
+    if (code.module === null) {
+      this.stats.compileMs += performance.now() - t0;
+      return null;
+    }
+    // The code's blocks are the discovery's, in its order (translateRegion keeps it).
+    const table: RegionBlock[] = [];
+    const compiledBlocks: { rb: RegionBlock; index: number; need: number }[] = [];
+    code.blocks.forEach((b, i) => {
+      if (b.index < 0) return;
+      table[b.index] = blocks[i];
+      compiledBlocks.push({ rb: blocks[i], index: b.index, need: b.need });
+    });
+    const inst = new WebAssembly.Instance(code.module, {
+      e: { mem: cpu.memory, slow: (la: number, size: number, write: number) => slow(cpu, la, size, write), callout: (i: number, k: number) => callout(cpu, table, i, k, 0) },
+    });
+    const exp = inst.exports as Record<string, unknown>;
+    const text = code.text;
+    const region: Region = {
+      run: exp.run as (entry: number, fuel: number) => number,
+      stack32: cpu.stack32, usedSegs: code.usedSegs, segs, table, text, valid: true,
+      unfetched, runs: 0, guarded: code.guarded, guardMisses: 0, watched: unfetched.length !== 0 || code.guarded.size !== 0, segEpoch: -1,
+      exitSites: code.exitSites.map((x) => ({ ...x, blk: table[x.index].blk })),
+    };
+    if (text !== undefined) this.texts.push(text);
+    let mine: Compiled | null = null;
+    for (const { rb, index, need } of compiledBlocks) {
+      const c: Compiled = { region, index, eip: rb.eip >>> 0, need };
+      // A region has one entry, the block it was compiled for: the relooper then gives plain
+      // nested loops. (Entering at any block made every loop a label-dispatch loop, 2-3x slower.)
+      // The other blocks get regions of their own if the run loop ever offers them.
+      if (rb.blk === blk || code.allEntries) {
+        let e = rb.blk.engineData as Entry | null;
+        if (e === null || e.engine !== this) rb.blk.engineData = e = this.newEntry();
+        e.code = c;
+        if (rb.blk === blk) mine = c;
+      }
+      for (const p of rb.blk.pages) {
+        let list = this.byPage.get(p);
+        if (list === undefined) this.byPage.set(p, list = []);
+        list.push(c);
+      }
+    }
+    this.stats.regions++;
+    this.stats.blocks += compiledBlocks.length;
+    this.stats.inline += code.inline;
+    this.stats.callouts += code.callouts;
+    this.stats.compileMs += performance.now() - t0;
+    return mine;
+  }
+
+  /** Translate a region and compile its module (the code cache keeps the result). */
+  private translate(spec: RegionSpec, eip: number): RegionCode {
     let tr: Translation, allEntries = false;
     try {
       tr = translateRegion(this.b, spec);
@@ -312,11 +446,12 @@ export class JitEngine implements BlockEngine {
       allEntries = true;
       tr = translateRegion(this.b, { ...spec, allEntries });
     }
-    const compiledBlocks = tr.blocks.filter((t) => t.index >= 0);
-    if (compiledBlocks.length === 0 || tr.blocks[0].index < 0) {
+    const blocks = tr.blocks.map((t) => ({ index: t.index, need: t.need }));
+    const exitSites = tr.exitSites.map(({ blk: _, ...x }) => x);
+    const shape = { usedSegs: tr.usedSegs, inline: tr.inline, callouts: tr.callouts, guarded: tr.guarded, exitSites, blocks, allEntries };
+    if (!tr.blocks.some((t) => t.index >= 0) || tr.blocks[0].index < 0) {
       releaseModule(tr.module);
-      this.stats.compileMs += performance.now() - t0;
-      return null;
+      return { ...shape, module: null };
     }
     if (this.opts.validate && !tr.module.validate()) {
       const text = tr.module.emitText();
@@ -326,42 +461,7 @@ export class JitEngine implements BlockEngine {
     const text = this.opts.keepText ? tr.module.emitText() : undefined;
     const bin = tr.module.emitBinary();
     releaseModule(tr.module);
-    const table: RegionBlock[] = [];
-    for (const t of compiledBlocks) table[t.index] = { blk: t.blk, eip: t.eip, host: t.host };
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>), {
-      e: { mem: cpu.memory, slow: (la: number, size: number, write: number) => slow(cpu, la, size, write), callout: (i: number, k: number) => callout(cpu, table, i, k, 0) },
-    });
-    const exp = inst.exports as Record<string, unknown>;
-    const region: Region = {
-      run: exp.run as (entry: number, fuel: number) => number,
-      stack32: cpu.stack32, usedSegs: tr.usedSegs, segs, table, text, valid: true,
-      unfetched, runs: 0, guarded: tr.guarded, guardMisses: 0, watched: unfetched.length !== 0 || tr.guarded.size !== 0, segEpoch: -1, exitSites: tr.exitSites,
-    };
-    if (text !== undefined) this.texts.push(text);
-    let mine: Compiled | null = null;
-    for (const t of compiledBlocks) {
-      const c: Compiled = { region, index: t.index, eip: t.eip, need: t.need };
-      // A region has one entry, the block it was compiled for: the relooper then gives plain
-      // nested loops. (Entering at any block made every loop a label-dispatch loop, 2-3x slower.)
-      // The other blocks get regions of their own if the run loop ever offers them.
-      if (t.blk === blk || allEntries) {
-        let e = t.blk.engineData as Entry | null;
-        if (e === null || e.engine !== this) t.blk.engineData = e = this.newEntry();
-        e.code = c;
-        if (t.blk === blk) mine = c;
-      }
-      for (const p of t.blk.pages) {
-        let list = this.byPage.get(p);
-        if (list === undefined) this.byPage.set(p, list = []);
-        list.push(c);
-      }
-    }
-    this.stats.regions++;
-    this.stats.blocks += compiledBlocks.length;
-    this.stats.inline += tr.inline;
-    this.stats.callouts += tr.callouts;
-    this.stats.compileMs += performance.now() - t0;
-    return mine;
+    return { ...shape, module: new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>), text };
   }
 }
 
