@@ -7,7 +7,8 @@
  * Guest: tests/guests/pm_outloop.bin (32-bit protected mode, a loop `mov al,cl; out 0x80,al; dec ecx;
  * jnz`: four guest instructions per OUT). Each sample is a fresh Machine running `--outs` OUTs; the
  * figure is wall time ÷ OUTs, median (and min, max) of N samples after two warm-ups; under a JIT engine
- * also without the time the sample spent compiling (`jitStats.compileMs`). Variants:
+ * also without the time the sample spent compiling (`jitStats.compileMs`; the JIT's code cache is on,
+ * as by default, so after the first sample a fresh Machine takes its regions from it). Variants:
  *
  * - `hook`:   the POST port removed, a userspace `m.onIo` hook on 0x80 (the figure issue 4 targets:
  *             cpu exit → vmxHandleExit → handleIo → kvmEmulatePio → KVM_EXIT_IO → Machine → hook → KVM_RUN)
