@@ -197,6 +197,21 @@ test("A worker's reused machines get the engine each request asks for", async ()
   }
 });
 
+test("A worker's second jit run of an image takes its regions from the code cache, with the same answer", async () => {
+  const s = await createService({ workers: 1 });
+  try {
+    const body = { image: guest("pm_crc32.bin"), mode: "protected", engine: "jit" };
+    const first = await call(s, "POST", "/v1/runs", body);
+    const second = await call(s, "POST", "/v1/runs", body);
+    assertEquals([first.status, second.status], [200, 200], second.text);
+    assert(second.body.jit.regions > 0);
+    assertEquals(second.body.jit.cachedRegions, second.body.jit.regions, JSON.stringify(second.body.jit));
+    assertEquals(guestView(second.body), guestView(first.body));
+  } finally {
+    await s.close();
+  }
+});
+
 test("jit: 'off' refuses jit and auto with a 422 naming engine; 'preload' says so in /v1/info", async () => {
   const off = await createService({ workers: 1, jit: "off", defaultEngine: "interp" });
   try {

@@ -48,7 +48,9 @@ const PROBE_RUN: RunSpec = { ...RUN, dumps: PROBE_DUMPS };
 /** The parts of a report that say what the guest saw (not how long it took). */
 function seen(r: RunReport) {
   const { timings: _t, wallMs: _w, ...rest } = r;
-  if (rest.jit) rest.jit = { ...rest.jit, compileMs: 0 }; // under the JIT (VMXLAB_ENGINE=jit): the counters, not the time
+  // Under the JIT (VMXLAB_ENGINE=jit): the counters, not the time, nor how many regions the
+  // process's code cache already held (a property of the worker's history, not of the machine).
+  if (rest.jit) rest.jit = { ...rest.jit, compileMs: 0, cachedRegions: 0 };
   return rest;
 }
 
