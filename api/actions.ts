@@ -5,6 +5,7 @@
  */
 import { Machine, MachineError, type RunResult } from "../runtime/vmm/machine.ts";
 import { ImageError } from "../runtime/vmm/image.ts";
+import { addSlice, dropSliceEnd, emptyRun } from "../runtime/vmm/run_slices.ts";
 import { KvmError } from "../runtime/kvm/kvm_main.ts";
 import { disassemble, type DisasmBits } from "../runtime/vmm/disasm.ts";
 import type { TraceEvent } from "../runtime/kvm/trace.ts";
@@ -421,7 +422,7 @@ export class VmHost {
     vm.running = true;
     const t0 = performance.now();
     const deadline = t0 + spec.timeoutMs;
-    const total: RunResult = { exit: { reason: "budget" }, instructions: 0, exits: {}, userspaceExits: {}, wallMs: 0 };
+    const total = emptyRun();
     let hookFailure: { hook: string; cause: string; message: string } | null = null;
     let sliceStart = countsOf(m);
     try {
@@ -432,11 +433,11 @@ export class VmHost {
         sliceStart = countsOf(m);
         const r = m.run({ budget: slice, timeoutMs: Math.max(0, deadline - now) });
         m.consoleBytes.length = 0; // the console is collected by the sink; keep the machine's copy small
-        merge(total, r);
+        addSlice(total, r);
         left -= r.instructions;
         if (r.exit.reason === "budget" && left > 0) {
           // A slice's end is not an exit the caller asked for.
-          unmerge(total, "preemption_timer", "budget");
+          dropSliceEnd(total);
           if (vm.console.truncated) {
             total.exit = { reason: "stopped", detail: `Console output limit reached (${this.limits.maxConsoleBytes} bytes)` };
             break;
@@ -456,7 +457,7 @@ export class VmHost {
     } catch (e) {
       if (!(e instanceof MachineError && e.kind === "hook")) throw e;
       // The slice that failed returned no result: its share of the counts, from the vCPU's counters.
-      merge(total, sinceCounts(vm.machine, sliceStart));
+      addSlice(total, sinceCounts(vm.machine, sliceStart));
       // MachineError's message names the hook and the exit; a script failure says why it failed.
       const m = /^Hook "([^"]*)" threw on (.*?): /.exec(e.message);
       const hook = e.cause instanceof ScriptFailure && e.cause.hook ? e.cause.hook : (m?.[1] ?? "unknown");
@@ -514,16 +515,6 @@ function sinceCounts(m: Machine, c: Counts): Pick<RunResult, "instructions" | "e
     if (d > 0) userspaceExits[kvmExitName(r)] = d;
   }
   return { instructions: v.instructions - c.instructions, exits, userspaceExits };
-}
-
-function merge(total: RunResult, r: Pick<RunResult, "instructions" | "exits" | "userspaceExits">): void {
-  total.instructions += r.instructions;
-  for (const [k, v] of Object.entries(r.exits)) total.exits[k] = (total.exits[k] ?? 0) + v;
-  for (const [k, v] of Object.entries(r.userspaceExits)) total.userspaceExits[k] = (total.userspaceExits[k] ?? 0) + v;
-}
-function unmerge(total: RunResult, vmx: string, user: string): void {
-  if (total.exits[vmx] && --total.exits[vmx] === 0) delete total.exits[vmx];
-  if (total.userspaceExits[user] && --total.userspaceExits[user] === 0) delete total.userspaceExits[user];
 }
 
 function checkRange(m: Machine, addr: number, len: number): void {

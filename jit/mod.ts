@@ -21,6 +21,8 @@
  */
 import type { Cpu } from "../runtime/cpu/cpu.ts";
 import { type EngineName, engineFactory, registerEngineFactory } from "../runtime/vmm/engines.ts";
+import type { Machine, RunResult } from "../runtime/vmm/machine.ts";
+import { addSlice, dropSliceEnd, emptyRun } from "../runtime/vmm/run_slices.ts";
 import { loadBinaryen } from "./_binaryen.ts";
 import { type JitOptions, JitEngine } from "./engine.ts";
 
@@ -90,4 +92,60 @@ export async function useEngine(target: CpuHolder, engine: Engine, opts: JitOpti
   const e = engineFactory()!(cpu, engine, opts) as JitEngine;
   cpu.engine = e;
   return e;
+}
+
+/** Instructions `runAuto` interprets before it looks again at binaryen's loading (~10 ms interpreted). */
+const AUTO_SLICE = 1_000_000;
+
+/** `Machine.run`'s limits, and the JIT's options for the engine `runAuto` attaches. */
+export interface AutoRunOptions {
+  budget?: number;
+  timeoutMs?: number;
+  jit?: JitOptions;
+}
+
+/**
+ * Run a Machine under `auto` without waiting for binaryen first (it takes 0.7–2.5 s to load): a
+ * program that ends within its first slice (a million instructions, some 10 ms interpreted) never
+ * loads it; a longer one loads it in the background while the interpreter runs on in slices, and
+ * continues under the auto engine once it has loaded. With binaryen loaded already, this is
+ * `setEngine("auto")` and `run()`. The result is one run's: counts summed over the slices, the
+ * slices' own ends left out; `m.engine` says which tier it finished in.
+ * @throws MachineError as `Machine.run`; the error of loading binaryen, if that fails
+ */
+export async function runAuto(m: Machine, opts: AutoRunOptions = {}): Promise<RunResult> {
+  if (jitLoaded()) {
+    if (m.engine !== "auto") m.setEngine("auto", opts.jit);
+    return m.run({ budget: opts.budget, timeoutMs: opts.timeoutMs });
+  }
+  const t0 = performance.now();
+  const deadline = opts.timeoutMs === undefined ? null : t0 + opts.timeoutMs;
+  const total = emptyRun();
+  let left = opts.budget ?? Infinity;
+  let load: Promise<void> | null = null, loaded = false, failure: { error: unknown } | null = null;
+  for (;;) {
+    if (loaded && m.engine !== "auto") m.setEngine("auto", opts.jit);
+    const slice = loaded ? left : Math.min(left, AUTO_SLICE);
+    const r = m.run({
+      budget: slice === Infinity ? undefined : slice,
+      timeoutMs: deadline === null ? undefined : Math.max(0, deadline - performance.now()),
+    });
+    addSlice(total, r);
+    left -= r.instructions;
+    if (loaded || r.exit.reason !== "budget" || left <= 0) {
+      total.exit = r.exit;
+      break;
+    }
+    dropSliceEnd(total);
+    if (deadline !== null && performance.now() >= deadline) {
+      total.exit = { reason: "timeout" };
+      break;
+    }
+    // Let the event loop go on with the import (reading, compiling binaryen's wasm) between slices.
+    load ??= loadJit().then(() => void (loaded = true), (error) => void (failure = { error }));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (failure !== null) throw (failure as { error: unknown }).error;
+  }
+  total.wallMs = performance.now() - t0;
+  return total;
 }

@@ -16,7 +16,7 @@ import { parseAddress, parseSize } from "../runtime/vmm/loader.ts";
 import { ImageError } from "../runtime/vmm/image.ts";
 import { KvmError } from "../runtime/kvm/kvm_main.ts";
 import { Seg } from "../runtime/cpu/state.ts";
-import { loadJit } from "../jit/mod.ts";
+import { loadJit, runAuto } from "../jit/mod.ts";
 
 export const USAGE = `Usage: vmrun [options] IMAGE
 
@@ -198,9 +198,10 @@ export async function main(argv: string[]): Promise<number> {
     err(`vmrun: Cannot read image ${opts.image}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
     return 2;
   }
-  // jit, auto and lockstep need binaryen (loaded here, only for them): then Machines attach the JIT as they are built.
-  const engine = opts.engine === "lockstep" ? "interp" : opts.engine;
-  if (opts.engine !== undefined && opts.engine !== "interp") await loadJit();
+  // jit and lockstep need binaryen (loaded here, only for them): then Machines attach the JIT as
+  // they are built. auto starts interpreting and loads it only if the run goes on (runAuto).
+  const engine = opts.engine === "lockstep" || opts.engine === "auto" ? "interp" : opts.engine;
+  if (opts.engine === "jit" || opts.engine === "lockstep") await loadJit();
   const consoleBuf: number[] = [];
   const flush = () => { if (consoleBuf.length) { writeSync(1, new Uint8Array(consoleBuf)); consoleBuf.length = 0; } };
   const build = (consoleFn: ((b: number) => void) | undefined, traced: boolean): Machine => {
@@ -267,6 +268,8 @@ export async function main(argv: string[]): Promise<number> {
         err(formatDifference(out.difference, (b, eip, bits) => disassembleSync(b, eip, bits).map((d) => `0x${d.address.toString(16)}: ${d.text}`)));
         status = 4;
       }
+    } else if (opts.engine === "auto") {
+      result = await runAuto(m, { budget: opts.budget, timeoutMs: opts.timeout });
     } else {
       result = m.run({ budget: opts.budget, timeoutMs: opts.timeout });
     }
@@ -334,7 +337,7 @@ export function report(m: Machine, opts: Options, r: RunResult): Record<string, 
     ports: m.portCounts(),
     memory,
     console: m.console,
-    engine: opts.engine === "lockstep" ? "lockstep" : m.engine,
+    engine: opts.engine === "lockstep" || opts.engine === "auto" ? opts.engine : m.engine,
     wallMs: Math.round(r.wallMs * 1000) / 1000,
   };
 }
