@@ -33,7 +33,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     const { VmHost, ActionError } = await actions;
     ActionErrorClass = ActionError;
     const { sets, info } = await loadHookScripts(req.scripts);
-    // jit: "preload": binaryen now, so no run waits for it (otherwise the first jit or auto run loads it).
+    // jit: "preload": binaryen now, so no run waits for it (otherwise the first jit run, or an auto run that goes on, loads it).
     if (req.preloadJit) await loadJit();
     host = new VmHost(req.limits, sets, (event) => post({ event }));
     return { hookSets: info };
@@ -50,7 +50,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     }
     case "create": return await host.create(req.session, req.machine);
     case "sessionRun": {
-      const r = host.sessionRun(req.session, req.run);
+      const r = await host.sessionRun(req.session, req.run);
       r.timings.workerMs = Math.round((performance.now() - t0) * 1000) / 1000;
       return r;
     }

@@ -14,7 +14,7 @@ import { kvmExitName } from "../runtime/kvm/kvm_run.ts";
 import type { Limits } from "./config.ts";
 import type { HookSet } from "./hooks.ts";
 import { loadQuickJs, ScriptFailure, ScriptSandbox } from "./sandbox.ts";
-import { loadJit } from "../jit/mod.ts";
+import { JIT_LOAD_HEADROOM_MS, jitLoaded, loadJit } from "../jit/mod.ts";
 import { REG16, REG32, REG64 } from "./_protocol.ts";
 import type { MachineSpec, RegAssignment, RegsReport, RunReport, RunSpec, SessionEvent, WorkerError } from "./_protocol.ts";
 
@@ -95,6 +95,11 @@ interface Vm {
   /** A session's machine, to give back when the session is deleted. */
   made?: Made;
   lastEventAt: number;
+  /**
+   * The request asked for auto before this worker had binaryen: the machine interprets, and its
+   * runs load binaryen between slices once they outlast the first, then go on under auto.
+   */
+  autoPending: boolean;
 }
 
 /**
@@ -126,7 +131,7 @@ export class VmHost {
     try {
       const vm = await this.build(spec, made);
       try {
-        return this.runVm(vm, run, performance.now() - t0);
+        return await this.runVm(vm, run, performance.now() - t0);
       } finally {
         vm.sandbox?.dispose();
       }
@@ -153,7 +158,7 @@ export class VmHost {
     return { regs: regsReport(vm.machine) };
   }
 
-  sessionRun(session: string, run: RunSpec): RunReport {
+  sessionRun(session: string, run: RunSpec): Promise<RunReport> {
     return this.runVm(this.vm(session), run, 0);
   }
 
@@ -280,7 +285,8 @@ export class VmHost {
   private take(spec: MachineSpec): Made {
     const made = this.takeMachine(spec);
     try {
-      made.machine.setEngine(spec.engine);
+      // auto does not wait for binaryen: it interprets until runVm has loaded it (Vm.autoPending).
+      made.machine.setEngine(spec.engine === "auto" && !jitLoaded() ? "interp" : spec.engine);
     } catch (e) {
       this.release(made);
       if (e instanceof MachineError) throw new ActionError({ kind: "unsupported", message: e.message, field: "engine" });
@@ -321,6 +327,7 @@ export class VmHost {
     const { machine } = made;
     const vm: Vm = {
       machine, console: new ConsoleBuffer(this.limits.maxConsoleBytes), logs: [], sandbox: null, trace: null, running: false, lastEventAt: 0,
+      autoPending: spec.engine === "auto" && machine.engine !== "auto",
     };
     made.target.vm = vm;
     try {
@@ -406,8 +413,35 @@ export class VmHost {
     vm.lastEventAt = now;
   }
 
-  private runVm(vm: Vm, spec: RunSpec, setupMs: number): RunReport {
+  /**
+   * Between two slices of a run that asked for auto before binaryen was here (and has time left for
+   * loading it: JIT_LOAD_HEADROOM_MS): load it in the background (the event loop goes on with the
+   * import while this awaits), and attach auto once it has loaded. If it cannot load, the run goes
+   * on interpreted and its logs say why.
+   */
+  private async tierUp(vm: Vm): Promise<void> {
+    this.jitLoad ??= loadJit().catch((e) => {
+      this.jitFailure = e instanceof Error ? e.message : String(e);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (jitLoaded()) this.attachAuto(vm);
+    else if (this.jitFailure !== null) {
+      vm.autoPending = false;
+      vm.logs.push(`binaryen could not be loaded (${this.jitFailure}): the run went on interpreted`);
+    }
+  }
+  /** binaryen's import in this worker (once), and why it failed if it did. */
+  private jitLoad: Promise<void> | null = null;
+  private jitFailure: string | null = null;
+
+  private attachAuto(vm: Vm): void {
+    vm.machine.setEngine("auto");
+    vm.autoPending = false;
+  }
+
+  private async runVm(vm: Vm, spec: RunSpec, setupMs: number): Promise<RunReport> {
     const m = vm.machine;
+    if (vm.autoPending && jitLoaded()) this.attachAuto(vm);
     if (spec.serialInput !== undefined) {
       if (!m.serial) throw new ActionError({ kind: "argument", message: "This machine has no serial port", field: "serialInput" });
       m.feedSerial(spec.serialInput);
@@ -446,6 +480,7 @@ export class VmHost {
             total.exit = { reason: "timeout" };
             break;
           }
+          if (vm.autoPending && deadline - performance.now() >= JIT_LOAD_HEADROOM_MS) await this.tierUp(vm);
           continue;
         }
         total.exit = r.exit;
@@ -481,9 +516,12 @@ export class VmHost {
   }
 }
 
-/** Load binaryen in this worker when `spec` asks for jit or auto (once; later calls return at once). */
+/**
+ * Load binaryen in this worker when `spec` asks for jit (once; later calls return at once). auto
+ * does not wait for it: its runs load it between slices if they go on (VmHost.tierUp).
+ */
 async function engineReady(spec: MachineSpec): Promise<void> {
-  if (spec.engine === "interp") return;
+  if (spec.engine !== "jit") return;
   try {
     await loadJit();
   } catch (e) {
@@ -578,12 +616,13 @@ function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number): RunR
     memory,
     console: vm.console.text(),
     consoleTruncated: vm.console.truncated,
-    engine: m.engine,
+    engine: vm.autoPending ? "auto" : m.engine,
     wallMs: round(r.wallMs),
     timings: { setupMs: round(setupMs), runMs: round(r.wallMs), workerMs: 0 },
     logs: vm.logs,
   };
-  const js = m.jitStats;
+  // auto whose run ended before binaryen was needed: it compiled nothing.
+  const js = vm.autoPending ? { regions: 0, cached: 0, blocks: 0, instructions: 0, compileMs: 0 } : m.jitStats;
   if (js !== null) report.jit = { regions: js.regions, cachedRegions: js.cached, blocks: js.blocks, compiledInstructions: js.instructions, compileMs: round(js.compileMs) };
   if (vm.trace) report.trace = { kind: vm.trace.kind, events: vm.trace.events, dropped: vm.trace.dropped };
   return report;

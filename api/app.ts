@@ -37,7 +37,10 @@ export { BUNDLED_SCRIPTS };
 function engineTable(jit: JitPolicy): { name: string; available: boolean; note?: string }[] {
   const loads = jit === "preload"
     ? "binaryen is loaded as each worker starts"
-    : "binaryen loads in each worker at its first jit or auto run (about 1 s, once per worker)";
+    : "binaryen loads in each worker at its first jit run (about 1 s, once per worker)";
+  const autoLoads = jit === "preload"
+    ? loads
+    : "a run does not wait for binaryen: it is interpreted until then, and loads binaryen in its worker (about 1 s, once per worker) if it outlasts its first million instructions with 2 s or more of its time left";
   const off = "turned off by the operator (npm start -- --jit off)";
   return [
     { name: "interp", available: true, note: "the interpreter: every instruction decoded once per block and interpreted" },
@@ -47,7 +50,7 @@ function engineTable(jit: JitPolicy): { name: string; available: boolean; note?:
     },
     {
       name: "auto", available: jit !== "off",
-      note: jit === "off" ? off : `interprets cold code and compiles a block's region once the block has run 64 times; ${loads}`,
+      note: jit === "off" ? off : `interprets cold code and compiles a block's region once the block has run 64 times; ${autoLoads}`,
     },
     { name: "kvm", available: false, note: "the hardware tier over /dev/kvm comes with a later issue" },
   ];

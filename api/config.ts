@@ -106,7 +106,8 @@ export interface ServiceOptions {
   watchdogGraceMs?: number;
   /**
    * The JIT in the workers (engines jit and auto): "lazy" (default) loads binaryen in a worker at
-   * its first jit or auto run (~0.7–1.2 s, once per worker; ~80–100 MB more per worker); "preload"
+   * its first jit run, or in the background during an auto run that goes on (~0.7–1.2 s, once per
+   * worker; ~80–100 MB more per worker); "preload"
    * loads it as each worker starts; "off" refuses jit and auto (422).
    */
   jit?: JitPolicy;

@@ -75,8 +75,8 @@ test("/v1/info: jit and auto are available, with notes; the default engine is in
   assertEquals(r.status, 200);
   const by = (n: string) => r.body.engines.find((e: { name: string }) => e.name === n);
   for (const n of ["interp", "jit", "auto"]) assertEquals(by(n).available, true, n);
-  assertMatch(by("jit").note, /WebAssembly.*first jit or auto run/);
-  assertMatch(by("auto").note, /64 times/);
+  assertMatch(by("jit").note, /WebAssembly.*first jit run/);
+  assertMatch(by("auto").note, /64 times.*does not wait for binaryen/);
   assertEquals(by("kvm").available, false);
   assertEquals(r.body.defaultEngine, process.env.VMXLAB_ENGINE || "interp");
 });
@@ -241,4 +241,31 @@ test("jit: 'off' refuses jit and auto with a 422 naming engine; 'preload' says s
 
 test("The engines' service closes", async () => {
   await service.close();
+});
+
+test("auto in a worker without binaryen: a short run answers at once, interpreted; a long one loads it between slices and finishes under auto", async () => {
+  // A new service's worker has not loaded binaryen (the default jit policy loads it on demand).
+  const s = await createService({ workers: 1 });
+  try {
+    const short = await call(s, "POST", "/v1/runs", { image: guest("hello16.bin"), engine: "auto" });
+    assertEquals(short.status, 200, short.text);
+    assertEquals(short.body.engine, "auto");
+    assertEquals(short.body.jit.regions, 0, "nothing compiled: binaryen was not needed");
+    const interp = await call(s, "POST", "/v1/runs", { image: guest("hello16.bin"), engine: "interp" });
+    assertEquals(guestView(short.body), guestView(interp.body));
+
+    // mov ecx,60000000; l: add eax,ecx; dec ecx; jnz l; hlt   (180,000,002 instructions)
+    const n = 60_000_000;
+    const loop = [0xb9, n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24, 0x01, 0xc8, 0x49, 0x75, 0xfb, 0xf4];
+    const long = await call(s, "POST", "/v1/runs", { image: b64(loop), mode: "protected", engine: "auto", budget: 400_000_000, timeoutMs: 30_000 });
+    assertEquals(long.status, 200, long.text);
+    assertEquals(long.body.exit.reason, "hlt");
+    assertEquals(long.body.instructions, 3 * n + 2);
+    assertEquals(long.body.regs.eax, Number((BigInt(n) * BigInt(n + 1) / 2n) % 2n ** 32n));
+    assertEquals(long.body.exits, { hlt: 1 }, "the slices' ends are not exits");
+    assertEquals(long.body.engine, "auto");
+    assert(long.body.jit.regions > 0 && long.body.jit.compiledInstructions > 0, JSON.stringify(long.body.jit));
+  } finally {
+    await s.close();
+  }
 });

@@ -74,8 +74,8 @@ Options:
   --no-bundled           do not load the bundled hook scripts
   --workers N            worker threads for guest runs (default: the number of cores)
   --jit lazy|preload|off the JIT in the workers: lazy (default) loads binaryen in a worker at its
-                         first jit or auto run (~1 s); preload loads it as each worker starts;
-                         off refuses jit and auto
+                         first jit run (~1 s), or during an auto run once it outlasts a million
+                         instructions; preload loads it as each worker starts; off refuses jit and auto
   --engine interp|jit|auto
                          the engine of a request that names none (default interp, or $VMXLAB_ENGINE)
   --max-body BYTES       largest request body            --max-mem BYTES      guest RAM per VM

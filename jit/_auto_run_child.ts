@@ -1,6 +1,6 @@
 /**
  * For auto_run_test.ts: one `runAuto` in a fresh process (binaryen not loaded yet), its result as
- * JSON on the last line. Argument: short | long | budget | timeout.
+ * JSON on the last line. Argument: short | long | budget | timeout | near.
  */
 import { Machine } from "../runtime/vmm/machine.ts";
 import { jitLoaded, runAuto } from "./mod.ts";
@@ -11,8 +11,9 @@ const sumLoop = (n: number) => new Uint8Array([0xb9, n & 0xff, (n >> 8) & 0xff, 
 const spin = new Uint8Array([0xeb, 0xfe]); // jmp $
 
 const m = new Machine({ mode: "protected" });
-m.load(what === "short" ? sumLoop(1000) : what === "long" ? sumLoop(100_000_000) : spin, { format: "raw" });
-const r = await runAuto(m, what === "budget" ? { budget: 2_500_000 } : what === "timeout" ? { timeoutMs: 50 } : {});
+m.load(what === "short" ? sumLoop(1000) : what === "long" || what === "near" ? sumLoop(100_000_000) : spin, { format: "raw" });
+const limits = { budget: { budget: 2_500_000 }, timeout: { timeoutMs: 50 }, near: { timeoutMs: 400 } }[what] ?? {};
+const r = await runAuto(m, limits);
 console.log(JSON.stringify({
   exit: r.exit, instructions: r.instructions, exits: r.exits, userspaceExits: r.userspaceExits, wallMs: r.wallMs,
   eax: m.vcpu.getRegs().rax, loaded: jitLoaded(), engine: m.engine, regions: m.jitStats?.regions ?? 0,

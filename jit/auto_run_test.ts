@@ -46,3 +46,11 @@ test("runAuto: the caller's budget and time limit hold across the slices", () =>
   assertEquals(t.exit, { reason: "timeout" });
   assert(t.wallMs >= 50, `ran ${t.wallMs} ms of a 50 ms limit`);
 });
+
+test("runAuto: a run whose time limit is too near for loading binaryen finishes interpreted, on time", () => {
+  const j = child("near");
+  assertEquals(j.exit, { reason: "timeout" });
+  assertEquals(j.loaded, false, "binaryen's loading would have held the thread past the limit");
+  assertEquals(j.engine, "interp");
+  assert(j.wallMs >= 400 && j.instructions > 0, JSON.stringify(j));
+});

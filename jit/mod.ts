@@ -97,6 +97,14 @@ export async function useEngine(target: CpuHolder, engine: Engine, opts: JitOpti
 /** Instructions `runAuto` interprets before it looks again at binaryen's loading (~10 ms interpreted). */
 const AUTO_SLICE = 1_000_000;
 
+/**
+ * The wall time a run should have left before it starts loading binaryen: loading holds the
+ * thread for about half a second (parsing binaryen's 15 MB of JavaScript, starting its module)
+ * and takes 0.7–2.5 s in all, time a run's own limit cannot preempt. A run closer to its deadline
+ * finishes interpreted.
+ */
+export const JIT_LOAD_HEADROOM_MS = 2_000;
+
 /** `Machine.run`'s limits, and the JIT's options for the engine `runAuto` attaches. */
 export interface AutoRunOptions {
   budget?: number;
@@ -108,7 +116,8 @@ export interface AutoRunOptions {
  * Run a Machine under `auto` without waiting for binaryen first (it takes 0.7–2.5 s to load): a
  * program that ends within its first slice (a million instructions, some 10 ms interpreted) never
  * loads it; a longer one loads it in the background while the interpreter runs on in slices, and
- * continues under the auto engine once it has loaded. With binaryen loaded already, this is
+ * continues under the auto engine once it has loaded (unless its `timeoutMs` is too near for the
+ * load: JIT_LOAD_HEADROOM_MS). With binaryen loaded already, this is
  * `setEngine("auto")` and `run()`. The result is one run's: counts summed over the slices, the
  * slices' own ends left out; `m.engine` says which tier it finished in.
  * @throws MachineError as `Machine.run`; the error of loading binaryen, if that fails
@@ -123,16 +132,17 @@ export async function runAuto(m: Machine, opts: AutoRunOptions = {}): Promise<Ru
   const total = emptyRun();
   let left = opts.budget ?? Infinity;
   let load: Promise<void> | null = null, loaded = false, failure: { error: unknown } | null = null;
+  let rest = false; // too near the deadline to load binaryen: the rest of the run, interpreted
   for (;;) {
     if (loaded && m.engine !== "auto") m.setEngine("auto", opts.jit);
-    const slice = loaded ? left : Math.min(left, AUTO_SLICE);
+    const slice = loaded || rest ? left : Math.min(left, AUTO_SLICE);
     const r = m.run({
       budget: slice === Infinity ? undefined : slice,
       timeoutMs: deadline === null ? undefined : Math.max(0, deadline - performance.now()),
     });
     addSlice(total, r);
     left -= r.instructions;
-    if (loaded || r.exit.reason !== "budget" || left <= 0) {
+    if (loaded || rest || r.exit.reason !== "budget" || left <= 0) {
       total.exit = r.exit;
       break;
     }
@@ -142,6 +152,10 @@ export async function runAuto(m: Machine, opts: AutoRunOptions = {}): Promise<Ru
       break;
     }
     // Let the event loop go on with the import (reading, compiling binaryen's wasm) between slices.
+    if (load === null && deadline !== null && deadline - performance.now() < JIT_LOAD_HEADROOM_MS) {
+      rest = true;
+      continue;
+    }
     load ??= loadJit().then(() => void (loaded = true), (error) => void (failure = { error }));
     await new Promise((resolve) => setTimeout(resolve, 0));
     if (failure !== null) throw (failure as { error: unknown }).error;
