@@ -8,7 +8,7 @@ import { CpuFault, VmExitSignal } from "../runtime/cpu/fault.ts";
 import * as stateMod from "../runtime/cpu/state.ts";
 import type { Binaryen } from "./_binaryen.ts";
 import * as translateMod from "./translate.ts";
-import { type ExitSite, type RegionBlock, type RegionSpec, releaseModule, type SegSnap, successors, type Translation, translateRegion } from "./translate.ts";
+import { callReturnSite, type ExitSite, type RegionBlock, type RegionSpec, releaseModule, type SegSnap, successors, type Translation, translateRegion } from "./translate.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
@@ -71,11 +71,13 @@ interface Region {
    * (looking would have walked the page tables), and the runs counted towards a second look.
    */
   unfetched: number[];
+  /** Under auto: successors left out because they had never run (cold), for the same second look. */
+  cold: Block[];
   runs: number;
   /** EIPs of its blocks entered across a page (a TLB-guarded edge), and the runs that left at one. */
   guarded: Set<number>;
   guardMisses: number;
-  /** Whether runs are watched for a reason to compile again (unfetched successors or guarded edges). */
+  /** Whether runs are watched for a reason to compile again (unfetched or cold successors, guarded edges). */
   watched: boolean;
   /** The IN/OUT instructions a run can stop before (translate.ts ExitSite). */
   exitSites: ExitSite[];
@@ -281,9 +283,11 @@ export class JitEngine implements BlockEngine {
 
   /** After a run of a region that left successors out or has guarded edges: compile again when it pays. */
   private watch(cpu: Cpu, r: Region, e: Entry): void {
-    if (r.unfetched.length !== 0 && ++r.runs === REDISCOVER_RUNS && this.nowFetchable(cpu, r)) {
+    if ((r.unfetched.length !== 0 || r.cold.length !== 0) && ++r.runs === REDISCOVER_RUNS &&
+        (this.nowFetchable(cpu, r) || r.cold.some((b) => this.hasRun(b)))) {
       // Code it could not look at then is mapped now (jit mode compiles on first sight, before a
-      // call's target page was ever fetched): compile this entry again, taking those blocks in.
+      // call's target page was ever fetched), or a path left out as cold has run since: compile
+      // this entry again, taking those blocks in.
       this.rediscover(e);
     } else if (r.guarded.size !== 0 && r.guarded.has(cpu.st[St.RIP] >>> 0) && ++r.guardMisses === REDISCOVER_RUNS) {
       // It keeps leaving at a guarded edge: that page maps elsewhere now. Compile again for the new mapping.
@@ -310,7 +314,15 @@ export class JitEngine implements BlockEngine {
   private rediscover(e: Entry): void {
     if (++e.rediscovered > MAX_REDISCOVERIES) return;
     e.code = null;
-    e.count = 0;
+    // At its next run, under auto too: counting up from 0 again would interpret the loop meanwhile,
+    // and another block of it could reach the threshold first and become the entry.
+    e.count = this.threshold - 1;
+  }
+
+  /** Whether `b` has run under this engine: entries are made by enter() (the run loop offered the block) and for a region's entry. */
+  private hasRun(b: Block): boolean {
+    const e = b.engineData as Entry | null;
+    return e !== null && e.engine === this;
   }
 
   private nowFetchable(cpu: Cpu, r: Region): boolean {
@@ -351,7 +363,13 @@ export class JitEngine implements BlockEngine {
     const blocks: RegionBlock[] = [{ blk, eip, host: fetchHost((csBase + eip) | 0) }];
     const seen = new Set<number>([eip]);
     const unfetched: number[] = [];
+    // Under auto, only blocks that have run: a hot block's static successors reach much code that
+    // never runs (error paths, other callees), which costs compile time and nothing else. Paths
+    // left out leave the region; if they run later, the entry is compiled again (watch()).
+    const cold: Block[] | null = this.opts.mode === "auto" ? [] : null;
     for (let q = 0; q < blocks.length && blocks.length < this.opts.maxBlocks; q++) {
+      // A call's return site counts as warm when the call is: the callee returns there.
+      const ret = cold === null ? -1 : callReturnSite(blocks[q]);
       for (const t of successors(blocks[q])) {
         if (seen.has(t)) continue;
         seen.add(t);
@@ -368,7 +386,12 @@ export class JitEngine implements BlockEngine {
           if (e instanceof CpuFault) continue;
           throw e;
         }
-        if (b2.valid && blocks.length < this.opts.maxBlocks) blocks.push({ blk: b2, eip: t, host: fetchHost(la) });
+        if (!b2.valid || blocks.length >= this.opts.maxBlocks) continue;
+        if (cold !== null && t !== ret && !this.hasRun(b2)) {
+          if (cold.length < 8) cold.push(b2);
+          continue;
+        }
+        blocks.push({ blk: b2, eip: t, host: fetchHost(la) });
       }
     }
     const segs: SegSnap[] = [];
@@ -404,7 +427,8 @@ export class JitEngine implements BlockEngine {
     const region: Region = {
       run: exp.run as (entry: number, fuel: number) => number,
       stack32: cpu.stack32, usedSegs: code.usedSegs, segs, table, text, valid: true,
-      unfetched, runs: 0, guarded: code.guarded, guardMisses: 0, watched: unfetched.length !== 0 || code.guarded.size !== 0, segEpoch: -1,
+      unfetched, cold: cold ?? [], runs: 0, guarded: code.guarded, guardMisses: 0, segEpoch: -1,
+      watched: unfetched.length !== 0 || (cold !== null && cold.length !== 0) || code.guarded.size !== 0,
       exitSites: code.exitSites.map((x) => ({ ...x, blk: table[x.index].blk })),
     };
     if (text !== undefined) this.texts.push(text);
@@ -419,6 +443,13 @@ export class JitEngine implements BlockEngine {
         if (e === null || e.engine !== this) rb.blk.engineData = e = this.newEntry();
         e.code = c;
         if (rb.blk === blk) mine = c;
+      } else {
+        // A block inside the region counts again towards a region of its own: the counts it
+        // gathered while interpreted belong to the entry's loop, and the first path into the loop
+        // from outside the region (after a cold exit) would otherwise make it an entry in the loop's
+        // middle (crc32's inner loop entered at its tail ran at 0.6x the speed).
+        const e = rb.blk.engineData as Entry | null;
+        if (e !== null && e.engine === this && e.code === null) e.count = 0;
       }
       for (const p of rb.blk.pages) {
         let list = this.byPage.get(p);

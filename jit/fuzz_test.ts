@@ -1,7 +1,8 @@
 /**
  * Random programs (jit/_gen.ts) under the interpreter and the JIT, in protected and paged mode, run
- * to the end and again with a budget that stops them midway, with callouts on and off: console,
- * exits, OUTs seen by the hook, registers, EFLAGS, RAM and instruction count must be equal.
+ * to the end and again with a budget that stops them midway, with callouts on and off, and under
+ * auto with low thresholds: console, exits, OUTs seen by the hook, registers, EFLAGS, RAM and
+ * instruction count must be equal.
  * `JIT_FUZZ_COUNT=N JIT_FUZZ_SEED=S` runs more programs from another seed.
  */
 import { test } from "node:test";
@@ -31,6 +32,27 @@ test(`random programs ${first}..${Math.min(first + BATCH, SEED + COUNT) - 1} lea
     const a2 = await runGuest({ ...g, budget }, "interp");
     const b2 = await runGuest({ ...g, budget }, "jit");
     assertEquals(firstDifference(a2.sum, b2.sum), null, `seed ${s} (${mode}), budget ${budget}`);
+  }
+});
+}
+
+// Under auto, regions take in only blocks that have run (engine.ts compile): low thresholds compile
+// while the program's branches are still half cold, so regions leave at cold edges and compile again.
+const AUTO_COUNT = Math.max(5, Math.round(COUNT / 3));
+for (let first = SEED + 1000; first < SEED + 1000 + AUTO_COUNT; first += BATCH) {
+test(`random programs ${first}..${Math.min(first + BATCH, SEED + 1000 + AUTO_COUNT) - 1} leave the same state under interp and auto (thresholds 2 and 5)`, async () => {
+  for (let s = first; s < Math.min(first + BATCH, SEED + 1000 + AUTO_COUNT); s++) {
+    const p = genProgram(s);
+    const mode = s % 2 ? "protected" : "paged";
+    const g: GuestSpec = {
+      mode, image: p.code, load: GEN_LOAD, regs: { ...p.regs, rip: GEN_LOAD }, ioPorts: [GEN_PORT],
+      machine: { memSize: 4 << 20 },
+    };
+    const a = await runGuest(g, "interp");
+    for (const threshold of [2, 5]) {
+      const b = await runGuest(g, "auto", { threshold, codeCache: false });
+      assertEquals(firstDifference(a.sum, b.sum), null, `seed ${s} (${mode}), threshold ${threshold}`);
+    }
   }
 });
 }

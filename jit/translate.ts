@@ -160,6 +160,14 @@ export function successors(rb: RegionBlock): number[] {
   return [next];
 }
 
+/** The return site of a block that ends in a CALL (where the callee's RET comes back to), else -1. */
+export function callReturnSite(rb: RegionBlock): number {
+  const { blk, eip } = rb;
+  const last = blk.insns[blk.insns.length - 1];
+  if (!isNative(last) || (last.exec !== S.call && last.exec !== S.callNear)) return -1;
+  return ((eip + last.nextOff) & blk.ipMask) >>> 0;
+}
+
 // Locals of run(): params, then fixed locals, then temporaries.
 const P_ENTRY = 0, P_FUEL = 1, R0 = 2, L_OP = 10, L_RES = 11, L_DST = 12, L_SRC = 13, L_MASK = 14, L_FL = 15;
 const L_RETIRED = 16, L_EXITRIP = 17, L_COND = 18, L_TGT = 19, L_LABEL = 20, L_SITE = 21, FIRST_TEMP = 22;

@@ -1,23 +1,30 @@
 /**
- * In-process A/B of the OUT exit path: this tree against another revision, samples interleaved in
- * one process. On a shared machine that is the comparison steady enough for changes of a few ns:
+ * In-process A/B of the OUT exit path, or with `--mips` of the benchmark's workloads: this tree
+ * against another revision, samples interleaved in one process. On a shared machine that is the comparison steady enough for changes of a few ns:
  * separate processes of the same code can differ by far more (V8 optimising in a different order,
  * neighbours on the host).
  *
  *   deno run -A scripts/bench_ab.ts --rev HEAD~1 [--engine jit|auto|interp] [--rounds N] [--outs N] [--swap]
  *   deno run -A scripts/bench_ab.ts --base DIR …   (DIR: another checkout, with node_modules)
+ *   deno run -A scripts/bench_ab.ts --rev HEAD~1 --mips sieve,fib [--engine auto] [--rounds N]
  *
  * `--rev` extracts the revision with `git archive` into a temporary directory and links this tree's
  * node_modules into it. Each round runs
  * one sample of each tree (a fresh Machine, pm_outloop with `--outs` OUTs to a userspace hook),
  * in that order or, with `--swap`, the other; the figure is wall time less compile time ÷ OUTs.
  * Prints both medians and mins and the median of the per-round ratios new/base.
+ *
+ * `--mips W,…` (bench.ts workload ids, or `all` for the eight compute workloads) runs each
+ * workload instead, a fresh Machine per sample with the code cache off, so that the figure is
+ * bench.ts's: guest instructions ÷ wall time, compiling included; prints the median MIPS of each
+ * tree, the median ratio per workload and the geometric mean of those ratios.
  */
 import { execSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { type Workload, WORKLOADS } from "./bench.ts";
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(name);
@@ -28,6 +35,7 @@ const engine = arg("--engine", "jit");
 const rounds = Number(arg("--rounds", "15"));
 const outs = Number(arg("--outs", "200000"));
 const swap = process.argv.includes("--swap");
+const mips = arg("--mips", "");
 const rev = arg("--rev", "");
 let base = arg("--base", "");
 let temp = "";
@@ -38,7 +46,7 @@ if (rev !== "") {
   base = temp;
 }
 if (base === "" || !existsSync(join(base, "runtime/vmm/machine.ts"))) {
-  console.error("usage: bench_ab.ts --rev REV | --base DIR [--engine jit|auto|interp] [--rounds N] [--outs N] [--swap]");
+  console.error("usage: bench_ab.ts --rev REV | --base DIR [--engine jit|auto|interp] [--rounds N] [--outs N] [--swap] [--mips W,…|all]");
   process.exit(2);
 }
 
@@ -63,20 +71,66 @@ async function sampler(root: string): Promise<() => number> {
   };
 }
 
-try {
-  const a = await sampler(base), b = await sampler(here);
-  const xs: number[] = [], ys: number[] = [];
-  for (let i = 0; i < rounds + 2; i++) {
-    let x: number, y: number;
-    if (swap) { y = b(); x = a(); } else { x = a(); y = b(); }
-    if (i >= 2) { xs.push(x); ys.push(y); }
-  }
+/** Per tree, a function running workload `w` once on a fresh Machine; returns its MIPS. */
+async function mipsSampler(root: string): Promise<(w: Workload) => number> {
+  const url = (p: string) => pathToFileURL(join(root, p)).href;
+  const { Machine } = await import(url("runtime/vmm/machine.ts"));
+  const { useEngine } = await import(url("jit/mod.ts"));
+  if (engine !== "interp") await useEngine(new Machine({ mode: "protected" }), engine);
+  return (w) => {
+    const m = new Machine({ mode: w.real ? "real" : "protected" });
+    m.load(new Uint8Array(readFileSync(join(here, "tests/guests", w.file))));
+    m.vcpu.setRegs({ ...m.vcpu.getRegs(), ...w.regs, rdi: engine === "interp" ? w.interpPasses : w.passes });
+    // useEngine has loaded binaryen above: this attaches at once (a resolved promise).
+    if (engine !== "interp") m.setEngine(engine, { codeCache: false });
+    const t = performance.now();
+    const r = m.run();
+    if (r.exit.reason !== "hlt") throw new Error(`${root}: ${w.id} ended with ${r.exit.reason}`);
+    return r.instructions / (performance.now() - t) / 1000;
+  };
+}
+
+async function compareMips(): Promise<void> {
+  const ws = mips === "all" ? WORKLOADS.filter((w) => !w.exitBound) : mips.split(",").map((id) => {
+    const w = WORKLOADS.find((x) => x.id === id);
+    if (!w) throw new Error(`Unknown workload ${id} (${WORKLOADS.map((x) => x.id).join(", ")})`);
+    return w;
+  });
+  const a = await mipsSampler(base), b = await mipsSampler(here);
   const med = (v: number[]) => [...v].sort((p, q) => p - q)[v.length >> 1];
-  const ratio = med(xs.map((x, i) => ys[i] / x));
-  console.log(`OUT to a hook, engine ${engine}, ${outs} OUTs, ${rounds} rounds${swap ? " (this tree first)" : ""}, ns per OUT without compiling:`);
-  console.log(`  base ${rev || base}: median ${med(xs).toFixed(1)}, min ${Math.min(...xs).toFixed(1)}`);
-  console.log(`  this tree: median ${med(ys).toFixed(1)}, min ${Math.min(...ys).toFixed(1)}`);
-  console.log(`  this/base, median of the rounds: ${ratio.toFixed(3)}`);
+  console.log(`MIPS, engine ${engine}, ${rounds} rounds${swap ? " (this tree first)" : ""}, a fresh Machine per sample, compiling included:`);
+  const ratios: number[] = [];
+  for (const w of ws) {
+    a(w), b(w); // warm-up
+    const xs: number[] = [], ys: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      if (swap) { ys.push(b(w)); xs.push(a(w)); } else { xs.push(a(w)); ys.push(b(w)); }
+    }
+    const r = med(xs.map((x, i) => ys[i] / x));
+    ratios.push(r);
+    console.log(`  ${w.id}: base ${med(xs).toFixed(0)}, this tree ${med(ys).toFixed(0)}, this/base ${r.toFixed(3)}`);
+  }
+  console.log(`  geometric mean of this/base: ${Math.exp(ratios.reduce((s, r) => s + Math.log(r), 0) / ratios.length).toFixed(3)}`);
+}
+
+try {
+  if (mips !== "") {
+    await compareMips();
+  } else {
+    const a = await sampler(base), b = await sampler(here);
+    const xs: number[] = [], ys: number[] = [];
+    for (let i = 0; i < rounds + 2; i++) {
+      let x: number, y: number;
+      if (swap) { y = b(); x = a(); } else { x = a(); y = b(); }
+      if (i >= 2) { xs.push(x); ys.push(y); }
+    }
+    const med = (v: number[]) => [...v].sort((p, q) => p - q)[v.length >> 1];
+    const ratio = med(xs.map((x, i) => ys[i] / x));
+    console.log(`OUT to a hook, engine ${engine}, ${outs} OUTs, ${rounds} rounds${swap ? " (this tree first)" : ""}, ns per OUT without compiling:`);
+    console.log(`  base ${rev || base}: median ${med(xs).toFixed(1)}, min ${Math.min(...xs).toFixed(1)}`);
+    console.log(`  this tree: median ${med(ys).toFixed(1)}, min ${Math.min(...ys).toFixed(1)}`);
+    console.log(`  this/base, median of the rounds: ${ratio.toFixed(3)}`);
+  }
 } finally {
   if (temp !== "") rmSync(temp, { recursive: true, force: true });
 }

@@ -85,3 +85,13 @@ test("scripts/bench_ab.ts compares the OUT path of another revision with this tr
   assertEquals(bad.status, 2);
   assertStringIncludes(bad.stderr, "usage: bench_ab.ts");
 });
+
+test("scripts/bench_ab.ts --mips compares workloads' MIPS of another revision with this tree", { skip: gitSkip }, () => {
+  const r = runScript("scripts/bench_ab.ts", ["--rev", "HEAD", "--engine", "interp", "--rounds", "1", "--mips", "sieve"]);
+  assertEquals(r.status, 0, r.stderr);
+  assertMatch(r.stdout, /^ {2}sieve: base \d+, this tree \d+, this\/base \d+\.\d{3}$/m);
+  assertMatch(r.stdout, /geometric mean of this\/base: \d+\.\d{3}/);
+  const bad = runScript("scripts/bench_ab.ts", ["--rev", "HEAD", "--mips", "nosuch"]);
+  assert(bad.status !== 0);
+  assertStringIncludes(bad.stderr, "Unknown workload nosuch");
+});
