@@ -14,17 +14,22 @@ import { GEN_LOAD, GEN_PORT, genProgram, splitProgram } from "./_gen.ts";
 const COUNT = Number(process.env.JIT_FUZZ_COUNT ?? 60);
 const SEED = Number(process.env.JIT_FUZZ_SEED ?? 1);
 
+/** Generated program `s` as a guest: protected mode for odd seeds, paged for even ones. */
+function programSpec(s: number): { g: GuestSpec; mode: "protected" | "paged" } {
+  const p = genProgram(s);
+  const mode = s % 2 ? "protected" : "paged";
+  return {
+    mode,
+    g: { mode, image: p.code, load: GEN_LOAD, regs: { ...p.regs, rip: GEN_LOAD }, ioPorts: [GEN_PORT], machine: { memSize: 4 << 20 } },
+  };
+}
+
 // Batches of a few programs: each test stays well inside bun's 5 s default timeout.
 const BATCH = 5;
 for (let first = SEED; first < SEED + COUNT; first += BATCH) {
 test(`random programs ${first}..${Math.min(first + BATCH, SEED + COUNT) - 1} leave the same state under interp and jit`, async () => {
   for (let s = first; s < Math.min(first + BATCH, SEED + COUNT); s++) {
-    const p = genProgram(s);
-    const mode = s % 2 ? "protected" : "paged";
-    const g: GuestSpec = {
-      mode, image: p.code, load: GEN_LOAD, regs: { ...p.regs, rip: GEN_LOAD }, ioPorts: [GEN_PORT],
-      machine: { memSize: 4 << 20 },
-    };
+    const { g, mode } = programSpec(s);
     const a = await runGuest(g, "interp");
     const b = await runGuest(g, "jit", { callout: s % 3 !== 0 });
     assertEquals(firstDifference(a.sum, b.sum), null, `seed ${s} (${mode})`);
@@ -42,12 +47,7 @@ const AUTO_COUNT = Math.max(5, Math.round(COUNT / 3));
 for (let first = SEED + 1000; first < SEED + 1000 + AUTO_COUNT; first += BATCH) {
 test(`random programs ${first}..${Math.min(first + BATCH, SEED + 1000 + AUTO_COUNT) - 1} leave the same state under interp and auto (thresholds 2 and 5)`, async () => {
   for (let s = first; s < Math.min(first + BATCH, SEED + 1000 + AUTO_COUNT); s++) {
-    const p = genProgram(s);
-    const mode = s % 2 ? "protected" : "paged";
-    const g: GuestSpec = {
-      mode, image: p.code, load: GEN_LOAD, regs: { ...p.regs, rip: GEN_LOAD }, ioPorts: [GEN_PORT],
-      machine: { memSize: 4 << 20 },
-    };
+    const { g, mode } = programSpec(s);
     const a = await runGuest(g, "interp");
     for (const threshold of [2, 5]) {
       const b = await runGuest(g, "auto", { threshold, codeCache: false });
