@@ -323,6 +323,12 @@ export function report(m: Machine, opts: Options, r: RunResult): Record<string, 
   for (const [addr, len] of opts.dumps) {
     memory[`0x${addr.toString(16)}`] = [...m.vm.readGuest(addr, len)].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
+  // What the JIT compiled (the service's report has the same field); auto that ended before it
+  // needed binaryen compiled nothing.
+  const js = m.jitStats ?? (opts.engine === "auto" ? { regions: 0, cached: 0, blocks: 0, instructions: 0, compileMs: 0 } : null);
+  const jit = js === null ? {} : {
+    jit: { regions: js.regions, cachedRegions: js.cached, blocks: js.blocks, compiledInstructions: js.instructions, compileMs: Math.round(js.compileMs * 1000) / 1000 },
+  };
   return {
     exit,
     regs: {
@@ -338,6 +344,7 @@ export function report(m: Machine, opts: Options, r: RunResult): Record<string, 
     memory,
     console: m.console,
     engine: opts.engine === "lockstep" || opts.engine === "auto" ? opts.engine : m.engine,
+    ...jit,
     wallMs: Math.round(r.wallMs * 1000) / 1000,
   };
 }
