@@ -3,6 +3,7 @@
  * at a time to each worker; a worker answers each with a reply, and may send events (console bytes)
  * while a run is in progress.
  */
+import type { JitReport } from "../jit/mod.ts";
 import type { Limits } from "./config.ts";
 import type { FieldLocation } from "./problem.ts";
 
@@ -110,7 +111,7 @@ export interface RunReport {
   consoleTruncated: boolean;
   engine: string;
   /** Under jit or auto: the JIT's counters since the machine was made (sessions: over all their runs). */
-  jit?: { regions: number; cachedRegions: number; blocks: number; compiledInstructions: number; compileMs: number };
+  jit?: JitReport;
   wallMs: number;
   timings: { setupMs: number; runMs: number; workerMs: number; queueMs?: number; totalMs?: number };
   logs: string[];

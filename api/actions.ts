@@ -14,7 +14,7 @@ import { kvmExitName } from "../runtime/kvm/kvm_run.ts";
 import type { Limits } from "./config.ts";
 import type { HookSet } from "./hooks.ts";
 import { loadQuickJs, ScriptFailure, ScriptSandbox } from "./sandbox.ts";
-import { JIT_LOAD_HEADROOM_MS, jitLoaded, loadJit } from "../jit/mod.ts";
+import { JIT_LOAD_HEADROOM_MS, jitLoaded, jitReport, loadJit, loadJitStep } from "../jit/mod.ts";
 import { REG16, REG32, REG64 } from "./_protocol.ts";
 import type { MachineSpec, RegAssignment, RegsReport, RunReport, RunSpec, SessionEvent, WorkerError } from "./_protocol.ts";
 
@@ -415,24 +415,17 @@ export class VmHost {
 
   /**
    * Between two slices of a run that asked for auto before binaryen was here (and has time left for
-   * loading it: JIT_LOAD_HEADROOM_MS): load it in the background (the event loop goes on with the
-   * import while this awaits), and attach auto once it has loaded. If it cannot load, the run goes
-   * on interpreted and its logs say why.
+   * loading it: JIT_LOAD_HEADROOM_MS): a step of loading it, and auto attached once it has loaded.
+   * If it cannot load, the run goes on interpreted and its logs say why.
    */
   private async tierUp(vm: Vm): Promise<void> {
-    this.jitLoad ??= loadJit().catch((e) => {
-      this.jitFailure = e instanceof Error ? e.message : String(e);
-    });
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    if (jitLoaded()) this.attachAuto(vm);
-    else if (this.jitFailure !== null) {
+    try {
+      if (await loadJitStep()) this.attachAuto(vm);
+    } catch (e) {
       vm.autoPending = false;
-      vm.logs.push(`binaryen could not be loaded (${this.jitFailure}): the run went on interpreted`);
+      vm.logs.push(`binaryen could not be loaded (${e instanceof Error ? e.message : String(e)}): the run went on interpreted`);
     }
   }
-  /** binaryen's import in this worker (once), and why it failed if it did. */
-  private jitLoad: Promise<void> | null = null;
-  private jitFailure: string | null = null;
 
   private attachAuto(vm: Vm): void {
     vm.machine.setEngine("auto");
@@ -621,9 +614,8 @@ function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number): RunR
     timings: { setupMs: round(setupMs), runMs: round(r.wallMs), workerMs: 0 },
     logs: vm.logs,
   };
-  // auto whose run ended before binaryen was needed: it compiled nothing.
-  const js = vm.autoPending ? { regions: 0, cached: 0, blocks: 0, instructions: 0, compileMs: 0 } : m.jitStats;
-  if (js !== null) report.jit = { regions: js.regions, cachedRegions: js.cached, blocks: js.blocks, compiledInstructions: js.instructions, compileMs: round(js.compileMs) };
+  // auto whose run ended before binaryen was needed has no engine yet: it compiled nothing.
+  if (vm.autoPending || m.jitStats !== null) report.jit = jitReport(m.jitStats);
   if (vm.trace) report.trace = { kind: vm.trace.kind, events: vm.trace.events, dropped: vm.trace.dropped };
   return report;
 }

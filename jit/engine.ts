@@ -366,10 +366,11 @@ export class JitEngine implements BlockEngine {
     // Under auto, only blocks that have run: a hot block's static successors reach much code that
     // never runs (error paths, other callees), which costs compile time and nothing else. Paths
     // left out leave the region; if they run later, the entry is compiled again (watch()).
-    const cold: Block[] | null = this.opts.mode === "auto" ? [] : null;
+    const warmOnly = this.opts.mode === "auto";
+    const cold: Block[] = [];
     for (let q = 0; q < blocks.length && blocks.length < this.opts.maxBlocks; q++) {
       // A call's return site counts as warm when the call is: the callee returns there.
-      const ret = cold === null ? -1 : callReturnSite(blocks[q]);
+      const ret = warmOnly ? callReturnSite(blocks[q]) : -1;
       for (const t of successors(blocks[q])) {
         if (seen.has(t)) continue;
         seen.add(t);
@@ -387,7 +388,7 @@ export class JitEngine implements BlockEngine {
           throw e;
         }
         if (!b2.valid || blocks.length >= this.opts.maxBlocks) continue;
-        if (cold !== null && t !== ret && !this.hasRun(b2)) {
+        if (warmOnly && t !== ret && !this.hasRun(b2)) {
           if (cold.length < 8) cold.push(b2);
           continue;
         }
@@ -427,8 +428,8 @@ export class JitEngine implements BlockEngine {
     const region: Region = {
       run: exp.run as (entry: number, fuel: number) => number,
       stack32: cpu.stack32, usedSegs: code.usedSegs, segs, table, text, valid: true,
-      unfetched, cold: cold ?? [], runs: 0, guarded: code.guarded, guardMisses: 0, segEpoch: -1,
-      watched: unfetched.length !== 0 || (cold !== null && cold.length !== 0) || code.guarded.size !== 0,
+      unfetched, cold, runs: 0, guarded: code.guarded, guardMisses: 0, segEpoch: -1,
+      watched: unfetched.length !== 0 || cold.length !== 0 || code.guarded.size !== 0,
       exitSites: code.exitSites.map((x) => ({ ...x, blk: table[x.index].blk })),
     };
     if (text !== undefined) this.texts.push(text);

@@ -24,7 +24,7 @@ import { type EngineName, engineFactory, registerEngineFactory } from "../runtim
 import type { Machine, RunResult } from "../runtime/vmm/machine.ts";
 import { addSlice, dropSliceEnd, emptyRun } from "../runtime/vmm/run_slices.ts";
 import { loadBinaryen } from "./_binaryen.ts";
-import { type JitOptions, JitEngine } from "./engine.ts";
+import { type JitOptions, JitEngine, type JitStats } from "./engine.ts";
 
 export { JitEngine } from "./engine.ts";
 export type { JitMode, JitOptions, JitStats } from "./engine.ts";
@@ -131,18 +131,17 @@ export async function runAuto(m: Machine, opts: AutoRunOptions = {}): Promise<Ru
   const deadline = opts.timeoutMs === undefined ? null : t0 + opts.timeoutMs;
   const total = emptyRun();
   let left = opts.budget ?? Infinity;
-  let load: Promise<void> | null = null, loaded = false, failure: { error: unknown } | null = null;
   let rest = false; // too near the deadline to load binaryen: the rest of the run, interpreted
   for (;;) {
-    if (loaded && m.engine !== "auto") m.setEngine("auto", opts.jit);
-    const slice = loaded || rest ? left : Math.min(left, AUTO_SLICE);
+    const last = rest || m.engine === "auto";
+    const slice = last ? left : Math.min(left, AUTO_SLICE);
     const r = m.run({
       budget: slice === Infinity ? undefined : slice,
       timeoutMs: deadline === null ? undefined : Math.max(0, deadline - performance.now()),
     });
     addSlice(total, r);
     left -= r.instructions;
-    if (loaded || rest || r.exit.reason !== "budget" || left <= 0) {
+    if (last || r.exit.reason !== "budget" || left <= 0) {
       total.exit = r.exit;
       break;
     }
@@ -151,15 +150,45 @@ export async function runAuto(m: Machine, opts: AutoRunOptions = {}): Promise<Ru
       total.exit = { reason: "timeout" };
       break;
     }
-    // Let the event loop go on with the import (reading, compiling binaryen's wasm) between slices.
-    if (load === null && deadline !== null && deadline - performance.now() < JIT_LOAD_HEADROOM_MS) {
-      rest = true;
-      continue;
-    }
-    load ??= loadJit().then(() => void (loaded = true), (error) => void (failure = { error }));
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    if (failure !== null) throw (failure as { error: unknown }).error;
+    if (deadline !== null && deadline - performance.now() < JIT_LOAD_HEADROOM_MS) rest = true;
+    else if (await loadJitStep()) m.setEngine("auto", opts.jit);
   }
   total.wallMs = performance.now() - t0;
   return total;
+}
+
+let background: Promise<void> | null = null;
+let backgroundFailure: { error: unknown } | null = null;
+
+/**
+ * One step of loading binaryen under a run that goes on meanwhile (runAuto, the service's auto
+ * runs): starts the import on the first call, then yields to the event loop, which goes on with it
+ * (reading, compiling binaryen's wasm); a synchronous `Machine.run` never would.
+ * @returns whether the JIT is loaded now
+ * @throws the import's error, once it has failed
+ */
+export async function loadJitStep(): Promise<boolean> {
+  if (jitLoaded()) return true;
+  background ??= loadJit().catch((error) => void (backgroundFailure = { error }));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  if (backgroundFailure !== null) throw backgroundFailure.error;
+  return jitLoaded();
+}
+
+/** A run report's `jit` field (vmrun --json, the service): what the JIT compiled. */
+export interface JitReport {
+  regions: number;
+  cachedRegions: number;
+  blocks: number;
+  compiledInstructions: number;
+  compileMs: number;
+}
+
+/** `stats` as a report's `jit` field; all zero for null (an auto run that ended before binaryen was needed). */
+export function jitReport(stats: JitStats | null): JitReport {
+  if (stats === null) return { regions: 0, cachedRegions: 0, blocks: 0, compiledInstructions: 0, compileMs: 0 };
+  return {
+    regions: stats.regions, cachedRegions: stats.cached, blocks: stats.blocks, compiledInstructions: stats.instructions,
+    compileMs: Math.round(stats.compileMs * 1000) / 1000,
+  };
 }

@@ -113,7 +113,8 @@ export interface Report {
 const GUESTS = new URL("../tests/guests/", import.meta.url);
 const expected: Record<string, { stdout: string }> = JSON.parse(readFileSync(new URL("expected.json", GUESTS), "utf8"));
 const images = new Map<string, Uint8Array>();
-const image = (f: string) => images.get(f) ?? images.set(f, new Uint8Array(readFileSync(new URL(f, GUESTS)))).get(f)!;
+/** A guest image from tests/guests, read once. */
+export const image = (f: string) => images.get(f) ?? images.set(f, new Uint8Array(readFileSync(new URL(f, GUESTS)))).get(f)!;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 export const geomean = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 

@@ -20,11 +20,11 @@
  * tree, the median ratio per workload and the geometric mean of those ratios.
  */
 import { execSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { type Workload, WORKLOADS } from "./bench.ts";
+import { image, type Workload, WORKLOADS } from "./bench.ts";
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(name);
@@ -50,7 +50,7 @@ if (base === "" || !existsSync(join(base, "runtime/vmm/machine.ts"))) {
   process.exit(2);
 }
 
-const img = new Uint8Array(readFileSync(join(here, "tests/guests/pm_outloop.bin")));
+const img = image("pm_outloop.bin");
 
 /** One sample function per tree: a fresh Machine running `outs` OUTs to a hook; ns per OUT without compiling. */
 async function sampler(root: string): Promise<() => number> {
@@ -75,13 +75,11 @@ async function sampler(root: string): Promise<() => number> {
 async function mipsSampler(root: string): Promise<(w: Workload) => number> {
   const url = (p: string) => pathToFileURL(join(root, p)).href;
   const { Machine } = await import(url("runtime/vmm/machine.ts"));
-  const { useEngine } = await import(url("jit/mod.ts"));
-  if (engine !== "interp") await useEngine(new Machine({ mode: "protected" }), engine);
+  if (engine !== "interp") await (await import(url("jit/mod.ts"))).loadJit();
   return (w) => {
     const m = new Machine({ mode: w.real ? "real" : "protected" });
-    m.load(new Uint8Array(readFileSync(join(here, "tests/guests", w.file))));
+    m.load(image(w.file));
     m.vcpu.setRegs({ ...m.vcpu.getRegs(), ...w.regs, rdi: engine === "interp" ? w.interpPasses : w.passes });
-    // useEngine has loaded binaryen above: this attaches at once (a resolved promise).
     if (engine !== "interp") m.setEngine(engine, { codeCache: false });
     const t = performance.now();
     const r = m.run();

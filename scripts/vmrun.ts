@@ -16,7 +16,7 @@ import { parseAddress, parseSize } from "../runtime/vmm/loader.ts";
 import { ImageError } from "../runtime/vmm/image.ts";
 import { KvmError } from "../runtime/kvm/kvm_main.ts";
 import { Seg } from "../runtime/cpu/state.ts";
-import { loadJit, runAuto } from "../jit/mod.ts";
+import { jitReport, loadJit, runAuto } from "../jit/mod.ts";
 
 export const USAGE = `Usage: vmrun [options] IMAGE
 
@@ -323,12 +323,8 @@ export function report(m: Machine, opts: Options, r: RunResult): Record<string, 
   for (const [addr, len] of opts.dumps) {
     memory[`0x${addr.toString(16)}`] = [...m.vm.readGuest(addr, len)].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
-  // What the JIT compiled (the service's report has the same field); auto that ended before it
-  // needed binaryen compiled nothing.
-  const js = m.jitStats ?? (opts.engine === "auto" ? { regions: 0, cached: 0, blocks: 0, instructions: 0, compileMs: 0 } : null);
-  const jit = js === null ? {} : {
-    jit: { regions: js.regions, cachedRegions: js.cached, blocks: js.blocks, compiledInstructions: js.instructions, compileMs: Math.round(js.compileMs * 1000) / 1000 },
-  };
+  // What the JIT compiled, as in the service's report (auto that ended before it needed binaryen: nothing).
+  const jit = m.jitStats !== null || opts.engine === "auto" ? { jit: jitReport(m.jitStats) } : {};
   return {
     exit,
     regs: {
