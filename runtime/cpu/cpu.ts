@@ -606,13 +606,14 @@ export class Cpu {
     }
     if (probeOnly) return h;
     // Fill the TLB. Writes get an entry only when the page is writable, already dirty, not read-only
-    // memory and holds no decoded code, so every other write takes this slow path.
+    // memory and holds no decoded code, so every other write takes this slow path. The read and write
+    // tags share one host pointer per slot: whatever page the write tag held before, it must not
+    // survive the new host pointer (it would send writes to that page into this one).
     const p = la >>> 12, e = p & (TLB_ENTRIES - 1);
     const hp = h & ~0xfff;
     this.tlbR[e] = p;
     this.tlbH[e] = hp;
-    if (writable && dirty && !this.phys.isReadonly(gpa) && !this.codePage[hp >>> 12]) this.tlbW[e] = p;
-    else if (this.tlbW[e] === p) this.tlbW[e] = -1;
+    this.tlbW[e] = writable && dirty && !this.phys.isReadonly(gpa) && !this.codePage[hp >>> 12] ? p : -1;
     if (acc === ACC_WRITE && this.codePage[hp >>> 12]) this.invalidateCodePage(hp >>> 12);
     return h;
   }
