@@ -100,6 +100,12 @@ export interface MmioAccess {
   isWrite: boolean;
   /** For writes: the value written; for reads: the value userspace returned. */
   value: number;
+  /**
+   * The access was made while delivering an event (an IDT, GDT or TSS read, a page walk, a push):
+   * no instruction can be restarted to consume it, so the kernel reports it as KVM does an MMIO
+   * access during event delivery (KVM_INTERNAL_ERROR_DELIVERY_EV).
+   */
+  duringDelivery?: boolean;
 }
 
 const BLOCK_MAX_INSNS = 64;
@@ -537,6 +543,32 @@ export class Cpu {
     for (let k = 0; k < size; k++) this.wrLin8((la + k) | 0, v >> (8 * k));
   }
 
+  /**
+   * Whether an access at seg:off would reach a guest-physical address without a memslot (MMIO), for
+   * the kernel's string IO, which must not read a port it cannot store. Answers false where the
+   * access would fault (segment limit, page not present): the access itself raises the fault.
+   */
+  isMmio(seg: number, off: number, size: number, write: boolean): boolean {
+    try {
+      return this.gpaOf(seg, off, size, write, true) >= 0;
+    } catch (e) {
+      if (e instanceof CpuFault) return false;
+      throw e;
+    }
+  }
+  /**
+   * The guest-physical address without a memslot that an access at seg:off reaches (the first
+   * such byte's page), or -1 when all of it is RAM. Raises the access's segment and page faults;
+   * `probe` leaves the accessed and dirty bits alone.
+   */
+  gpaOf(seg: number, off: number, size: number, write: boolean, probe = false): number {
+    if (write) this.checkWritable(seg);
+    const la = this.lin(seg, off, size), acc = write ? ACC_WRITE : ACC_READ;
+    if (this.translate(la, acc, probe) < 0) return this.lastGpa;
+    if ((la & 0xfff) + size > 0x1000 && this.translate((la + size - 1) | 0, acc, probe) < 0) return this.lastGpa;
+    return -1;
+  }
+
   /** Flush the whole software TLB (MOV CR3, CR0/CR4 paging changes, CPL changes). */
   flushTlb(): void {
     this.linkEpoch++;
@@ -805,6 +837,13 @@ export class Cpu {
       this.firstVector = -1;
     } catch (e) {
       this.delivering--;
+      if (e === VmExitSignal.instance) {
+        // Guest memory without a memslot on the delivery path: the EPT violation is recorded;
+        // the event is not delivered (see MmioAccess.duringDelivery).
+        this.firstVector = -1;
+        if (this.mmioPending) this.mmioPending.duringDelivery = true;
+        return;
+      }
       if (!(e instanceof CpuFault)) throw e;
       const first = this.firstVector;
       if (first === Vec.DF || this.delivering > 0 && first === Vec.DF) {

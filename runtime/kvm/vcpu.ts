@@ -107,7 +107,7 @@ export class Vcpu {
   /** KVM's completion callback for an exit userspace must finish (vcpu->arch.complete_userspace_io). */
   completeUserspaceIo: ((vcpu: Vcpu) => number) | null = null;
   /** State of the PIO in flight (vcpu->arch.pio). */
-  readonly pio = { isIn: false, size: 0, port: 0, count: 0, string: false, rep: false, asz: 4, seg: 3 };
+  readonly pio = { isIn: false, size: 0, port: 0, count: 0, string: false, rep: false, asz: 4, seg: 3, mmio: false };
   /** An exception to inject at the next entry (vcpu->arch.exception). */
   pendingEvent: { vector: number; errorCode: number; type: number } | null = null;
   /**

@@ -283,11 +283,28 @@ export function kvmEmulatePioString(vcpu: Vcpu, isIn: boolean, size: number, por
   pio.isIn = isIn; pio.size = size; pio.port = port; pio.string = true; pio.rep = rep; pio.asz = asz; pio.seg = seg;
   const run = vcpu.kvmRun;
   const data = run.data;
+  // Memory without a memslot (MMIO) takes an exit of its own, as KVM's emulator does: the elements
+  // before it move in this exit; an element in MMIO moves alone, its memory access going to
+  // userspace as KVM_EXIT_MMIO (before the port access for OUTS, after it for INS).
+  const delta = st[St.RFLAGS] & Fl.DF ? -size : size;
+  const idxReg = isIn ? 14 : 12; // EDI or ESI, Int32Array index
+  let idx = asz === 4 ? st[idxReg] : cpu.st16[idxReg * 2];
+  const memSeg = isIn ? Seg.ES : seg;
+  let k = 0, page = -1;
+  for (; k < count; k++) {
+    // One look per page (and at every element that crosses into the next).
+    const la = (cpu.segBase[memSeg] + (idx >>> 0)) | 0;
+    if (((la >>> 12) !== page || (la & 0xfff) + size > 0x1000) && cpu.isMmio(memSeg, idx, size, isIn)) break;
+    page = la >>> 12;
+    idx = asz === 4 ? (idx + delta) | 0 : (idx + delta) & 0xffff;
+  }
+  pio.mmio = k === 0 && count > 0;
+  if (k < count) count = Math.max(k, 1);
   if (!isIn) {
+    if (pio.mmio) return stringMmioExit(vcpu, seg, asz === 4 ? st[12] : cpu.st16[24], size, false, 0);
     // Gather the elements from DS:ESI (or the override); a fault stops the gathering there.
-    const delta = st[St.RFLAGS] & Fl.DF ? -size : size;
     let si = asz === 4 ? st[12] : cpu.st16[24];
-    let k = 0;
+    k = 0;
     try {
       for (; k < count; k++) {
         const v = cpu.rd(seg, si, size);
@@ -303,6 +320,14 @@ export function kvmEmulatePioString(vcpu: Vcpu, isIn: boolean, size: number, por
     }
     count = k;
   }
+  return pioStringTransfer(vcpu, count);
+}
+
+/** The port side of a string IO exit: `count` elements, in the kernel or in userspace. */
+function pioStringTransfer(vcpu: Vcpu, count: number): number {
+  const pio = vcpu.pio, run = vcpu.kvmRun, data = run.data;
+  const { isIn, size, port } = pio;
+  const vm = vcpu.vm;
   pio.count = count;
   vm.countPio(port, isIn, count);
   if (kernelPio(vcpu, data, 0)) return completeIo(vcpu);
@@ -387,6 +412,7 @@ function completeIoString(vcpu: Vcpu): number {
       if (pio.isIn) {
         let v = 0;
         for (let b = size - 1; b >= 0; b--) v = (v << 8) | data[done * size + b];
+        if (pio.mmio) return stringMmioExit(vcpu, Seg.ES, idx, size, true, v >>> 0);
         cpu.wr(Seg.ES, idx, size, v);
       }
       idx = asz === 4 ? (idx + delta) | 0 : (idx + delta) & 0xffff;
@@ -395,6 +421,15 @@ function completeIoString(vcpu: Vcpu): number {
     if (!(e instanceof CpuFault)) throw e;
     ops.queueException(vcpu, e.vector, e.errorCode);
   }
+  return finishIoString(vcpu, done, idx);
+}
+
+/** Store the index register, count the elements done and skip the instruction when it is over. */
+function finishIoString(vcpu: Vcpu, done: number, idx: number): number {
+  const pio = vcpu.pio, cpu = vcpu.cpu, st = cpu.st;
+  const ops = vcpu.vm.module.ops;
+  const asz = pio.asz;
+  const idxReg = pio.isIn ? 14 : 12;
   if (asz === 4) st[idxReg] = idx; else cpu.st16[idxReg * 2] = idx;
   let remaining = 0;
   if (pio.rep) {
@@ -607,3 +642,42 @@ export function kvmEmulateWrmsr(vcpu: Vcpu): number {
   return 1;
 }
 export { KvmError };
+
+/**
+ * The memory side of a string IO element in MMIO goes to userspace as KVM_EXIT_MMIO. OUTS reads it
+ * first (its completion then does the port access); INS writes it after the port access (its
+ * completion finishes the element). The access is at seg:off, whose linear address `isMmio` found
+ * without a memslot; a fault found now is raised instead.
+ */
+function stringMmioExit(vcpu: Vcpu, seg: number, off: number, size: number, isWrite: boolean, value: number): number {
+  const cpu = vcpu.cpu;
+  vcpu.pio.mmio = false;
+  let gpa: number;
+  try {
+    gpa = cpu.gpaOf(seg, off, size, isWrite);
+  } catch (e) {
+    if (!(e instanceof CpuFault)) throw e;
+    vcpu.vm.module.ops.queueException(vcpu, e.vector, e.errorCode);
+    return 1;
+  }
+  const run = vcpu.kvmRun;
+  run.exitReason = KvmExit.MMIO;
+  run.mmio.physAddr = gpa;
+  run.mmio.len = size;
+  run.mmio.isWrite = isWrite;
+  run.mmio.data.fill(isWrite ? 0 : 0xff);
+  if (isWrite) for (let b = 0; b < size; b++) run.mmio.data[b] = value >> (8 * b);
+  vcpu.completeUserspaceIo = isWrite ? completeStringMmioWrite : completeStringMmioRead;
+  return 0;
+}
+function completeStringMmioRead(vcpu: Vcpu): number {
+  const size = vcpu.pio.size, run = vcpu.kvmRun;
+  for (let b = 0; b < size; b++) run.data[b] = run.mmio.data[b];
+  return pioStringTransfer(vcpu, 1);
+}
+function completeStringMmioWrite(vcpu: Vcpu): number {
+  const pio = vcpu.pio, cpu = vcpu.cpu;
+  const delta = cpu.st[St.RFLAGS] & Fl.DF ? -pio.size : pio.size;
+  const idx = pio.asz === 4 ? (cpu.st[14] + delta) | 0 : (cpu.st16[28] + delta) & 0xffff;
+  return finishIoString(vcpu, 1, idx);
+}

@@ -378,6 +378,16 @@ function handleEptViolation(vcpu: Vcpu): number {
     vcpu.kvmRun.internal.data = [ExitReason.EPT_VIOLATION];
     return 0;
   }
+  if (a.duringDelivery) {
+    // MMIO while delivering an event (a descriptor table, TSS or page table outside RAM): nothing
+    // can restart the delivery with the value, so KVM gives up with DELIVERY_EV, as vmx.c does
+    // for an MMIO exit with valid IDT-vectoring information.
+    cpu.mmioPending = null;
+    vcpu.kvmRun.exitReason = KvmExit.INTERNAL_ERROR;
+    vcpu.kvmRun.internal.suberror = KvmInternalError.DELIVERY_EV;
+    vcpu.kvmRun.internal.data = [ExitReason.EPT_VIOLATION, a.gpa];
+    return 0;
+  }
   const run = vcpu.kvmRun;
   run.exitReason = KvmExit.MMIO;
   run.mmio.physAddr = a.gpa;
