@@ -10,7 +10,7 @@
  */
 import { test } from "node:test";
 import { assert, assertEquals } from "./assert.ts";
-import { CpuHarness, IDT_BASE } from "./cpu_harness.ts";
+import { CpuHarness, flatSeg, IDT_BASE } from "./cpu_harness.ts";
 
 const GDT = 0x2000, TSS_A = 0x3000, TSS_B = 0x3200, IOMAP = 0x68;
 const CODE = 0x10000, RING3 = 0x11000, HANDLER = 0x12000, TASK_B = 0x13000;
@@ -520,4 +520,106 @@ test("CPUID names the vendor and a P6-family integer core; UD2 raises #UD", () =
   assertEquals(edx & 1, 0); // no FPU
   assertEquals(r.regs.rsi, 0x6d6d);
   assertEquals(h.read32(STACK0 - 12), CODE + 14); // #UD pushes the UD2's own address
+});
+
+// ---------------------------------------------------------------------------------------------
+// Corners a 386 test ROM found (issue 13), each as the SDM (and the 386) has it.
+// ---------------------------------------------------------------------------------------------
+const ESP = 4, EBP = 5;
+/** Ring-0 code that makes SS the 16-bit data segment (B=0) and sets ESP. */
+const stack16 = (esp: number) => [...A.movAx(SEL.DATA16), ...A.movSegAx(SS), ...A.movImm(ESP, esp)];
+
+test("PUSHAD on a 16-bit stack stores the whole ESP, and moves SP only", () => {
+  const h = sys();
+  const r = start(h, [...stack16(0x20000), 0x60, ...A.hlt], { rax: 0xa0, rcx: 0xc0, rdx: 0xd0, rbx: 0xb0, rbp: 0xbb, rsi: 0x51, rdi: 0xd1 });
+  assertEquals(r.exit.reason, "hlt");
+  assertEquals(dwords(h, 0xffe0, 8), [0xd1, 0x51, 0xbb, 0x20000, 0xb0, 0xd0, 0xc0, SEL.DATA16]); // EAX holds the selector
+  assertEquals(r.regs.rsp, 0x2ffe0);
+});
+
+test("POP SS from a 16-bit stack into a B=1 segment moves the stack pointer as the 16-bit stack does", () => {
+  const h = sys();
+  // mov eax, 0x10; mov [0xfffc], eax; pop ss (32-bit operand size)
+  const r = start(h, [...stack16(0x2fffc), ...A.movImm(EAX, SEL.DATA0), ...A.store(0xfffc), 0x17, ...A.hlt]);
+  assertEquals(r.exit.reason, "hlt");
+  assertEquals(r.regs.rsp, 0x20000);
+  assertEquals(h.vcpu.getSregs().ss.db, 1);
+});
+
+test("o32 ENTER 8,36 on a 16-bit stack keeps the upper half of ESP in EBP and copies the frame pointers", () => {
+  const h = sys();
+  const r = start(h, [...stack16(0x20000), 0xc8, 0x08, 0x00, 0x24, ...A.hlt], { rbp: 0x2fff0 });
+  assertEquals(r.exit.reason, "hlt");
+  assertEquals(r.regs.rbp, 0x1fffc);
+  assertEquals(r.regs.rsp, 0x2ffe4);
+  assertEquals(h.read32(0xfffc), 0x2fff0, "the old EBP");
+  assertEquals(h.read32(0xffec), 0x1fffc, "the frame pointer, the last level");
+});
+
+test("ENTER checks its final stack pointer: an allocation past the stack segment's limit is #SS(0) at the ENTER, nothing committed", () => {
+  const h = sys();
+  h.setSegs({ ss: { ...flatSeg(SEL.DATA0), limit: 0xffff, g: 0 } });
+  h.setHandler(12, HANDLER);
+  h.write(HANDLER, [...A.movImm(EBX, 0x77), ...A.hlt]);
+  // mov esp, 0x1000; enter 0x2000, 0
+  const r = start(h, [...A.movImm(ESP, 0x1000), 0xc8, 0x00, 0x20, 0x00, ...A.hlt], { rbp: 0x4444 });
+  assertEquals(r.exit.reason, "hlt");
+  assertEquals(r.regs.rbx, 0x77, "no #SS");
+  assertEquals(r.regs.rbp, 0x4444);
+  assertEquals(dwords(h, 0x1000 - 16, 2), [0, CODE + 5]); // error code 0, the ENTER's EIP
+});
+
+test("a fault while delivering INT n pushes the EIP of the INT: gate DPL below CPL, a less privileged target, IOPL < 3 in v86", () => {
+  // From ring 3 through a DPL-0 gate: #GP(vector * 8 + 2).
+  let h = sys();
+  h.setHandler(0x30, HANDLER + 0x200);
+  h.setHandler(13, HANDLER);
+  h.write(HANDLER, A.hlt);
+  h.write(RING3, A.int(0x30));
+  let r = start(h, toRing3());
+  assertEquals(r.exit.reason, "hlt");
+  assertEquals(dwords(h, STACK0 - 24, 2), [0x30 * 8 + 2, RING3]);
+  // From ring 0 through a gate to a ring-3 code segment: #GP(selector).
+  h = sys();
+  h.write(IDT_BASE + 0x31 * 8, gate(SEL.CODE3, RING3, 0xee));
+  h.setHandler(13, HANDLER);
+  h.write(HANDLER, A.hlt);
+  r = start(h, [...A.nop, ...A.int(0x31)]);
+  assertEquals(r.exit.reason, "hlt");
+  assertEquals(dwords(h, STACK0 - 16, 2), [SEL.CODE3 & 0xfffc, CODE + 1]);
+  // In virtual-8086 mode with IOPL 0: #GP(0) at the INT.
+  h = sys();
+  h.setHandler(13, HANDLER);
+  h.write(HANDLER, A.hlt);
+  h.write(V86_CODE, [0x90, 0xcd, 0x21]);
+  r = start(h, toV86(0));
+  assertEquals(r.exit.reason, "hlt");
+  assertEquals(dwords(h, STACK0 - 40, 3), [0, 0x101, 0x1000]);
+});
+
+test("a task switch from a virtual-8086 task into a 16-bit TSS clears EFLAGS.VM: the new task runs in protected mode", () => {
+  const h = sys();
+  const TSS16 = 0x3400, SEL_TSS16 = 0x70, TASK16_CODE = 0x9000;
+  h.write(GDT + SEL_TSS16, desc(TSS16, 0x2b, 0x81, 0)); // 16-bit TSS, available
+  const s = h.vcpu.getSregs();
+  s.gdt = { base: GDT, limit: SEL_TSS16 + 7 };
+  h.vcpu.setSregs(s);
+  const t = new Uint8Array(0x2c);
+  t.set(u16(TASK16_CODE), 0x0e); // IP
+  t.set(u16(0x2), 0x10); // FLAGS
+  t.set(u16(0x8000), 0x1a); // SP
+  t.set(u16(SEL.DATA16), 0x22); // ES
+  t.set(u16(SEL.CODE16), 0x24); // CS
+  t.set(u16(SEL.DATA16), 0x26); // SS
+  t.set(u16(SEL.DATA16), 0x28); // DS
+  h.write(TSS16, t);
+  h.write(IDT_BASE + 0x22 * 8, gate(SEL_TSS16, 0, 0xe5)); // task gate, DPL 3
+  h.write(TASK16_CODE, [0x8c, 0xcb, ...A.hlt]); // mov bx, cs; hlt
+  h.write(V86_CODE, [0xcd, 0x22]); // int 0x22
+  const r = start(h, toV86(3));
+  assertEquals(r.exit.reason, "hlt");
+  assertEquals(r.flags & 0x20000, 0, "VM cleared");
+  assertEquals(r.regs.rbx & 0xffff, SEL.CODE16);
+  assertEquals(h.vcpu.getSregs().cs.base, 0, "CS loaded from the GDT, not as a real-mode segment");
+  assertEquals(r.regs.rip, TASK16_CODE + 3);
 });

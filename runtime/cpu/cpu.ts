@@ -845,6 +845,9 @@ export class Cpu {
         return;
       }
       if (!(e instanceof CpuFault)) throw e;
+      // A fault while delivering INT n, INT3, INTO or INT1 is reported at the instruction: its
+      // frame holds the EIP of the INT, not of the next instruction (SDM 6.12.1.1).
+      if (soft) this.st[St.RIP] = (this.st[St.RIP] - insnLen) & (this.code32 ? -1 : 0xffff);
       const first = this.firstVector;
       if (first === Vec.DF || this.delivering > 0 && first === Vec.DF) {
         this.tripleFault([first, e.vector]);

@@ -218,8 +218,12 @@ function pushSeg(c: Cpu, i: Insn): void {
 }
 function popSeg(c: Cpu, i: Insn): void {
   const sel = c.peek(i.osz) & 0xffff;
+  // POP SS moves the stack pointer by the width of the stack the value came from (SDM POP: the
+  // old SS.B), not of the segment it loads.
+  const s32 = c.stack32;
   c.loadSeg(i.dr, sel);
-  c.adjustSp(i.osz);
+  if (s32) c.st[ESP] = (c.st[ESP] + i.osz) | 0;
+  else c.st16[ESP * 2] = (c.st16[ESP * 2] + i.osz) & 0xffff;
   if (i.dr === Seg.SS) c.st[St.INTERRUPTIBILITY] |= 2;
 }
 function pusha(c: Cpu, i: Insn): void {
@@ -229,8 +233,10 @@ function pusha(c: Cpu, i: Insn): void {
   // the stack pointer wraps within the segment (SP=8 pushes down to FFF8), and only a slot that
   // straddles the limit faults (SDM PUSHA: #GP in real mode when SP is 7, 9, 11, 13 or 15).
   for (let k = 1; k <= 8; k++) c.lin(Seg.SS, c.stack32 ? (sp0 - k * size) | 0 : (sp0 - k * size) & 0xffff, size);
+  // The ESP image is the register at the operand size (SDM PUSHA/PUSHAD: Temp ← ESP), whatever
+  // the stack's width: PUSHAD on a 16-bit stack stores the whole ESP.
   const vals: number[] = [];
-  for (let r = 0; r < 8; r++) vals.push(r === 4 ? sp0 : c.getReg(size === 4 ? r * 2 : r * 4, size));
+  for (let r = 0; r < 8; r++) vals.push(c.getReg(size === 4 ? r * 2 : r * 4, size));
   for (let r = 0; r < 8; r++) c.push(vals[r], size);
 }
 function popa(c: Cpu, i: Insn): void {
@@ -366,8 +372,11 @@ function enter(c: Cpu, i: Insn): void {
     sp = s32 ? (sp - size) | 0 : (sp - size) & 0xffff;
     c.wr(Seg.SS, sp, size, v);
   };
-  wr(bp);
-  const frame = sp;
+  wr(size === 4 ? c.st[EBP] : bp);
+  // The frame pointer is ESP minus the operand size, at the operand size: o32 ENTER on a 16-bit
+  // stack keeps the upper half of ESP in EBP (as the 386 does), while the stack accesses and the
+  // new stack pointer use SP only.
+  const frame = size === 4 && !s32 ? (c.st[ESP] - size) | 0 : sp;
   let tbp = bp;
   if (level > 0) {
     for (let k = 1; k < level; k++) {
@@ -377,6 +386,9 @@ function enter(c: Cpu, i: Insn): void {
     wr(frame);
   }
   const newSp = s32 ? (sp - alloc) | 0 : (sp - alloc) & 0xffff;
+  // The final stack pointer must be writable even when nothing is stored there (SDM ENTER: #SS or
+  // #PF for the allocated frame).
+  c.gpaOf(Seg.SS, newSp, size, true, true);
   if (s32) c.st[ESP] = newSp; else c.st16[ESP * 2] = newSp;
   c.setReg(size === 4 ? EBP : EBP * 2, size, frame);
 }

@@ -103,7 +103,9 @@ export function taskSwitch(c: Cpu, sel: number, reason: TaskSwitchReasonT, ext =
     if (new32) st[EAX + r * 2] = nGpr[r];
     else c.st16[(EAX + r * 2) * 2] = nGpr[r];
   }
-  c.setFlags(new32 ? nFlags : (c.getFlags() & 0xffff0000) | nFlags);
+  // A 16-bit TSS holds FLAGS only: the upper half of EFLAGS (VM among it) is cleared, so a switch
+  // from a virtual-8086 task into a 16-bit task runs it in protected mode.
+  c.setFlags(nFlags);
   // Selectors first, with nothing usable behind them, so a fault below leaves them as the TSS says.
   for (let s = 0; s < 6; s++) {
     const a = c.getSegAttr(s);
