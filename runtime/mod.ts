@@ -36,7 +36,7 @@ export { KvmExit, KvmRun, kvmExitName, toVcpuExit, type VcpuExit, KVM_EXIT_IO_IN
 export { type CpuidEntry, defaultCpuid } from "./kvm/x86.ts";
 export { Tracer, type TraceEvent } from "./kvm/trace.ts";
 export { ExitReason, VmcsField, Vmcs, EXIT_REASON_NAMES } from "./cpu/vmcs.ts";
-export { defaultVmxCapabilities, type VmxCapabilities } from "./vmx/capabilities.ts";
-export { kvmVmxExitHandlers } from "./vmx/vmx.ts";
+export { defaultVmxCapabilities, type VmxCapabilities } from "./cpu/vmx_capabilities.ts";
+export { kvmVmxExitHandlers, vmxModuleState } from "./vmx/vmx.ts";
 export { Machine, MachineError, type MachineOptions, type RunResult, type HookContext } from "./vmm/machine.ts";
 export { DebugCon, I8254, I8259Pair, PioBus, PostCodePort, Uart16550, type PioDevice } from "./devices/mod.ts";

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import { assert, assertEquals } from "./assert.ts";
 import {
-  defaultVmxCapabilities, Kvm, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KvmExit, type TraceEvent, type Tracer,
+  defaultVmxCapabilities, Kvm, vmxModuleState, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KvmExit, type TraceEvent, type Tracer,
 } from "../runtime/mod.ts";
 import { DebugCon } from "../runtime/devices/mod.ts";
 import { ascii, CODE, realModeGuest } from "../runtime/kvm/_testing.ts";
@@ -38,8 +38,8 @@ test("module init allocates one VMCS region per emulated processor", async () =>
   const kvm = await Kvm.open({ hardware: { ...defaultVmxCapabilities(), cpus: 3 } });
   const allocs = eventsNamed(kvm.moduleInitTrace, "allocVmcsCpu");
   assertEquals(allocs.map((e) => e.args), [{ cpu: 0 }, { cpu: 1 }, { cpu: 2 }]);
-  assertEquals(kvm.module.vmxArea.length, 3);
-  assert(kvm.module.vmxArea.every((v) => v.revisionId === defaultVmxCapabilities().basic.revisionId));
+  assertEquals(vmxModuleState(kvm.module).vmxArea.length, 3);
+  assert(vmxModuleState(kvm.module).vmxArea.every((v) => v.revisionId === defaultVmxCapabilities().basic.revisionId));
 });
 
 test("each Kvm.open with its own hardware loads a fresh module; the default one is shared", async () => {

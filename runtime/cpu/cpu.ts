@@ -14,6 +14,7 @@ import { decode } from "./decoder.ts";
 import { innerStack } from "./far.ts";
 import { TaskSwitchReason, taskSwitch } from "./task.ts";
 import { CpuFault, VmExitSignal } from "./fault.ts";
+import { descAttr, descBase, descLimit } from "./descriptor.ts";
 import { Insn } from "./insn.ts";
 import * as stateMod from "./state.ts";
 import * as vmcsMod from "./vmcs.ts";
@@ -1621,16 +1622,3 @@ export class Cpu {
 }
 
 const Gpr4 = 4 << 1; // ESP's Int32Array index
-
-/** Descriptor fields (SDM 3.4.5). */
-export function descBase(lo: number, hi: number): number {
-  return ((lo >>> 16) | ((hi & 0xff) << 16) | (hi & 0xff000000)) >>> 0;
-}
-export function descLimit(lo: number, hi: number): number {
-  const raw = (lo & 0xffff) | (hi & 0xf0000);
-  return hi & 0x800000 ? ((raw << 12) | 0xfff) >>> 0 : raw;
-}
-/** Access rights in VMX format (type, S, DPL, P, AVL, L, D/B, G) from a descriptor's high dword. */
-export function descAttr(hi: number): number {
-  return ((hi >> 8) & 0xff) | ((hi >> 8) & 0xf000);
-}

@@ -9,7 +9,7 @@
  * they change and put it back when a push faults, so a fault leaves the instruction not executed.
  */
 import type { Cpu } from "./cpu.ts";
-import { descAttr, descBase, descLimit } from "./cpu.ts";
+import { descAttr, descBase, descLimit } from "./descriptor.ts";
 import { CpuFault } from "./fault.ts";
 import * as stateMod from "./state.ts";
 import { SysType, TaskSwitchReason, taskReturn, taskSwitch } from "./task.ts";

@@ -7,7 +7,7 @@
  * Section numbers cite the Intel SDM volume 2 instruction pages unless said otherwise.
  */
 import type { Cpu } from "./cpu.ts";
-import { descAttr, descBase, descLimit } from "./cpu.ts";
+import { descAttr, descBase, descLimit } from "./descriptor.ts";
 import { farCall, farJump, farReturn, iretProtected, iretV86 } from "./far.ts";
 import type { Insn } from "./insn.ts";
 import * as insnMod from "./insn.ts";

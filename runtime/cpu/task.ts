@@ -10,7 +10,7 @@
  * selector as error code) is delivered in the new task's context, as silicon does.
  */
 import type { Cpu } from "./cpu.ts";
-import { descAttr, descBase, descLimit } from "./cpu.ts";
+import { descAttr, descBase, descLimit } from "./descriptor.ts";
 import { CpuFault } from "./fault.ts";
 import * as stateMod from "./state.ts";
 

@@ -12,32 +12,25 @@ import { type TraceSink, Tracer } from "./trace.ts";
 import type { KvmX86Ops } from "./x86_ops.ts";
 import { kvmArchInit, kvmArchVcpuCreate, type CpuidEntry, defaultCpuid } from "./x86.ts";
 import { Vcpu } from "./vcpu.ts";
-import type { VmxCapabilities } from "../vmx/capabilities.ts";
-import type { VmcsConfig } from "../vmx/vmx.ts";
-import { Vmcs } from "../cpu/vmcs.ts";
+import type { VmxCapabilities } from "../cpu/vmx_capabilities.ts";
+import { KvmError } from "./errors.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
 const { VCPU_AREA_BYTES } = stateMod;
 
 /** Host-side failures of the kernel layer; `kind` says which (Firecracker's per-operation error enums). */
-export class KvmError extends Error {
-  constructor(
-    readonly kind: "hardware" | "memslot" | "vcpu" | "argument" | "state",
-    message: string,
-  ) {
-    super(message);
-    this.name = "KvmError";
-  }
-}
+export { KvmError };
 
-/** The loaded module: the vendor ops and what hardware setup found (kvm_x86_ops, vmcs_config). */
+/**
+ * The loaded module: the vendor ops (kvm_x86_ops) and what generic KVM knows of the host. What the
+ * vendor module found in hardware setup (vmcs_config, the per-CPU vmxarea) is private to it, as in
+ * vmx.c (runtime/vmx/vmx.ts: `vmxModuleState`).
+ */
 export class KvmModule {
   ops!: KvmX86Ops;
-  vmcsConfig!: VmcsConfig;
-  caps!: VmxCapabilities;
-  /** Per-CPU VMCS regions from allocKvmArea (vmxarea), one per emulated processor. */
-  vmxArea: Vmcs[] = [];
+  /** Emulated host processors (num_online_cpus), set by the vendor module's hardware setup. */
+  cpus = 1;
   /** The module-init path as traced, for tests and `--trace path`. */
   readonly initTrace = new Tracer();
   /** Host TSC rate the timer init derived; the guest TSC counts instructions, so this is nominal. */
@@ -442,7 +435,7 @@ export function kvmVmIoctl(vm: Vm, ioctl: "KVM_CREATE_VCPU", id: number): Vcpu {
 function kvmVmIoctlCreateVcpu(vm: Vm, id: number): Vcpu {
   const t = vm.tracer;
   if (t) t.record("kvmVmIoctlCreateVcpu", { id });
-  if (!Number.isInteger(id) || id < 0 || id >= vm.module.caps.cpus * 64) throw new KvmError("vcpu", `Invalid vCPU id: ${id}`);
+  if (!Number.isInteger(id) || id < 0 || id >= vm.module.cpus * 64) throw new KvmError("vcpu", `Invalid vCPU id: ${id}`);
   if (vm.vcpus.some((v) => v.id === id)) throw new KvmError("vcpu", `vCPU ${id} already exists`);
   const area = vm.mmap(VCPU_AREA_BYTES);
   const vcpu = new Vcpu(vm, id, area);

@@ -120,3 +120,6 @@ export function toVcpuExit(run: KvmRun): VcpuExit {
   }
   return { reason: "unknown", code: run.exitReason };
 }
+
+/** KVM_GET_MP_STATE values (include/uapi/linux/kvm.h). */
+export const MpState = { RUNNABLE: 0, UNINITIALIZED: 1, INIT_RECEIVED: 2, HALTED: 3, SIPI_RECEIVED: 4 } as const;

@@ -5,17 +5,16 @@
 import { Cpu } from "../cpu/cpu.ts";
 import * as stateMod from "../cpu/state.ts";
 import type { Vmcs } from "../cpu/vmcs.ts";
-import { KvmRun } from "./kvm_run.ts";
+import { KvmRun, MpState } from "./kvm_run.ts";
 import type { Vm } from "./kvm_main.ts";
-import { KvmError } from "./kvm_main.ts";
+import { KvmError } from "./errors.ts";
 import { kvmQueueInterrupt, kvmVcpuIoctl } from "./x86.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
 const { Cr0, Seg, St } = stateMod;
 
-/** KVM_GET_MP_STATE values (include/uapi/linux/kvm.h). */
-export const MpState = { RUNNABLE: 0, UNINITIALIZED: 1, INIT_RECEIVED: 2, HALTED: 3, SIPI_RECEIVED: 4 } as const;
+export { MpState };
 
 /** KVM_GET_REGS / KVM_SET_REGS. 64-bit values are exact up to 2^53. */
 export interface KvmRegs {

@@ -7,9 +7,9 @@ import * as stateMod from "../cpu/state.ts";
 import { CpuFault } from "../cpu/fault.ts";
 import * as vmcsMod from "../cpu/vmcs.ts";
 import type { KvmModule } from "./kvm_main.ts";
-import { KvmError } from "./kvm_main.ts";
+import { KvmError } from "./errors.ts";
 import * as kvmRunMod from "./kvm_run.ts";
-import { MpState, type Vcpu } from "./vcpu.ts";
+import type { Vcpu } from "./vcpu.ts";
 import type { KvmX86Ops } from "./x86_ops.ts";
 import type { Tracer } from "./trace.ts";
 
@@ -17,7 +17,7 @@ import type { Tracer } from "./trace.ts";
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
 const { Cr0, Fl, Seg, St } = stateMod;
 const { CpuBased, IntrInfo, VmcsField } = vmcsMod;
-const { KVM_ENOSYS, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KvmExit } = kvmRunMod;
+const { KVM_ENOSYS, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KvmExit, MpState } = kvmRunMod;
 
 /** One CPUID leaf (struct kvm_cpuid_entry2). */
 export interface CpuidEntry {

@@ -15,7 +15,7 @@ import {
 } from "../kvm/x86.ts";
 import type { KvmX86Ops } from "../kvm/x86_ops.ts";
 import type { Tracer } from "../kvm/trace.ts";
-import { type ControlCaps, defaultVmxCapabilities, type VmxCapabilities } from "./capabilities.ts";
+import { type ControlCaps, defaultVmxCapabilities, type VmxCapabilities } from "../cpu/vmx_capabilities.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
@@ -70,6 +70,23 @@ function controlNames(bits: number, names: Readonly<Record<string, number>>): st
 }
 
 /**
+ * What this vendor module keeps per loaded module, private to it as vmx.c's statics are: the
+ * processor's capabilities, vmcs_config from hardware setup, and vmxarea (a VMXON region per CPU).
+ */
+export interface VmxModuleState {
+  caps: VmxCapabilities;
+  vmcsConfig: VmcsConfig;
+  vmxArea: Vmcs[];
+}
+const vmxModules = new WeakMap<KvmModule, VmxModuleState>();
+/** This vendor module's state for a loaded module (tests and `--trace` read vmcs_config from it). */
+export function vmxModuleState(mod: KvmModule): VmxModuleState {
+  const s = vmxModules.get(mod);
+  if (!s) throw new KvmError("hardware", "The module was not loaded by the VMX vendor module");
+  return s;
+}
+
+/**
  * setup_vmcs_config: the controls KVM needs (required) and wants (optional). Beyond vmx.c's own
  * minimum, this emulator needs EPT and unrestricted guest (real-mode guests, memslots as EPT) and
  * the preemption timer (the instruction budget).
@@ -98,26 +115,29 @@ export function setupVmcsConfig(mod: KvmModule, caps: VmxCapabilities): VmcsConf
 export function allocVmcsCpu(mod: KvmModule, cpu: number): Vmcs {
   mod.initTrace.record("allocVmcsCpu", { cpu });
   const v = new Vmcs();
-  v.revisionId = mod.vmcsConfig.revisionId;
+  v.revisionId = vmxModuleState(mod).vmcsConfig.revisionId;
   return v;
 }
 /** alloc_kvm_area: a VMXON region per emulated processor. */
 export function allocKvmArea(mod: KvmModule): void {
-  mod.initTrace.record("allocKvmArea", { cpus: mod.caps.cpus });
-  mod.vmxArea = [];
-  for (let c = 0; c < mod.caps.cpus; c++) mod.vmxArea.push(allocVmcsCpu(mod, c));
+  const s = vmxModuleState(mod);
+  mod.initTrace.record("allocKvmArea", { cpus: s.caps.cpus });
+  s.vmxArea = [];
+  for (let c = 0; c < s.caps.cpus; c++) s.vmxArea.push(allocVmcsCpu(mod, c));
 }
 /** hardware_setup (kvm_x86_ops->hardware_setup). */
 function hardwareSetup(mod: KvmModule): void {
   mod.initTrace.record("hardwareSetup");
-  mod.vmcsConfig = setupVmcsConfig(mod, mod.caps);
+  const s = vmxModuleState(mod);
+  s.vmcsConfig = setupVmcsConfig(mod, s.caps);
+  mod.cpus = s.caps.cpus;
   allocKvmArea(mod);
 }
 
 /** vmx_init: load the vendor module on the given (or the default) emulated processor. */
 export function vmxInit(caps: VmxCapabilities = defaultVmxCapabilities()): KvmModule {
   const mod = new KvmModule();
-  mod.caps = caps;
+  vmxModules.set(mod, { caps, vmcsConfig: null as unknown as VmcsConfig, vmxArea: [] });
   mod.initTrace.record("vmxInit");
   kvmInit(mod, vmxX86Ops);
   return mod;
@@ -204,7 +224,7 @@ function allocVmcs(vcpu: Vcpu): Vmcs {
   const t = vcpu.vm.tracer;
   if (t) t.record("allocVmcsCpu", { cpu: 0 });
   const v = new Vmcs();
-  v.revisionId = mod.vmcsConfig.revisionId;
+  v.revisionId = vmxModuleState(mod).vmcsConfig.revisionId;
   return v;
 }
 /** vmx_create_vcpu (kvm_x86_ops->vcpu_create). */
@@ -228,7 +248,7 @@ export function guestWriteTsc(vcpu: Vcpu, guestTsc: number): void {
 /** vmx_vcpu_setup: program the controls from vmcs_config and the initial guest state. */
 function vmxVcpuSetup(vcpu: Vcpu): void {
   vcpu.vm.tracer?.record("vmxVcpuSetup");
-  const cfg = vcpu.vm.module.vmcsConfig;
+  const cfg = vmxModuleState(vcpu.vm.module).vmcsConfig;
   const v = vcpu.vmcs;
   v.write(VmcsField.PIN_BASED_VM_EXEC_CONTROL, cfg.pinBasedExecCtrl & ~PinBased.PREEMPTION_TIMER);
   v.write(VmcsField.CPU_BASED_VM_EXEC_CONTROL, cfg.cpuBasedExecCtrl);

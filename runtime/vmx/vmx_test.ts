@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { CpuBased, CpuBased2, EntryCtl, ExitCtl, IntrInfo, PinBased, VmcsError } from "../cpu/vmcs.ts";
 import {
-  defaultVmxCapabilities, ExitReason, Kvm, KvmError, KvmExit, type Vcpu, VmcsField, kvmVmxExitHandlers,
+  defaultVmxCapabilities, vmxModuleState, ExitReason, Kvm, KvmError, KvmExit, type Vcpu, VmcsField, kvmVmxExitHandlers,
   type VmxCapabilities, KVM_EXIT_IO_OUT,
 } from "../mod.ts";
 import { KVM_ENOSYS, KvmInternalError } from "../kvm/kvm_run.ts";
@@ -48,7 +48,7 @@ test("setupVmcsConfig turns on HLT exiting and unconditional IO exiting with the
   }
   // Every IO and MSR access exits without bitmaps; RDTSC runs in the guest with TSC offsetting.
   assertEquals(proc & (CpuBased.USE_IO_BITMAPS | CpuBased.USE_MSR_BITMAPS | CpuBased.RDTSC_EXITING), 0);
-  assertEquals(proc, kvm.module.vmcsConfig.cpuBasedExecCtrl);
+  assertEquals(proc, vmxModuleState(kvm.module).vmcsConfig.cpuBasedExecCtrl);
   const proc2 = vcpu.vmcsRead(VmcsField.SECONDARY_VM_EXEC_CONTROL);
   assert(proc2 & CpuBased2.ENABLE_EPT && proc2 & CpuBased2.UNRESTRICTED_GUEST);
   const pin = vcpu.vmcsRead(VmcsField.PIN_BASED_VM_EXEC_CONTROL);
@@ -83,10 +83,10 @@ test("an optional control the processor does not allow is left off, and KVM stil
     c.procBased2.allowed1 &= ~CpuBased2.ENABLE_VPID;
   });
   const kvm = await Kvm.open({ hardware: caps });
-  assertEquals(kvm.module.vmcsConfig.cpuBasedExecCtrl & CpuBased.RDPMC_EXITING, 0);
-  assertEquals(kvm.module.vmcsConfig.cpuBased2ndExecCtrl & CpuBased2.ENABLE_VPID, 0);
+  assertEquals(vmxModuleState(kvm.module).vmcsConfig.cpuBasedExecCtrl & CpuBased.RDPMC_EXITING, 0);
+  assertEquals(vmxModuleState(kvm.module).vmcsConfig.cpuBased2ndExecCtrl & CpuBased2.ENABLE_VPID, 0);
   const full = await Kvm.open({ hardware: defaultVmxCapabilities() });
-  assert(full.module.vmcsConfig.cpuBasedExecCtrl & CpuBased.RDPMC_EXITING);
+  assert(vmxModuleState(full.module).vmcsConfig.cpuBasedExecCtrl & CpuBased.RDPMC_EXITING);
 });
 
 test("Kvm.open refuses a processor without HLT exiting and names the control", async () => {

@@ -4,7 +4,7 @@
  * Control MSRs report allowed-0 settings in bits 31:0 (a 1 means the control must be 1) and
  * allowed-1 settings in bits 63:32 (a 0 means the control must be 0).
  */
-import * as vmcsMod from "../cpu/vmcs.ts";
+import * as vmcsMod from "./vmcs.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
