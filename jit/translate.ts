@@ -7,7 +7,9 @@
  * back to the interpreter *before* the instruction ("bail"): the locals still hold the state before
  * it, and the exit writes them back.
  */
-import { type Block, LF } from "../runtime/cpu/cpu.ts";
+import type { Block } from "../runtime/cpu/cpu.ts";
+import * as flagsMod from "../runtime/cpu/flags.ts";
+import type { FlagAlu } from "../runtime/cpu/flags.ts";
 import * as insnMod from "../runtime/cpu/insn.ts";
 import { type Insn } from "../runtime/cpu/insn.ts";
 import { ioQualification, semantics } from "../runtime/cpu/ops.ts";
@@ -18,7 +20,8 @@ import { structure } from "./structure.ts";
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
 const { OpKind } = insnMod;
-const { ARITH_FLAGS, Fl, Seg, St, TLB_ENTRIES, TLB_HOST, TLB_TAG_R, TLB_TAG_W } = stateMod;
+const { Fl, Seg, St, TLB_ENTRIES, TLB_HOST, TLB_TAG_R, TLB_TAG_W } = stateMod;
+const { CARRY_KINDS, carryOf, EFLAGS_RESERVED_ZERO, EFLAGS_WRITABLE, LAZY_ALL, LAZY_NO_CF, LAZY_RES, LF, overflowWord } = flagsMod;
 
 type Ref = number;
 
@@ -177,9 +180,6 @@ export const SITE_SHIFT = 21;
 /** The most fuel a budget check asks for (longer straight-line paths get more checks). */
 const MAX_NEED = 256;
 
-const LAZY_ALL = ARITH_FLAGS;
-const LAZY_NO_CF = ARITH_FLAGS & ~Fl.CF;
-const LAZY_RES = Fl.ZF | Fl.SF | Fl.PF;
 
 /** What the translator knows statically about the last flag producer (null: only the locals know). */
 interface Producer {
@@ -460,25 +460,12 @@ function translateInto(b: Binaryen, m: BinaryenModule, spec: RegionSpec): Transl
       };
       const maskOf = (bits: number) => bits === 32 ? -1 : (1 << bits) - 1;
       const masked = (l: number, bits: number): Ref => bits === 32 ? get(l) : m.i32.and(get(l), c32(maskOf(bits)));
-      const lazyCF = (p: Producer): Ref => {
-        switch (p.op) {
-          case LF.ADD: return m.i32.lt_u(masked(L_RES, p.bits), masked(L_DST, p.bits));
-          case LF.ADC1: return m.i32.le_u(masked(L_RES, p.bits), masked(L_DST, p.bits));
-          case LF.SUB: return m.i32.lt_u(masked(L_DST, p.bits), masked(L_SRC, p.bits));
-          case LF.SBB1: return m.i32.le_u(masked(L_DST, p.bits), masked(L_SRC, p.bits));
-        }
-        return c32(0);
-      };
-      const lazyOF = (p: Producer): Ref => {
-        const sh = c32(p.bits - 1);
-        if (p.op === LF.ADD || p.op === LF.ADC1) {
-          return m.i32.and(m.i32.shr_u(m.i32.and(m.i32.xor(get(L_DST), get(L_RES)), m.i32.xor(get(L_SRC), get(L_RES))), sh), c32(1));
-        }
-        if (p.op === LF.SUB || p.op === LF.SBB1) {
-          return m.i32.and(m.i32.shr_u(m.i32.and(m.i32.xor(get(L_DST), get(L_SRC)), m.i32.xor(get(L_DST), get(L_RES))), sh), c32(1));
-        }
-        return c32(0);
-      };
+      // CF and OF of a known producer: the formulas of runtime/cpu/flags.ts over expressions.
+      const alu = exprAlu(m);
+      const lazyCF = (p: Producer): Ref =>
+        carryOf(alu, p.op, () => masked(L_RES, p.bits), () => masked(L_DST, p.bits), () => masked(L_SRC, p.bits))();
+      const lazyOF = (p: Producer): Ref =>
+        m.i32.and(m.i32.shr_u(overflowWord(alu, p.op, () => get(L_RES), () => get(L_DST), () => get(L_SRC))(), c32(p.bits - 1)), c32(1));
       const flBit = (bit: number): Ref => m.i32.and(m.i32.shr_u(get(L_FL), c32(bit)), c32(1));
       /** CF with the producer unknown: the record's mask says whether it is lazy at all (often not, after INC/DEC). */
       const unknownCF = (): Ref => m.if(m.i32.and(get(L_MASK), c32(Fl.CF)), m.i32.and(flagsCall(), c32(1)), m.i32.and(get(L_FL), c32(1)));
@@ -548,7 +535,7 @@ function translateInto(b: Binaryen, m: BinaryenModule, spec: RegionSpec): Transl
       const setCfOf = (cf: Ref, of: Ref) => {
         const f = tmp(flagsCall());
         const v = m.i32.or(m.i32.and(get(f), c32(~(Fl.CF | Fl.OF))), m.i32.or(cf, m.i32.shl(of, c32(11))));
-        out.push(set(L_FL, m.i32.and(m.i32.and(m.i32.or(v, c32(Fl.FIXED1)), c32(~(0x8 | 0x20 | 0x8000))), c32(0x3f7fd7))));
+        out.push(set(L_FL, m.i32.and(m.i32.and(m.i32.or(v, c32(Fl.FIXED1)), c32(~EFLAGS_RESERVED_ZERO)), c32(EFLAGS_WRITABLE))));
         out.push(set(L_MASK, c32(0)));
         prod = { op: LF.NONE, bits: 32, mask: 0, cfof0: false };
       };
@@ -1212,15 +1199,15 @@ function addFlagsFunction(b: Binaryen, m: InstanceType<Binaryen["Module"]>): voi
   const OP = 0, RES = 1, DST = 2, SRC = 3, MASK = 4, FL = 5, BITS = 6, MK = 7, F = 8, KIND = 9;
   const mres = () => m.i32.and(g(RES), g(MK)), mdst = () => m.i32.and(g(DST), g(MK)), msrc = () => m.i32.and(g(SRC), g(MK));
   const isKind = (k: number) => m.i32.eq(g(KIND), c(k));
-  const cf = m.select(isKind(LF.ADD), m.i32.lt_u(mres(), mdst()),
-    m.select(isKind(LF.ADC1), m.i32.le_u(mres(), mdst()),
-      m.select(isKind(LF.SUB), m.i32.lt_u(mdst(), msrc()),
-        m.select(isKind(LF.SBB1), m.i32.le_u(mdst(), msrc()), c(0)))));
   const sh = () => m.i32.sub(g(BITS), c(1));
-  const ofAdd = m.i32.and(m.i32.shr_u(m.i32.and(m.i32.xor(g(DST), g(RES)), m.i32.xor(g(SRC), g(RES))), sh()), c(1));
-  const ofSub = m.i32.and(m.i32.shr_u(m.i32.and(m.i32.xor(g(DST), g(SRC)), m.i32.xor(g(DST), g(RES))), sh()), c(1));
-  const of = m.select(m.i32.or(isKind(LF.ADD), isKind(LF.ADC1)), ofAdd,
-    m.select(m.i32.or(isKind(LF.SUB), isKind(LF.SBB1)), ofSub, c(0)));
+  // The kind is known only at run time here: select among runtime/cpu/flags.ts's formulas per kind.
+  const alu = exprAlu(m);
+  let cf: Ref = c(0), of: Ref = c(0);
+  for (const k of [...CARRY_KINDS].reverse()) {
+    cf = m.select(isKind(k), carryOf(alu, k, mres, mdst, msrc)(), cf);
+    const word = overflowWord(alu, k, () => g(RES), () => g(DST), () => g(SRC))();
+    of = m.select(isKind(k), m.i32.and(m.i32.shr_u(word, sh()), c(1)), of);
+  }
   const when = (bit: number, v: number) => m.if(m.i32.and(g(MASK), c(bit)), m.local.set(F, m.i32.or(g(F), v)));
   const body = m.block(null, [
     m.local.set(BITS, m.i32.shr_s(g(OP), c(8))),
@@ -1236,4 +1223,18 @@ function addFlagsFunction(b: Binaryen, m: InstanceType<Binaryen["Module"]>): voi
     m.return(m.i32.or(g(F), c(Fl.FIXED1))),
   ]);
   m.addFunction("flags", b.createType([i32, i32, i32, i32, i32, i32]), i32, [i32, i32, i32, i32], body);
+}
+
+/**
+ * runtime/cpu/flags.ts's operations over binaryen expressions. A value is a function that builds a
+ * fresh expression each time it is called (a binaryen expression is a tree node: it can be used once).
+ */
+function exprAlu(m: InstanceType<Binaryen["Module"]>): FlagAlu<() => Ref> {
+  return {
+    ltU: (a, b) => () => m.i32.lt_u(a(), b()),
+    leU: (a, b) => () => m.i32.le_u(a(), b()),
+    and: (a, b) => () => m.i32.and(a(), b()),
+    xor: (a, b) => () => m.i32.xor(a(), b()),
+    zero: () => () => m.i32.const(0),
+  };
 }

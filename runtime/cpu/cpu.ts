@@ -16,6 +16,7 @@ import { TaskSwitchReason, taskSwitch } from "./task.ts";
 import { CpuFault, VmExitSignal } from "./fault.ts";
 import { descAttr, descBase, descLimit } from "./descriptor.ts";
 import { Insn } from "./insn.ts";
+import * as flagsMod from "./flags.ts";
 import * as stateMod from "./state.ts";
 import * as vmcsMod from "./vmcs.ts";
 import { Vmcs } from "./vmcs.ts";
@@ -36,11 +37,7 @@ export interface PhysMap {
   isReadonly(gpa: number): boolean;
 }
 
-/** Lazy-flag operations (see flags below). */
-export const LF = { NONE: 0, ADD: 1, ADC1: 2, SUB: 3, SBB1: 4, RES: 5 } as const;
-const LAZY_ALL = ARITH_FLAGS;
-const LAZY_NO_CF = ARITH_FLAGS & ~Fl.CF;
-const LAZY_RES = Fl.ZF | Fl.SF | Fl.PF;
+const { carryOf, eflagsImage, LAZY_ALL, LAZY_NO_CF, LAZY_RES, LF, NUMBER_ALU, overflowWord } = flagsMod;
 
 const PARITY = new Uint8Array(256);
 for (let v = 0; v < 256; v++) {
@@ -295,23 +292,14 @@ export class Cpu {
   }
   private lazyCF(): number {
     const st = this.st;
-    const v = st[St.LAZY_OP], op = v & 0xff, bits = v >> 8;
+    const v = st[St.LAZY_OP], bits = v >> 8;
     const m = bits === 32 ? -1 : (1 << bits) - 1;
-    switch (op) {
-      case LF.ADD: return ((st[St.LAZY_RES] & m) >>> 0) < ((st[St.LAZY_DST] & m) >>> 0) ? 1 : 0;
-      case LF.ADC1: return ((st[St.LAZY_RES] & m) >>> 0) <= ((st[St.LAZY_DST] & m) >>> 0) ? 1 : 0;
-      case LF.SUB: return ((st[St.LAZY_DST] & m) >>> 0) < ((st[St.LAZY_SRC] & m) >>> 0) ? 1 : 0;
-      case LF.SBB1: return ((st[St.LAZY_DST] & m) >>> 0) <= ((st[St.LAZY_SRC] & m) >>> 0) ? 1 : 0;
-    }
-    return 0;
+    return carryOf(NUMBER_ALU, v & 0xff, st[St.LAZY_RES] & m, st[St.LAZY_DST] & m, st[St.LAZY_SRC] & m);
   }
   private lazyOF(): number {
     const st = this.st;
-    const v = st[St.LAZY_OP], op = v & 0xff, bits = v >> 8;
-    const res = st[St.LAZY_RES], dst = st[St.LAZY_DST], src = st[St.LAZY_SRC];
-    if (op === LF.ADD || op === LF.ADC1) return (((dst ^ res) & (src ^ res)) >>> (bits - 1)) & 1;
-    if (op === LF.SUB || op === LF.SBB1) return (((dst ^ src) & (dst ^ res)) >>> (bits - 1)) & 1;
-    return 0;
+    const v = st[St.LAZY_OP];
+    return (overflowWord(NUMBER_ALU, v & 0xff, st[St.LAZY_RES], st[St.LAZY_DST], st[St.LAZY_SRC]) >>> ((v >> 8) - 1)) & 1;
   }
   getCF(): number { return this.st[St.LAZY_MASK] & Fl.CF ? this.lazyCF() : this.st[St.RFLAGS] & 1; }
   getZF(): number {
@@ -354,7 +342,7 @@ export class Cpu {
   }
   /** Write EFLAGS wholesale (reserved bits forced: bit 1 set, bits 3, 5, 15 clear). */
   setFlags(v: number): void {
-    this.st[St.RFLAGS] = (v | Fl.FIXED1) & ~(0x8 | 0x20 | 0x8000) & 0x3f7fd7;
+    this.st[St.RFLAGS] = eflagsImage(v);
     this.st[St.LAZY_MASK] = 0;
   }
   /** Evaluate condition code `cc` (SDM appendix B.1.4.7). */
