@@ -91,6 +91,17 @@ export class Block {
 /** Access kinds for translation. */
 const ACC_READ = 0, ACC_WRITE = 1, ACC_FETCH = 2;
 
+/** What `Cpu.saveState` keeps (plain data: structured-cloneable). */
+export interface CpuState {
+  /** The state block, STATE_BYTES. */
+  block: Uint8Array;
+  mmioLog: MmioAccess[];
+  mmioPending: MmioAccess | null;
+  shutdownDetail: { vectors: number[]; rip: number; bytes: number[] } | null;
+  nullVectorIsFatal: boolean;
+  hostIntrAt: number;
+}
+
 /** A pending memory-mapped access (EPT violation) the VMM must complete; see `mmioLog`. */
 export interface MmioAccess {
   gpa: number;
@@ -1304,6 +1315,57 @@ export class Cpu {
   }
   /** Number of decoded blocks, for stats. */
   get blockCount(): number { return this.blocks.size; }
+
+  // ------------------------------------------------------------------------------------------
+  // Save and restore (between KVM_RUN calls: Machine.reset(), snapshots)
+  // ------------------------------------------------------------------------------------------
+  /**
+   * The processor's state: the state block (registers, segment caches, lazy flags, the FPU and SSE
+   * state, the instruction count), an MMIO access in flight and the last shutdown's record.
+   * Everything else here is derived (segment limits, TLB, decoded blocks) or lives within one entry.
+   */
+  saveState(): CpuState {
+    this.stf[St.ICOUNT_F64] = this.icountLive;
+    return {
+      block: this.st8.slice(0, STATE_BYTES),
+      mmioLog: this.mmioLog.map((a) => ({ ...a })),
+      mmioPending: this.mmioPending && { ...this.mmioPending },
+      shutdownDetail: this.shutdownDetail && structuredClone(this.shutdownDetail),
+      nullVectorIsFatal: this.nullVectorIsFatal,
+      hostIntrAt: this.hostIntrAt,
+    };
+  }
+  /** Put back what `saveState` saved; derived state is rebuilt, decoded and compiled code dropped. */
+  restoreState(s: CpuState): void {
+    this.st8.set(s.block);
+    this.icountLive = this.stf[St.ICOUNT_F64];
+    this.mmioLog = s.mmioLog.map((a) => ({ ...a }));
+    this.mmioPos = 0;
+    this.mmioPending = s.mmioPending && { ...s.mmioPending };
+    this.shutdownDetail = s.shutdownDetail && structuredClone(s.shutdownDetail);
+    this.nullVectorIsFatal = s.nullVectorIsFatal;
+    this.hostIntrAt = s.hostIntrAt;
+    // What a VM entry or the run loop sets up afresh.
+    this.timer = Infinity;
+    this.ptEnd = Infinity;
+    this.stop = false;
+    this.exitPending = false;
+    this.exitBlock = null;
+    this.repLimit = 1 << 20;
+    this.repExtra = 0;
+    this.delivering = 0;
+    this.firstVector = -1;
+    this.deadline = Infinity;
+    this.interruptedByHost = false;
+    this.lastFetchMmio = false;
+    this.softIntDelivered = false;
+    this.stepShadow = 0;
+    this.ctlVersion = -1; // re-read the VMCS controls at the next entry
+    this.refreshAllSegs();
+    this.invalidateAllCode();
+    this.segEpoch++;
+    this.linkEpoch++;
+  }
 
   // ------------------------------------------------------------------------------------------
   // VM entry and the run loop

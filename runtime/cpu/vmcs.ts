@@ -151,6 +151,30 @@ export class VmcsError extends Error {
   }
 }
 
+/** What `Vmcs.saveState` keeps. */
+export interface VmcsState {
+  revisionId: number;
+  launched: boolean;
+  fields: [number, number][];
+  exitReason: number;
+  exitQualification: number;
+  exitInstructionLen: number;
+  exitIntrInfo: number;
+  exitIntrErrorCode: number;
+  guestLinearAddress: number;
+  guestPhysicalAddress: number;
+  vmxInstructionInfo: number;
+  idtVectoringInfo: number;
+  pinBasedCtl: number;
+  cpuBasedCtl: number;
+  exceptionBitmap: number;
+  exitCtl: number;
+  entryIntrInfo: number;
+  preemptionTimerValue: number;
+  tscOffset: number;
+  hotWritten: number;
+}
+
 /**
  * One VMCS region. Control, host-state and exit-information fields live here; guest-state fields
  * go to the bound guest state. Values are numbers; 64-bit fields hold values up to 2^53 exactly.
@@ -198,6 +222,33 @@ export class Vmcs {
 
   /** Bumped by every VMWRITE of a control field, so the processor re-reads its controls only after a change. */
   version = 0;
+
+  /** The region's contents (the guest-state fields are the processor's: `Cpu.saveState`). */
+  saveState(): VmcsState {
+    const { revisionId, launched, exitReason, exitQualification, exitInstructionLen, exitIntrInfo, exitIntrErrorCode,
+      guestLinearAddress, guestPhysicalAddress, vmxInstructionInfo, idtVectoringInfo, pinBasedCtl, cpuBasedCtl,
+      exceptionBitmap, exitCtl, entryIntrInfo, preemptionTimerValue, tscOffset, hotWritten } = this;
+    return {
+      revisionId, launched, fields: [...this.fields], exitReason, exitQualification, exitInstructionLen, exitIntrInfo,
+      exitIntrErrorCode, guestLinearAddress, guestPhysicalAddress, vmxInstructionInfo, idtVectoringInfo, pinBasedCtl,
+      cpuBasedCtl, exceptionBitmap, exitCtl, entryIntrInfo, preemptionTimerValue, tscOffset, hotWritten,
+    };
+  }
+  restoreState(s: VmcsState): void {
+    ({
+      revisionId: this.revisionId, launched: this.launched, exitReason: this.exitReason,
+      exitQualification: this.exitQualification, exitInstructionLen: this.exitInstructionLen,
+      exitIntrInfo: this.exitIntrInfo, exitIntrErrorCode: this.exitIntrErrorCode,
+      guestLinearAddress: this.guestLinearAddress, guestPhysicalAddress: this.guestPhysicalAddress,
+      vmxInstructionInfo: this.vmxInstructionInfo, idtVectoringInfo: this.idtVectoringInfo,
+      pinBasedCtl: this.pinBasedCtl, cpuBasedCtl: this.cpuBasedCtl, exceptionBitmap: this.exceptionBitmap,
+      exitCtl: this.exitCtl, entryIntrInfo: this.entryIntrInfo, preemptionTimerValue: this.preemptionTimerValue,
+      tscOffset: this.tscOffset, hotWritten: this.hotWritten,
+    } = s);
+    this.fields.clear();
+    for (const [k, v] of s.fields) this.fields.set(k, v);
+    this.version++; // the controls changed under the processor
+  }
 
   /** VMREAD. */
   read(encoding: number): number {

@@ -54,6 +54,37 @@ function fromBcd(v: number): number {
   return (v & 0xf) + ((v >> 4) & 0xf) * 10 + ((v >> 8) & 0xf) * 100 + ((v >> 12) & 0xf) * 1000;
 }
 
+/** What `I8254.saveState` keeps. */
+export interface I8254State {
+  channels: PitChannelState[];
+  speakerData: boolean;
+  nextEventTime: number;
+}
+
+/** What `PitChannel.saveState` keeps: the counter, its latches and where the byte sequences are. */
+export interface PitChannelState {
+  mode: number;
+  bcd: boolean;
+  access: number;
+  count: number;
+  loadTick: number;
+  nextCount: number;
+  nextLoadTick: number;
+  suspended: boolean;
+  gate: boolean;
+  pausedTicks: number;
+  pauseStart: number;
+  heldValue: number;
+  awaitingTrigger: boolean;
+  writeLsb: boolean;
+  lowByte: number;
+  readLsb: boolean;
+  latchedCount: number | null;
+  latchedLsbNext: boolean;
+  latchedStatus: number | null;
+  edgeCursor: number;
+}
+
 /** One counter of the 8254. Times are clock-pulse numbers. */
 export class PitChannel {
   /** Mode 0–5, or -1 before the first control word. */
@@ -89,6 +120,14 @@ export class PitChannel {
 
   constructor(readonly index: number) {
     this.gate = index !== 2;
+  }
+
+  saveState(): PitChannelState {
+    const { mode, bcd, access, count, loadTick, nextCount, nextLoadTick, suspended, gate, pausedTicks, pauseStart, heldValue, awaitingTrigger, writeLsb, lowByte, readLsb, latchedCount, latchedLsbNext, latchedStatus, edgeCursor } = this;
+    return { mode, bcd, access, count, loadTick, nextCount, nextLoadTick, suspended, gate, pausedTicks, pauseStart, heldValue, awaitingTrigger, writeLsb, lowByte, readLsb, latchedCount, latchedLsbNext, latchedStatus, edgeCursor };
+  }
+  restoreState(s: PitChannelState): void {
+    ({ mode: this.mode, bcd: this.bcd, access: this.access, count: this.count, loadTick: this.loadTick, nextCount: this.nextCount, nextLoadTick: this.nextLoadTick, suspended: this.suspended, gate: this.gate, pausedTicks: this.pausedTicks, pauseStart: this.pauseStart, heldValue: this.heldValue, awaitingTrigger: this.awaitingTrigger, writeLsb: this.writeLsb, lowByte: this.lowByte, readLsb: this.readLsb, latchedCount: this.latchedCount, latchedLsbNext: this.latchedLsbNext, latchedStatus: this.latchedStatus, edgeCursor: this.edgeCursor } = s);
   }
 
   private get modulus(): number {
@@ -374,6 +413,15 @@ export class I8254 implements PioDevice {
     const ports: PortRange[] = [{ first: 0x40, last: 0x43 }];
     if (opts.speakerPort ?? true) ports.push({ first: 0x61, last: 0x61 });
     this.ports = ports;
+  }
+
+  saveState(): I8254State {
+    return { channels: this.channels.map((c) => c.saveState()), speakerData: this.speakerData, nextEventTime: this.nextEventTime };
+  }
+  restoreState(s: I8254State): void {
+    this.channels.forEach((c, i) => c.restoreState(s.channels[i]));
+    this.speakerData = s.speakerData;
+    this.nextEventTime = s.nextEventTime;
   }
 
   /** The current clock pulse. */

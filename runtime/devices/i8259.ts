@@ -33,6 +33,36 @@ export const PIC_ELCR_PORT = 0x4d0;
 /** IRQs that can never be level triggered (PIIX ELCR: IRQ0, 1, 2, 8 and 13 are edge only). */
 const ELCR_MASK = [0xf8, 0xde] as const;
 
+/** What `I8259.saveState` keeps: the registers and the initialization sequence's progress. */
+export interface I8259State {
+  irr: number;
+  isr: number;
+  imr: number;
+  lines: number;
+  elcr: number;
+  ltim: boolean;
+  priorityAdd: number;
+  vectorBase: number;
+  icw3: number;
+  initState: number;
+  needIcw4: boolean;
+  single: boolean;
+  autoEoi: boolean;
+  rotateOnAutoEoi: boolean;
+  specialFullyNested: boolean;
+  specialMask: boolean;
+  readIsr: boolean;
+  poll: boolean;
+}
+
+/** What `I8259Pair.saveState` keeps. */
+export interface I8259PairState {
+  master: I8259State;
+  slave: I8259State;
+  output: boolean;
+  slaveOut: boolean;
+}
+
 /** One 8259A. */
 export class I8259 {
   /** Interrupt request register: requests waiting for service. */
@@ -66,6 +96,14 @@ export class I8259 {
   poll = false;
 
   constructor(readonly isMaster: boolean) {}
+
+  saveState(): I8259State {
+    const { irr, isr, imr, lines, elcr, ltim, priorityAdd, vectorBase, icw3, initState, needIcw4, single, autoEoi, rotateOnAutoEoi, specialFullyNested, specialMask, readIsr, poll } = this;
+    return { irr, isr, imr, lines, elcr, ltim, priorityAdd, vectorBase, icw3, initState, needIcw4, single, autoEoi, rotateOnAutoEoi, specialFullyNested, specialMask, readIsr, poll };
+  }
+  restoreState(s: I8259State): void {
+    ({ irr: this.irr, isr: this.isr, imr: this.imr, lines: this.lines, elcr: this.elcr, ltim: this.ltim, priorityAdd: this.priorityAdd, vectorBase: this.vectorBase, icw3: this.icw3, initState: this.initState, needIcw4: this.needIcw4, single: this.single, autoEoi: this.autoEoi, rotateOnAutoEoi: this.rotateOnAutoEoi, specialFullyNested: this.specialFullyNested, specialMask: this.specialMask, readIsr: this.readIsr, poll: this.poll } = s);
+  }
 
   /** The requests that are level-triggered. */
   get levelMask(): number {
@@ -236,6 +274,16 @@ export class I8259Pair implements PioDevice {
 
   constructor(opts: { name?: string } = {}) {
     this.name = opts.name ?? "pic";
+  }
+
+  saveState(): I8259PairState {
+    return { master: this.master.saveState(), slave: this.slave.saveState(), output: this.output, slaveOut: this.slaveOut };
+  }
+  restoreState(s: I8259PairState): void {
+    this.master.restoreState(s.master);
+    this.slave.restoreState(s.slave);
+    this.output = s.output;
+    this.slaveOut = s.slaveOut;
   }
 
   /**

@@ -3,15 +3,15 @@
  * memslots and in-kernel PIO bus, and the VM ioctl that creates vCPUs.
  */
 import { PioBus } from "../devices/pio_bus.ts";
-import { I8259Pair } from "../devices/i8259.ts";
-import { I8254 } from "../devices/i8254.ts";
+import { I8259Pair, type I8259PairState } from "../devices/i8259.ts";
+import { I8254, type I8254State } from "../devices/i8254.ts";
 import type { PioDevice } from "../devices/device.ts";
 import * as stateMod from "../cpu/state.ts";
 import type { PhysMap } from "../cpu/cpu.ts";
 import { type TraceSink, Tracer } from "./trace.ts";
 import type { KvmX86Ops } from "./x86_ops.ts";
 import { kvmArchInit, kvmArchVcpuCreate, type CpuidEntry, defaultCpuid } from "./x86.ts";
-import { Vcpu } from "./vcpu.ts";
+import { Vcpu, type VcpuState } from "./vcpu.ts";
 import type { VmxCapabilities } from "../cpu/vmx_capabilities.ts";
 import { KvmError } from "./errors.ts";
 
@@ -21,6 +21,18 @@ const { VCPU_AREA_BYTES } = stateMod;
 
 /** Host-side failures of the kernel layer; `kind` says which (Firecracker's per-operation error enums). */
 export { KvmError };
+
+/** What `Vm.saveState` keeps (guest memory apart). */
+export interface VmState {
+  /** The memslot layout it was saved with (a restore needs the same). */
+  layout: string;
+  cpuid: CpuidEntry[];
+  userspaceMsr: boolean;
+  pioCounts: (Float64Array | null)[];
+  pic: I8259PairState | null;
+  pit: I8254State | null;
+  vcpus: VcpuState[];
+}
 
 /**
  * The loaded module: the vendor ops (kvm_x86_ops) and what generic KVM knows of the host. What the
@@ -157,6 +169,38 @@ export class Vm implements PhysMap {
 
   constructor(readonly module: KvmModule, opts: { trace?: boolean | TraceSink } = {}) {
     if (opts.trace) this.tracer = new Tracer(typeof opts.trace === "function" ? opts.trace : undefined, opts.trace === true);
+  }
+
+  /**
+   * The VM's state but for guest memory (which the VMM saves with the dirty log): the memslot
+   * layout, the in-kernel irqchip and PIT, the CPUID table, the PIO counts and every vCPU. The
+   * devices userspace attached to the in-kernel bus are userspace's to save.
+   */
+  saveState(): VmState {
+    return {
+      layout: this.layoutKey(), cpuid: structuredClone(this.cpuid), userspaceMsr: this.userspaceMsr,
+      pioCounts: this.pioCountPages.map((p) => p && p.slice()), pic: this.pic?.saveState() ?? null,
+      pit: this.pit?.saveState() ?? null, vcpus: this.vcpus.map((v) => v.saveState()),
+    };
+  }
+  /**
+   * Put back what `saveState` saved, on the VM it was saved from or one laid out the same way.
+   * @throws KvmError("state") when the memslots, the irqchip, the PIT or the vCPUs differ
+   */
+  restoreState(s: VmState): void {
+    if (s.layout !== this.layoutKey()) throw new KvmError("state", "Cannot restore: the memslots differ from the saved VM's");
+    if ((s.pic === null) !== (this.pic === null) || (s.pit === null) !== (this.pit === null) || s.vcpus.length !== this.vcpus.length) {
+      throw new KvmError("state", "Cannot restore: the irqchip, the PIT or the vCPUs differ from the saved VM's");
+    }
+    this.cpuid = structuredClone(s.cpuid);
+    this.userspaceMsr = s.userspaceMsr;
+    s.pioCounts.forEach((p, i) => (this.pioCountPages[i] = p && p.slice()));
+    if (s.pic !== null) this.pic!.restoreState(s.pic);
+    if (s.pit !== null) this.pit!.restoreState(s.pit);
+    s.vcpus.forEach((v, i) => this.vcpus[i].restoreState(v));
+  }
+  private layoutKey(): string {
+    return JSON.stringify([this.brk, this.slots.map((s) => [s.slot, s.flags, s.gpa, s.end, s.host])]);
   }
 
   /** Count `n` IN or OUT elements at `port` (KVM's per-port PIO statistics). */

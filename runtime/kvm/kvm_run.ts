@@ -61,6 +61,53 @@ export class KvmRun {
   readonly shutdown = { vectors: [] as number[], rip: 0, bytes: [] as number[] };
   /** The data page that io.dataOffset indexes (KVM places it after kvm_run in the same mapping). */
   readonly data = new Uint8Array(4096);
+
+  /** The record as plain data (an exit userspace has not completed yet is part of a vCPU's state). */
+  saveState(): KvmRunState {
+    return structuredClone({
+      exitReason: this.exitReason, immediateExit: this.immediateExit, requestInterruptWindow: this.requestInterruptWindow,
+      ifFlag: this.ifFlag, readyForInterruptInjection: this.readyForInterruptInjection, io: this.io, mmio: this.mmio,
+      hypercall: this.hypercall, ex: this.ex, debug: this.debug, internal: this.internal, failEntry: this.failEntry,
+      msr: this.msr, shutdown: this.shutdown, data: this.data,
+    });
+  }
+  restoreState(s: KvmRunState): void {
+    const c = structuredClone(s);
+    ({
+      exitReason: this.exitReason, immediateExit: this.immediateExit, requestInterruptWindow: this.requestInterruptWindow,
+      ifFlag: this.ifFlag, readyForInterruptInjection: this.readyForInterruptInjection,
+    } = c);
+    Object.assign(this.io, c.io);
+    this.mmio.data.set(c.mmio.data);
+    ({ physAddr: this.mmio.physAddr, len: this.mmio.len, isWrite: this.mmio.isWrite } = c.mmio);
+    Object.assign(this.hypercall, c.hypercall);
+    Object.assign(this.ex, c.ex);
+    Object.assign(this.debug, c.debug);
+    Object.assign(this.internal, c.internal);
+    Object.assign(this.failEntry, c.failEntry);
+    Object.assign(this.msr, c.msr);
+    Object.assign(this.shutdown, c.shutdown);
+    this.data.set(c.data);
+  }
+}
+
+/** What `KvmRun.saveState` keeps. */
+export interface KvmRunState {
+  exitReason: number;
+  immediateExit: boolean;
+  requestInterruptWindow: boolean;
+  ifFlag: boolean;
+  readyForInterruptInjection: boolean;
+  io: KvmRun["io"];
+  mmio: KvmRun["mmio"];
+  hypercall: KvmRun["hypercall"];
+  ex: KvmRun["ex"];
+  debug: KvmRun["debug"];
+  internal: KvmRun["internal"];
+  failEntry: KvmRun["failEntry"];
+  msr: KvmRun["msr"];
+  shutdown: KvmRun["shutdown"];
+  data: Uint8Array;
 }
 
 /** One KVM exit as a discriminated union on `reason` (rust-vmm's VcpuExit, in TypeScript). */

@@ -2,10 +2,10 @@
  * A vCPU: the processor (runtime/cpu) plus KVM's per-vCPU state (struct kvm_vcpu), and the vCPU
  * ioctls a C VMM issues: KVM_GET/SET_REGS, KVM_GET/SET_SREGS, KVM_RUN, KVM_INTERRUPT.
  */
-import { Cpu } from "../cpu/cpu.ts";
+import { Cpu, type CpuState } from "../cpu/cpu.ts";
 import * as stateMod from "../cpu/state.ts";
-import type { Vmcs } from "../cpu/vmcs.ts";
-import { KvmRun, MpState } from "./kvm_run.ts";
+import type { Vmcs, VmcsState } from "../cpu/vmcs.ts";
+import { KvmRun, type KvmRunState, MpState } from "./kvm_run.ts";
 import type { Vm } from "./kvm_main.ts";
 import { KvmError } from "./errors.ts";
 import { kvmQueueInterrupt, kvmVcpuIoctl } from "./x86.ts";
@@ -95,6 +95,39 @@ export class ExitCounts implements ReadonlyMap<number, number> {
   [Symbol.iterator](): MapIterator<[number, number]> {
     return this.entries();
   }
+  saveState(): [number, number][] {
+    return [...this.entries()];
+  }
+  restoreState(s: [number, number][]): void {
+    this.dense.fill(0);
+    this.sparse.clear();
+    for (const [r, n] of s) {
+      if (r >= 0 && r < 64) this.dense[r] = n;
+      else this.sparse.set(r, n);
+    }
+  }
+}
+
+/**
+ * What `Vcpu.saveState` keeps: the processor, the VMCS, the kvm_run record and KVM's per-vCPU state
+ * (an IO or MMIO exit in flight with its completion, queued events, the halt state, MSRs, counts).
+ * The completion is a function of the kernel, kept by reference.
+ */
+export interface VcpuState {
+  cpu: CpuState;
+  vmcs: VmcsState;
+  kvmRun: KvmRunState;
+  completeUserspaceIo: ((vcpu: Vcpu) => number) | null;
+  pio: Vcpu["pio"];
+  pendingEvent: Vcpu["pendingEvent"];
+  queuedIrq: number;
+  mpState: number;
+  idleNs: number;
+  shutDown: boolean;
+  budgetEnd: number;
+  vmxExitCounts: Float64Array;
+  userExitCounts: [number, number][];
+  msrs: [number, number][];
 }
 
 export class Vcpu {
@@ -139,6 +172,31 @@ export class Vcpu {
 
   constructor(readonly vm: Vm, readonly id: number, area: number) {
     this.cpu = new Cpu(vm.memory, area, vm);
+  }
+
+  /** This vCPU's state (KVM_GET_REGS/SREGS/MSRS/VCPU_EVENTS/MP_STATE and the rest, in one piece). */
+  saveState(): VcpuState {
+    return {
+      cpu: this.cpu.saveState(), vmcs: this.vmcs.saveState(), kvmRun: this.kvmRun.saveState(),
+      completeUserspaceIo: this.completeUserspaceIo, pio: { ...this.pio },
+      pendingEvent: this.pendingEvent && { ...this.pendingEvent }, queuedIrq: this.queuedIrq, mpState: this.mpState,
+      idleNs: this.idleNs, shutDown: this.shutDown, budgetEnd: this.budgetEnd, vmxExitCounts: this.vmxExitCounts.slice(),
+      userExitCounts: this.userExitCounts.saveState(), msrs: [...this.msrs],
+    };
+  }
+  /** Put back what `saveState` saved. The VMX exit hooks are userspace's, not state: they stay. */
+  restoreState(s: VcpuState): void {
+    this.vmcs.restoreState(s.vmcs);
+    this.cpu.restoreState(s.cpu);
+    this.kvmRun.restoreState(s.kvmRun);
+    this.completeUserspaceIo = s.completeUserspaceIo;
+    Object.assign(this.pio, s.pio);
+    this.pendingEvent = s.pendingEvent && { ...s.pendingEvent };
+    ({ queuedIrq: this.queuedIrq, mpState: this.mpState, idleNs: this.idleNs, shutDown: this.shutDown, budgetEnd: this.budgetEnd } = s);
+    this.vmxExitCounts.set(s.vmxExitCounts);
+    this.userExitCounts.restoreState(s.userExitCounts);
+    this.msrs.clear();
+    for (const [k, v] of s.msrs) this.msrs.set(k, v);
   }
 
   /** KVM_GET_REGS. */

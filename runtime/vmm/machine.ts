@@ -5,7 +5,7 @@
  * on the exit reason, `kvmHandleIo`, KVM_RUN again.
  */
 import "../vmx/vmx.ts";
-import { Kvm, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, Vm } from "../kvm/kvm_main.ts";
+import { Kvm, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, Vm, type VmState } from "../kvm/kvm_main.ts";
 import * as kvmRunMod from "../kvm/kvm_run.ts";
 import { KvmRun, type VcpuExit } from "../kvm/kvm_run.ts";
 import type { KvmRegs, Vcpu, VmxExitHook } from "../kvm/vcpu.ts";
@@ -157,6 +157,8 @@ const MiB = 1 << 20;
 export class Machine {
   readonly kvm: Kvm;
   readonly vm: Vm;
+  /** The `trace` option it was created with (reset() sets it again). */
+  private readonly traceOption: boolean | TraceSink | undefined;
   readonly vcpu: Vcpu;
   readonly memSize: number;
   readonly mode: BootMode;
@@ -216,6 +218,7 @@ export class Machine {
       throw new MachineError("argument", `Invalid guest memory size: ${opts.memSize} (a multiple of 4 KiB from 4 KiB to 3 GiB)`);
     }
     this.kvm = Kvm.openSync();
+    this.traceOption = opts.trace;
     this.vm = this.kvm.createVm({ trace: opts.trace });
     this.unclaimedMmio = opts.unclaimedMmio ?? "exit";
     this.consoleSink = opts.console;
@@ -288,12 +291,11 @@ export class Machine {
     // again); everything else in the memory (the vCPU's state area) is copied.
     const before = new Uint8Array(buf, 0, ram.userspaceAddr).slice();
     const after = new Uint8Array(buf, ram.userspaceAddr + ram.memorySize).slice();
-    const skip = new Set<object>([this, this.vm.module, this.vm.memory, this.vm.pioBus, this.userBus]);
-    for (const d of [this.debugcon, this.post, this.serial]) if (d) skip.add(d);
     return {
       bytes: buf.byteLength, ramHost: ram.userspaceAddr, before, after,
       slots: JSON.stringify(this.vm.memslots()),
-      objects: captureObjects([this.vm, this.vcpu], skip, buf),
+      vm: this.vm.saveState(),
+      trace: this.traceOption,
       kernelDevices: this.vm.pioBus.devices().filter((d) => d !== this.debugcon && d !== this.post && d !== this.serial),
     };
   }
@@ -320,12 +322,16 @@ export class Machine {
     if (p === null) throw new MachineError("argument", "This machine cannot be reset: create it with { reusable: true }");
     if (!this.resettable) throw new MachineError("argument", "This machine cannot be reset: its memory layout changed since it was created (a ROM was mapped or memslots changed)");
     const vm = this.vm;
-    // Read the dirty log first: restoring the saved objects returns it to its clean state too.
+    // Read (and so clear) the dirty log first: it says which pages of RAM to zero.
     const log = vm.getDirtyLog(0);
     // Devices: the ones created with the machine are replaced, any attached later are dropped.
     for (const d of vm.pioBus.devices()) if (!p.kernelDevices.includes(d)) vm.pioBus.detach(d);
     for (const d of this.userBus.devices()) this.userBus.detach(d);
-    restoreObjects(p.objects);
+    vm.restoreState(p.vm);
+    this.vcpu.vmxExitHooks.fill(null);
+    this.vcpu.cpu.onInsn = null;
+    this.vcpu.cpu.engine = null;
+    vm.setTrace(p.trace ?? false);
     const buf = vm.memory.buffer;
     const mem = new Uint8Array(buf);
     mem.set(p.before, 0);
@@ -353,7 +359,7 @@ export class Machine {
     this.stopDetail = null;
     this.image = null;
     if (this.mode === "paged") this.writePageDirectory();
-    // restoreObjects detached the engine (none is attached at capture): attach a fresh one.
+    // A fresh engine: compiled code belongs to the last guest.
     this.setEngine(this.engineName);
   }
 
@@ -803,89 +809,11 @@ interface Pristine {
   before: Uint8Array;
   after: Uint8Array;
   slots: string;
-  objects: SavedObject[];
+  /** The kernel's state (every layer's own saveState: vCPU and VMCS, irqchip, PIT, counts). */
+  vm: VmState;
+  /** The per-VM trace as it was set at construction. */
+  trace: boolean | TraceSink | undefined;
   kernelDevices: PioDevice[];
-}
-
-/** One object's own state: its properties, elements, entries or bytes. */
-type SavedObject =
-  | { kind: "object"; o: Record<string, unknown>; props: [string, unknown][] }
-  | { kind: "array"; o: unknown[]; items: unknown[] }
-  | { kind: "map"; o: Map<unknown, unknown>; entries: [unknown, unknown][] }
-  | { kind: "set"; o: Set<unknown>; items: unknown[] }
-  | { kind: "bytes"; o: Uint8Array; copy: Uint8Array };
-
-/**
- * Record the state of every object reachable from `roots` (own properties, array elements, Map and
- * Set entries, typed-array contents), so that `restoreObjects` can put it back. The kernel's and the
- * processor's state is spread over many objects and fields; recording them all by walking the graph
- * means a field added later is restored too. Not walked: functions (kept by reference), `skip`,
- * frozen objects, and typed arrays over the VM's memory (whose bytes the caller restores).
- */
-function captureObjects(roots: object[], skip: Set<object>, buffer: ArrayBufferLike): SavedObject[] {
-  const out: SavedObject[] = [];
-  const seen = new Set<object>(skip);
-  const stack: unknown[] = [...roots];
-  while (stack.length) {
-    const v = stack.pop();
-    if (v === null || typeof v !== "object" || seen.has(v) || Object.isFrozen(v)) continue;
-    seen.add(v);
-    if (ArrayBuffer.isView(v)) {
-      if (v.buffer === buffer) continue;
-      const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-      out.push({ kind: "bytes", o: bytes, copy: bytes.slice() });
-    } else if (Array.isArray(v)) {
-      out.push({ kind: "array", o: v, items: v.slice() });
-      stack.push(...v);
-    } else if (v instanceof Map) {
-      const entries = [...v.entries()];
-      out.push({ kind: "map", o: v, entries });
-      for (const [k, x] of entries) stack.push(k, x);
-    } else if (v instanceof Set) {
-      const items = [...v];
-      out.push({ kind: "set", o: v, items });
-      stack.push(...items);
-    } else if (v instanceof WebAssembly.Memory || v instanceof ArrayBuffer || v instanceof Promise || v instanceof WeakMap || v instanceof WeakSet) {
-      continue;
-    } else {
-      const o = v as Record<string, unknown>;
-      const props = Object.keys(o).map((k) => [k, o[k]] as [string, unknown]);
-      out.push({ kind: "object", o, props });
-      for (const [, x] of props) stack.push(x);
-    }
-  }
-  return out;
-}
-
-function restoreObjects(saved: SavedObject[]): void {
-  for (const s of saved) {
-    switch (s.kind) {
-      case "object": {
-        const o = s.o;
-        if (Object.keys(o).length !== s.props.length) {
-          const keep = new Set(s.props.map(([k]) => k));
-          for (const k of Object.keys(o)) if (!keep.has(k)) delete o[k];
-        }
-        for (const [k, v] of s.props) if (o[k] !== v) o[k] = v;
-        break;
-      }
-      case "array":
-        s.o.length = s.items.length;
-        for (let i = 0; i < s.items.length; i++) if (s.o[i] !== s.items[i]) s.o[i] = s.items[i];
-        break;
-      case "map":
-        s.o.clear();
-        for (const [k, v] of s.entries) s.o.set(k, v);
-        break;
-      case "set":
-        s.o.clear();
-        for (const v of s.items) s.o.add(v);
-        break;
-      case "bytes":
-        s.o.set(s.copy);
-        break;
-    }
-  }
 }
 
 function checkEngine(engine: unknown): asserts engine is EngineName {
