@@ -3,9 +3,9 @@
  * request at a time (guest code runs synchronously, so nothing else would interleave anyway).
  */
 import { loadHookScripts } from "./hooks.ts";
-import { loadJit } from "../jit/mod.ts";
+import { loadJit } from "../runtime/vmm/mod.ts";
 import type { VmHost } from "./actions.ts";
-import { reportJsonHead, type RunReply, type WorkerError, type WorkerMessage, type WorkerRequest } from "./_protocol.ts";
+import { reportJsonHead, type RunReply, type WorkerError, type WorkerMessage, type WorkerRequest } from "./protocol.ts";
 
 // deno-lint-ignore no-explicit-any
 const port = globalThis as any as {

@@ -3,20 +3,15 @@
  * run it under the limits, read and write its registers and memory, disassemble. Everything here
  * runs inside a worker; the main thread only sends `WorkerRequest`s.
  */
-import { Machine, MachineError, type RunResult } from "../runtime/vmm/machine.ts";
-import { ImageError } from "../runtime/vmm/image.ts";
-import { addSlice, dropSliceEnd, emptyRun } from "../runtime/vmm/run_slices.ts";
-import { KvmError } from "../runtime/kvm/kvm_main.ts";
-import { disassemble, type DisasmBits } from "../runtime/vmm/disasm.ts";
-import type { TraceEvent } from "../runtime/kvm/trace.ts";
-import { EXIT_REASON_NAMES } from "../runtime/cpu/vmcs.ts";
-import { kvmExitName } from "../runtime/kvm/kvm_run.ts";
+import {
+  addSlice, type DisasmBits, disassemble, dropSliceEnd, emptyRun, EXIT_REASON_NAMES, ImageError, JIT_LOAD_HEADROOM_MS,
+  jitLoaded, jitReport, KvmError, kvmExitName, loadJit, loadJitStep, Machine, MachineError, type RunResult, type TraceEvent,
+} from "../runtime/vmm/mod.ts";
 import type { Limits } from "./config.ts";
 import type { HookSet } from "./hooks.ts";
 import { loadQuickJs, ScriptFailure, ScriptSandbox } from "./sandbox.ts";
-import { JIT_LOAD_HEADROOM_MS, jitLoaded, jitReport, loadJit, loadJitStep } from "../jit/mod.ts";
-import { REG16, REG32, REG64 } from "./_protocol.ts";
-import type { MachineSpec, RegAssignment, RegsReport, RunReport, RunSpec, SessionEvent, WorkerError } from "./_protocol.ts";
+import { REG16, REG32, REG64 } from "./protocol.ts";
+import type { MachineSpec, RegAssignment, RegsReport, RunReport, RunSpec, SessionEvent, WorkerError } from "./protocol.ts";
 
 /** A failure to report to the main thread as a `WorkerError`. */
 export class ActionError extends Error {

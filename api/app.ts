@@ -21,7 +21,7 @@ import { Buffer } from "node:buffer";
 import { cpus } from "node:os";
 import type { z } from "zod";
 import { API_VERSION, DEFAULT_LIMITS, JIT_POLICIES, type JitPolicy, type Limits, type ServiceOptions } from "./config.ts";
-import { defaultEngine as envDefaultEngine } from "../runtime/vmm/engines.ts";
+import { defaultEngine as envDefaultEngine } from "../runtime/vmm/mod.ts";
 import { ApiProblem, fieldProblem, fromWorkerError, fromZodError } from "./problem.ts";
 import { makeSchemas, type RunRequest, type Schemas, toNumber } from "./schemas.ts";
 import { buildOpenApi, type RouteDoc } from "./openapi.ts";
@@ -29,7 +29,7 @@ import { renderDocs } from "./docs.ts";
 import { BUNDLED_SCRIPTS, loadHookScripts, scriptUrl } from "./hooks.ts";
 import { WorkerJobError, WorkerPool } from "./pool.ts";
 import { Session, SessionTable, type StreamEvent } from "./sessions.ts";
-import { type EngineName, finishReportJson, type HookSetInfo, type MachineSpec, type RegsReport, type RunReply, type RunReport, type RunSpec, type WorkerRequest } from "./_protocol.ts";
+import { type EngineName, finishReportJson, type HookSetInfo, type MachineSpec, type RegsReport, type RunReply, type RunReport, type RunSpec, type WorkerRequest } from "./protocol.ts";
 
 export { BUNDLED_SCRIPTS };
 

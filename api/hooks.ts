@@ -18,8 +18,8 @@
  */
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Machine } from "../runtime/vmm/machine.ts";
-import type { HookSetInfo } from "./_protocol.ts";
+import type { Machine } from "../runtime/vmm/mod.ts";
+import type { HookSetInfo } from "./protocol.ts";
 
 /** What a hook set may use besides the machine. */
 export interface HookSetEnv {

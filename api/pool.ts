@@ -5,7 +5,7 @@
  * overruns its job's limit by far (a bug, since runs end themselves at their budget and deadline).
  */
 import type { Limits } from "./config.ts";
-import type { HookSetInfo, WorkerError, WorkerMessage, WorkerRequest, SessionEvent } from "./_protocol.ts";
+import type { HookSetInfo, WorkerError, WorkerMessage, WorkerRequest, SessionEvent } from "./protocol.ts";
 
 /** A job that failed in a worker; `error.kind` says how. */
 export class WorkerJobError extends Error {

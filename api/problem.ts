@@ -5,7 +5,7 @@
  */
 import { HTTPException } from "hono/http-exception";
 import type { z } from "zod";
-import type { WorkerError } from "./_protocol.ts";
+import type { WorkerError } from "./protocol.ts";
 
 /** Where a failing field sits in the request. */
 export type FieldLocation = "body" | "query" | "path" | "header";

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { z } from "zod";
 import { assertEquals } from "../tests/assert.ts";
 import { ApiProblem, fieldProblem, fromWorkerError, fromZodError, PROBLEM_TYPES } from "./problem.ts";
-import type { WorkerError } from "./_protocol.ts";
+import type { WorkerError } from "./protocol.ts";
 
 test("fromWorkerError() maps every kind of VMM failure to its status", () => {
   const table: [WorkerError["kind"], number, string][] = [

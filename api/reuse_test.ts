@@ -9,7 +9,7 @@ import { createService } from "./app.ts";
 import { DEFAULT_LIMITS } from "./config.ts";
 import { BUNDLED_SCRIPTS, loadHookScripts, scriptUrl } from "./hooks.ts";
 import { b64, call, ENGINE } from "./_testing.ts";
-import type { MachineSpec, RunReport, RunSpec } from "./_protocol.ts";
+import type { MachineSpec, RunReport, RunSpec } from "./protocol.ts";
 
 /**
  * Leaves state behind: 32 KiB of 0xab at 0x20000 (REP STOSB), 0x1234 at 0x5000, 16 bytes from

@@ -18,7 +18,7 @@
  */
 import { newQuickJSWASMModuleFromVariant, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime, type QuickJSSyncVariant, type QuickJSWASMModule } from "quickjs-emscripten-core";
 import * as releaseSync from "@jitl/quickjs-wasmfile-release-sync";
-import { type HookContext, type Machine, MachineError } from "../runtime/vmm/machine.ts";
+import { type HookContext, type Machine, MachineError } from "../runtime/vmm/mod.ts";
 import type { Limits } from "./config.ts";
 
 /** Why a script failed: it threw, ran past a deadline, or ran out of memory. */

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import type { Limits } from "./config.ts";
-import { REG_NAMES } from "./_protocol.ts";
+import { REG_NAMES } from "./protocol.ts";
 
 const U32_MAX = 0xffffffff;
 

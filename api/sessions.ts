@@ -4,7 +4,7 @@
  * workers; this table never touches VM state.
  */
 import { randomBytes } from "node:crypto";
-import type { RegsReport, RunReport, SessionEvent } from "./_protocol.ts";
+import type { RegsReport, RunReport, SessionEvent } from "./protocol.ts";
 
 /** One event as the events stream sends it. */
 export interface StreamEvent {

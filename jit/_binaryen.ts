@@ -1,5 +1,5 @@
 /**
- * binaryen, loaded on first use. Its ESM build has a top-level await and takes 1.5–2.5 s to start,
+ * binaryen, loaded on first use. Its ESM build has a top-level await and takes 0.3–0.8 s to start on a calm host,
  * so only a run that asks for a JIT engine pays for it (jit/DESIGN.md, section 9).
  */
 export type Binaryen = typeof import("binaryen").default;

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import { readFileSync } from "node:fs";
 import { assert, assertEquals } from "../tests/assert.ts";
-import { firstDifference, type GuestSpec, runGuest } from "./_diff.ts";
+import { firstDifference, type GuestSpec, runGuest } from "../tests/jit_diff.ts";
 import { CodeCache } from "./engine.ts";
 
 const crc32 = new Uint8Array(readFileSync(new URL("../tests/guests/pm_crc32.bin", import.meta.url)));

@@ -10,7 +10,8 @@ import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { assert, assertEquals } from "../tests/assert.ts";
 import { fileLabel, loadMetadata, runFile, SKIP_STATUS, testFiles, vectorHarness } from "../tests/sst.ts";
-import { type JitEngine, useEngine } from "./mod.ts";
+import type { JitEngine } from "./mod.ts";
+import { useEngine } from "../runtime/vmm/tiering.ts";
 
 const DIR_PATH = fileURLToPath(new URL("../../shared/conformance/sst-80286/", import.meta.url));
 // 10 a file under Deno (~3,200 vectors, each compiled; the whole corpus takes ~3.5 min and once found an ADC

@@ -8,7 +8,7 @@ import process from "node:process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { assertEquals } from "../tests/assert.ts";
 import { Machine } from "../runtime/vmm/machine.ts";
-import { useEngine } from "./mod.ts";
+import { useEngine } from "../runtime/vmm/tiering.ts";
 
 const DIR = new URL("./expect/", import.meta.url).pathname;
 

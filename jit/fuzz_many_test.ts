@@ -1,5 +1,5 @@
 /**
- * Many random programs (jit/_gen.ts) under the interpreter and the JIT on two reused machines
+ * Many random programs (tests/jit_gen.ts) under the interpreter and the JIT on two reused machines
  * (DiffPair): console, exits, OUTs, registers, EFLAGS, segment registers, instruction count and every
  * byte of RAM must be equal, run to the end and, for one program in four, with a budget that stops
  * it midway. 10,000 programs under Deno; Bun compiles wasm more slowly, so it runs 1,000
@@ -9,9 +9,9 @@
 import { test } from "node:test";
 import process from "node:process";
 import { assertEquals } from "../tests/assert.ts";
-import { loadJit } from "./mod.ts";
-import { DiffPair } from "./_diff.ts";
-import { GEN_LOAD, GEN_PORT, genProgram } from "./_gen.ts";
+import { loadJit } from "../runtime/vmm/tiering.ts";
+import { DiffPair } from "../tests/jit_diff.ts";
+import { GEN_LOAD, GEN_PORT, genProgram } from "../tests/jit_gen.ts";
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 const COUNT = Number(process.env.JIT_FUZZ_MANY ?? (isBun ? 1000 : 10000));

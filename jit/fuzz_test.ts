@@ -1,5 +1,5 @@
 /**
- * Random programs (jit/_gen.ts) under the interpreter and the JIT, in protected and paged mode, run
+ * Random programs (tests/jit_gen.ts) under the interpreter and the JIT, in protected and paged mode, run
  * to the end and again with a budget that stops them midway, with callouts on and off, and under
  * auto with low thresholds: console, exits, OUTs seen by the hook, registers, EFLAGS, RAM and
  * instruction count must be equal.
@@ -8,8 +8,8 @@
 import { test } from "node:test";
 import process from "node:process";
 import { assertEquals } from "../tests/assert.ts";
-import { firstDifference, type GuestSpec, runGuest } from "./_diff.ts";
-import { GEN_LOAD, GEN_PORT, genProgram, splitProgram } from "./_gen.ts";
+import { firstDifference, type GuestSpec, runGuest } from "../tests/jit_diff.ts";
+import { GEN_LOAD, GEN_PORT, genProgram, splitProgram } from "../tests/jit_gen.ts";
 
 const COUNT = Number(process.env.JIT_FUZZ_COUNT ?? 60);
 const SEED = Number(process.env.JIT_FUZZ_SEED ?? 1);

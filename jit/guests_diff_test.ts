@@ -6,9 +6,9 @@
 import { test } from "node:test";
 import { readFileSync } from "node:fs";
 import { assert, assertEquals } from "../tests/assert.ts";
-import { firstDifference, type GuestSpec, runGuest } from "./_diff.ts";
+import { firstDifference, type GuestSpec, runGuest } from "../tests/jit_diff.ts";
 import { Machine } from "../runtime/vmm/machine.ts";
-import { loadJit } from "./mod.ts";
+import { loadJit } from "../runtime/vmm/tiering.ts";
 
 await loadJit();
 

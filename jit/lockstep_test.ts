@@ -1,10 +1,10 @@
-/** Lockstep (jit/lockstep.ts, vmrun --engine lockstep): agreement to the end, and the first block that differs. */
+/** Lockstep (runtime/vmm/lockstep.ts, vmrun --engine lockstep): agreement to the end, and the first block that differs. */
 import { test } from "node:test";
 import { assert, assertEquals } from "../tests/assert.ts";
 import { Machine } from "../runtime/vmm/machine.ts";
 import { runScript } from "../tests/run_cli.ts";
-import { formatDifference, runLockstep } from "./lockstep.ts";
-import { GEN_LOAD, genProgram } from "./_gen.ts";
+import { formatDifference, runLockstep } from "../runtime/vmm/lockstep.ts";
+import { GEN_LOAD, genProgram } from "../tests/jit_gen.ts";
 
 const machineFor = (seed: number) => () => {
   const p = genProgram(seed);

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import { assertEquals } from "../tests/assert.ts";
 import { Machine } from "../runtime/vmm/machine.ts";
-import { useEngine } from "./mod.ts";
+import { useEngine } from "../runtime/vmm/tiering.ts";
 
 // mov eax, [ds:esi]; add eax, 1; mov [ds:esi+4], eax; dec ecx; jnz top; hlt
 const code = new Uint8Array([0x8b, 0x06, 0x83, 0xc0, 0x01, 0x89, 0x46, 0x04, 0x49, 0x75, 0xf5, 0xf4]);

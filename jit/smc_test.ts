@@ -4,9 +4,9 @@
  */
 import { test } from "node:test";
 import { assertEquals } from "../tests/assert.ts";
-import { firstDifference, runGuest } from "./_diff.ts";
+import { firstDifference, runGuest } from "../tests/jit_diff.ts";
 import { Machine } from "../runtime/vmm/machine.ts";
-import { useEngine } from "./mod.ts";
+import { useEngine } from "../runtime/vmm/tiering.ts";
 
 const LOAD = 0x100000;
 

@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import { assert, assertEquals } from "../tests/assert.ts";
-import { firstDifference, type GuestSpec, runGuest } from "./_diff.ts";
+import { firstDifference, type GuestSpec, runGuest } from "../tests/jit_diff.ts";
 
 /** mov ecx,N; xor edx,edx; l: cmp ecx,K; jne skip; inc edx; skip: dec ecx; jnz l; hlt */
 function rareBranch(n: number, k: number): GuestSpec {

@@ -34,7 +34,7 @@ import { cpus, loadavg } from "node:os";
 import { relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Machine } from "../runtime/vmm/machine.ts";
-import { useEngine } from "../jit/mod.ts";
+import { useEngine } from "../runtime/vmm/tiering.ts";
 
 // ---- what runs ------------------------------------------------------------------------------
 

@@ -52,11 +52,16 @@ if (base === "" || !existsSync(join(base, "runtime/vmm/machine.ts"))) {
 
 const img = image("pm_outloop.bin");
 
+/** Where a tree keeps `loadJit` (runtime/vmm/tiering.ts; jit/mod.ts in revisions before the move). */
+function tieringOf(root: string): string {
+  return existsSync(join(root, "runtime/vmm/tiering.ts")) ? "runtime/vmm/tiering.ts" : "jit/mod.ts";
+}
+
 /** One sample function per tree: a fresh Machine running `outs` OUTs to a hook; ns per OUT without compiling. */
 async function sampler(root: string): Promise<() => number> {
   const url = (p: string) => pathToFileURL(join(root, p)).href;
   const { Machine } = await import(url("runtime/vmm/machine.ts"));
-  if (engine !== "interp") await (await import(url("jit/mod.ts"))).loadJit();
+  if (engine !== "interp") await (await import(url(tieringOf(root)))).loadJit();
   return () => {
     const m = new Machine({ mode: "protected", devices: { post: false }, engine });
     m.load(img);
@@ -75,7 +80,7 @@ async function sampler(root: string): Promise<() => number> {
 async function mipsSampler(root: string): Promise<(w: Workload) => number> {
   const url = (p: string) => pathToFileURL(join(root, p)).href;
   const { Machine } = await import(url("runtime/vmm/machine.ts"));
-  if (engine !== "interp") await (await import(url("jit/mod.ts"))).loadJit();
+  if (engine !== "interp") await (await import(url(tieringOf(root)))).loadJit();
   return (w) => {
     const m = new Machine({ mode: w.real ? "real" : "protected" });
     m.load(image(w.file));

@@ -72,7 +72,7 @@ async function machine(v: Variant): Promise<{ m: Machine; count: () => number }>
     m.vcpu.vmcsWrite(VmcsField.CPU_BASED_VM_EXEC_CONTROL, ctl & ~CpuBased.UNCOND_IO_EXITING);
   }
   if (engine !== "interp") {
-    const { useEngine } = await import("../jit/mod.ts");
+    const { useEngine } = await import("../runtime/vmm/tiering.ts");
     await useEngine(m, engine);
   }
   if (v === "steady") steady = { m, start, hits };

@@ -7,7 +7,7 @@
  *
  * The client is plain `fetch`, so it runs in Deno, Bun, Node and browsers.
  */
-import type { EngineName, RunReport } from "../api/_protocol.ts";
+import type { EngineName, RunReport } from "../api/protocol.ts";
 
 /** An error answer of the API: an RFC 9457 problem document. */
 export class ProblemError extends Error {
@@ -37,7 +37,7 @@ export interface RunOptions {
 }
 
 /** What a run returns: the service's own report type (a type-only import: nothing loads at run time). */
-export type { RunReport } from "../api/_protocol.ts";
+export type { RunReport } from "../api/protocol.ts";
 
 /** One server-sent event of a session. */
 export interface VmEvent {

@@ -1,5 +1,5 @@
 /**
- * npm run fuzz: random guest programs (jit/_gen.ts) under the interpreter and the JIT, compared on
+ * npm run fuzz: random guest programs (tests/jit_gen.ts) under the interpreter and the JIT, compared on
  * everything a run leaves (console, exit, instruction count, exits, registers, EFLAGS, RAM, the OUTs
  * a hook saw), each run to the end and again with a budget that stops it midway. The first program
  * that differs is shrunk (instructions of the main line dropped while it still differs) and printed
@@ -11,8 +11,8 @@
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { firstDifference, type GuestSpec, runGuest } from "../jit/_diff.ts";
-import { GEN_LOAD, GEN_PORT, genProgram, splitProgram } from "../jit/_gen.ts";
+import { firstDifference, type GuestSpec, runGuest } from "../tests/jit_diff.ts";
+import { GEN_LOAD, GEN_PORT, genProgram, splitProgram } from "../tests/jit_gen.ts";
 
 const { values: v } = parseArgs({
   args: process.argv.slice(2),

@@ -16,7 +16,7 @@ import { parseAddress, parseSize } from "../runtime/vmm/loader.ts";
 import { ImageError } from "../runtime/vmm/image.ts";
 import { KvmError } from "../runtime/kvm/kvm_main.ts";
 import { Seg } from "../runtime/cpu/state.ts";
-import { jitReport, loadJit, runAuto } from "../jit/mod.ts";
+import { jitReport, loadJit, runAuto } from "../runtime/vmm/tiering.ts";
 
 export const USAGE = `Usage: vmrun [options] IMAGE
 
@@ -251,7 +251,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (opts.engine === "lockstep") {
       // A (this machine, console printed) interprets, B (built alike, console dropped) gets the JIT from runLockstep.
-      const { runLockstep, formatDifference } = await import("../jit/lockstep.ts");
+      const { runLockstep, formatDifference } = await import("../runtime/vmm/lockstep.ts");
       let firstPair = true;
       const pair = () => {
         const a = firstPair ? m : build(undefined, false); // a replay: the console was printed already

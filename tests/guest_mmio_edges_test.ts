@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import { assertEquals } from "./assert.ts";
 import { Machine } from "../runtime/vmm/machine.ts";
-import { loadJit } from "../jit/mod.ts";
+import { loadJit } from "../runtime/vmm/tiering.ts";
 
 const ENGINES = ["interp", "jit", "auto"] as const;
 const MMIO = 0x1000000; // the first byte past 16 MiB of RAM

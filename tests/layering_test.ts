@@ -7,8 +7,8 @@
  * - reaches a `_`-prefixed (private) module only from its own folder.
  * Test files and test helpers (`*_test.ts`, `_testing.ts`) may import anything.
  *
- * KNOWN lists the arrows still to be removed, file by file; the test fails when one of them is gone,
- * so the list stays true and shrinks.
+ * KNOWN lists arrows still to be removed, file by file (none today); the test fails when one of them
+ * is gone, so the list stays true and shrinks.
  */
 import { test } from "node:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -32,29 +32,9 @@ const ALLOWED: Record<string, string[]> = {
 };
 
 /** Arrows the design does not allow that the code still has ("from -> to", file paths). */
-const KNOWN = new Set([
-  // jit/ orchestrates Machines (tiering, lockstep, differential runs): that belongs in runtime/vmm.
-  "jit/_auto_run_child.ts -> runtime/vmm/machine.ts",
-  "jit/_diff.ts -> runtime/vmm/machine.ts",
-  "jit/lockstep.ts -> runtime/vmm/machine.ts",
-  "jit/mod.ts -> runtime/vmm/engines.ts",
-  "jit/mod.ts -> runtime/vmm/machine.ts",
-  "jit/mod.ts -> runtime/vmm/run_slices.ts",
-  // api/ reaches past the VMM's facade.
-  "api/_protocol.ts -> jit/mod.ts",
-  "api/_worker.ts -> jit/mod.ts",
-  "api/actions.ts -> jit/mod.ts",
-  "api/actions.ts -> runtime/cpu/vmcs.ts",
-  "api/actions.ts -> runtime/kvm/trace.ts",
-  "api/actions.ts -> runtime/kvm/kvm_main.ts",
-  "api/actions.ts -> runtime/kvm/kvm_run.ts",
-]);
-/** Private modules still used from another folder: the protocol is the client's too; the fuzzer's generator is the JIT tests'. */
-const KNOWN_PRIVATE = new Set([
-  "scripts/client.ts -> api/_protocol.ts",
-  "scripts/fuzz.ts -> jit/_diff.ts",
-  "scripts/fuzz.ts -> jit/_gen.ts",
-]);
+const KNOWN = new Set<string>([]);
+/** Private modules still used from another folder. */
+const KNOWN_PRIVATE = new Set<string>([]);
 
 interface Edge { from: string; to: string; typeOnly: boolean }
 

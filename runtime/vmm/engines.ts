@@ -1,6 +1,6 @@
 /**
  * The execution engines a `Machine` can attach to its processor, and the registration point that
- * keeps binaryen out of the runtime: `jit/mod.ts` registers the JIT's factory here once binaryen
+ * keeps binaryen out of the runtime: `loadJit()` (tiering.ts) registers the JIT's factory here once binaryen
  * has loaded (`await loadJit()`), and `Machine` asks for it. Nothing in `runtime/` imports the JIT
  * statically, so an interpreter-only program never loads binaryen.
  */
@@ -17,12 +17,12 @@ export const ENGINE_NAMES: readonly EngineName[] = ["interp", "jit", "auto"];
 export interface StatsEngine extends BlockEngine {
   readonly stats: JitStats;
 }
-/** Makes a JIT engine for a processor (registered by `jit/mod.ts` once binaryen is loaded). */
+/** Makes a JIT engine for a processor (registered by `loadJit()` once binaryen is loaded). */
 export type EngineFactory = (cpu: Cpu, mode: "jit" | "auto", opts: JitOptions) => StatsEngine;
 
 let factory: EngineFactory | null = null;
 
-/** Register the JIT's factory (jit/mod.ts does, in `loadJit()`). */
+/** Register the JIT's factory (tiering.ts does, in `loadJit()`). */
 export function registerEngineFactory(f: EngineFactory): void {
   factory = f;
 }

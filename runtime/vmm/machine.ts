@@ -71,7 +71,7 @@ export interface MachineOptions {
   /**
    * The processor's execution engine (default "interp", or `VMXLAB_ENGINE` when set): "jit" compiles
    * guest code to WebAssembly the first time it runs, "auto" once it is hot (jit/DESIGN.md). The JIT
-   * needs binaryen loaded first: `await loadJit()` (jit/mod.ts), or build with `await Machine.create(opts)`.
+   * needs binaryen loaded first: `await loadJit()` (runtime/vmm/tiering.ts), or build with `await Machine.create(opts)`.
    */
   engine?: EngineName;
   /** JIT options (threshold for auto, callouts, …), for "jit" and "auto". */
@@ -198,7 +198,7 @@ export class Machine {
   static async create(opts: MachineOptions = {}): Promise<Machine> {
     const engine = opts.engine ?? defaultEngine();
     if (engine !== "interp" && engineFactory() === null) {
-      const { loadJit } = await import("../../jit/mod.ts");
+      const { loadJit } = await import("./tiering.ts");
       await loadJit();
     }
     return new Machine(opts);
@@ -206,7 +206,7 @@ export class Machine {
 
   /**
    * @throws MachineError("engine") for engine "jit" or "auto" before binaryen is loaded (`await
-   *   loadJit()` from jit/mod.ts first, or use `await Machine.create(opts)`), or an unknown engine
+   *   loadJit()` from runtime/vmm/tiering.ts first, or use `await Machine.create(opts)`), or an unknown engine
    */
   constructor(opts: MachineOptions = {}) {
     const engine = opts.engine ?? defaultEngine();
@@ -819,7 +819,7 @@ interface Pristine {
 function checkEngine(engine: unknown): asserts engine is EngineName {
   if (!isEngineName(engine)) throw new MachineError("engine", `Unknown engine: ${String(engine)} (expected interp, jit or auto)`);
   if (engine !== "interp" && engineFactory() === null) {
-    throw new MachineError("engine", `Engine "${engine}" needs binaryen, which loads asynchronously: call \`await loadJit()\` (jit/mod.ts) before \`new Machine({ engine: "${engine}" })\`, or use \`await Machine.create(opts)\``);
+    throw new MachineError("engine", `Engine "${engine}" needs binaryen, which loads asynchronously: call \`await loadJit()\` (runtime/vmm/tiering.ts) before \`new Machine({ engine: "${engine}" })\`, or use \`await Machine.create(opts)\``);
   }
 }
 

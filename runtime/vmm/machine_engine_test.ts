@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { spawnSync } from "node:child_process";
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
 import { Machine, MachineError } from "./machine.ts";
-import { loadJit } from "../../jit/mod.ts";
+import { loadJit } from "./tiering.ts";
 
 /** mov ecx,1000; l: add eax,ecx; dec ecx; jnz l; hlt  (EAX = 500500) */
 const SUM = [0xb9, 0xe8, 0x03, 0, 0, 0x01, 0xc8, 0x49, 0x75, 0xfb, 0xf4];
@@ -80,7 +80,7 @@ test("setEngine switches engines with the same result; useEngine on a Machine go
   }
   assertEquals(new Set(results.filter((_, k) => k % 2 === 0)).size, 1);
   assertEquals(new Set(results.filter((_, k) => k % 2 === 1)).size, 1);
-  const { useEngine } = await import("../../jit/mod.ts");
+  const { useEngine } = await import("./tiering.ts");
   const m = new Machine({ mode: "protected" });
   const e = await useEngine(m, "auto");
   assertEquals(m.engine, "auto");

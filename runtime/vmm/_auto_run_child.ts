@@ -2,8 +2,8 @@
  * For auto_run_test.ts: one `runAuto` in a fresh process (binaryen not loaded yet), its result as
  * JSON on the last line. Argument: short | long | budget | timeout | near.
  */
-import { Machine } from "../runtime/vmm/machine.ts";
-import { jitLoaded, runAuto } from "./mod.ts";
+import { Machine } from "./machine.ts";
+import { jitLoaded, runAuto } from "./tiering.ts";
 
 const what = process.argv[process.argv.length - 1];
 // mov ecx,N; l: add eax,ecx; dec ecx; jnz l; hlt   (3N + 2 instructions; eax = N(N+1)/2 mod 2^32)

@@ -4,11 +4,11 @@
  * show in the result. Each case runs in a fresh process, where binaryen is not loaded yet.
  */
 import { test } from "node:test";
-import { assert, assertEquals } from "../tests/assert.ts";
-import { runScript } from "../tests/run_cli.ts";
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { runScript } from "../../tests/run_cli.ts";
 
 function child(what: string) {
-  const r = runScript("jit/_auto_run_child.ts", [what]);
+  const r = runScript("runtime/vmm/_auto_run_child.ts", [what]);
   assertEquals(r.status, 0, r.stderr);
   const lines = r.stdout.trimEnd().split("\n");
   return JSON.parse(lines[lines.length - 1]);

@@ -3,7 +3,7 @@
  * at a time to each worker; a worker answers each with a reply, and may send events (console bytes)
  * while a run is in progress.
  */
-import type { JitReport } from "../jit/mod.ts";
+import type { JitReport } from "../runtime/vmm/mod.ts";
 import type { Limits } from "./config.ts";
 import type { FieldLocation } from "./problem.ts";
 

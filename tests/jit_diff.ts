@@ -5,8 +5,8 @@
  */
 import { Buffer } from "node:buffer";
 import { Machine, type MachineOptions } from "../runtime/vmm/machine.ts";
-import { type Engine, useEngine } from "./mod.ts";
-import type { JitEngine, JitOptions } from "./engine.ts";
+import { type Engine, useEngine } from "../runtime/vmm/tiering.ts";
+import type { JitEngine, JitOptions } from "../jit/engine.ts";
 
 export interface GuestSpec {
   mode: "real" | "protected" | "paged";

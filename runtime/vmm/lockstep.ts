@@ -10,10 +10,10 @@
  * from the start on fresh machines, comparing RAM after every block of the last window, so that the
  * block reported is the first whose state differs.
  */
-import type { Machine, RunResult } from "../runtime/vmm/machine.ts";
-import { CpuFault } from "../runtime/cpu/fault.ts";
-import * as stateMod from "../runtime/cpu/state.ts";
-import { useEngine } from "./mod.ts";
+import type { Machine, RunResult } from "./machine.ts";
+import { CpuFault } from "../cpu/fault.ts";
+import * as stateMod from "../cpu/state.ts";
+import { useEngine } from "./tiering.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
