@@ -12,7 +12,8 @@ import * as flagsMod from "../runtime/cpu/flags.ts";
 import type { FlagAlu } from "../runtime/cpu/flags.ts";
 import * as insnMod from "../runtime/cpu/insn.ts";
 import { type Insn } from "../runtime/cpu/insn.ts";
-import { ioQualification, semantics } from "../runtime/cpu/ops.ts";
+import { ioQualification, type SemName, semantics } from "../runtime/cpu/ops.ts";
+import { SEM_TIER, type Tier } from "../runtime/cpu/tiers.ts";
 import * as stateMod from "../runtime/cpu/state.ts";
 import type { Binaryen } from "./_binaryen.ts";
 import { structure } from "./structure.ts";
@@ -117,12 +118,14 @@ export interface ExitSite {
 }
 
 const S = semantics;
+/** The semantic functions of each tier (runtime/cpu/tiers.ts, the opcode table's data). */
+function ofTier(t: Tier): Set<unknown> {
+  return new Set((Object.keys(SEM_TIER) as SemName[]).filter((n) => SEM_TIER[n] === t).map((n) => semantics[n]));
+}
 /** Semantic functions translated inline. */
-const NATIVE = new Set<unknown>([
-  S.alu, S.test, S.incdec, S.not, S.neg, S.mov, S.movzx, S.movsx, S.lea, S.xchg, S.push, S.pop, S.cbw, S.cwd,
-  S.jcc, S.setcc, S.cmovcc, S.jmp, S.jmpNear, S.call, S.callNear, S.ret, S.shift, S.imul2, S.imul3, S.nop, S.lods,
-  S.stos, S.movs, S.mul, S.imul1, S.div, S.idiv,
-]);
+const NATIVE = ofTier("native");
+/** Semantic functions called, ending the run at the VM exit they may record. */
+const EXIT_CALLS = ofTier("exit");
 /** Native instructions that transfer control (the others continue at the next instruction). */
 const TRANSFERS = new Set<unknown>([S.jcc, S.jmp, S.jmpNear, S.call, S.callNear, S.ret]);
 
@@ -144,7 +147,7 @@ export function isNative(i: Insn): boolean {
  * code per exit instead of a run, a return to the run loop and an interpreted one-instruction block.
  */
 export function isExitCall(i: Insn): boolean {
-  return i.exec === S.in || i.exec === S.out;
+  return EXIT_CALLS.has(i.exec);
 }
 
 /** The static successors of a fully compiled block (for region discovery). */
