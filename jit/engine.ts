@@ -6,9 +6,12 @@
 import type { Block, BlockEngine, Cpu } from "../runtime/cpu/cpu.ts";
 import { CpuFault, VmExitSignal } from "../runtime/cpu/fault.ts";
 import * as stateMod from "../runtime/cpu/state.ts";
-import type { Binaryen } from "./_binaryen.ts";
+import { type Binaryen, binaryenAborted, liveBinaryen } from "./_binaryen.ts";
 import * as translateMod from "./translate.ts";
-import { callReturnSite, type ExitSite, type RegionBlock, type RegionSpec, releaseModule, type SegSnap, successors, type Translation, translateRegion } from "./translate.ts";
+import {
+  abandonModule, callReturnSite, type ExitSite, type RegionBlock, type RegionSpec, releaseModule, type SegSnap, successors, type Translation,
+  translateRegion,
+} from "./translate.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
@@ -32,6 +35,13 @@ export interface JitOptions {
   keepText?: boolean;
   /** Take regions compiled before, by any engine in the process, from the code cache (default true). */
   codeCache?: boolean;
+  /**
+   * Throw when a region fails to translate or compile, instead of leaving it to the interpreter
+   * (tests: a failure must not hide behind the fallback). Default false.
+   */
+  strict?: boolean;
+  /** Tests only: called with binaryen before each region is translated (to make it fail). */
+  beforeTranslate?: ((b: Binaryen) => void) | null;
 }
 
 /** Counters for benchmarks and tests. */
@@ -54,6 +64,14 @@ export interface JitStats {
   instructions: number;
   /** Regions (wasm modules) dropped by writes to pages holding their blocks. */
   invalidated: number;
+  /**
+   * Regions that failed to translate or compile (a bug in the JIT, or a limit of binaryen or of the
+   * wasm engine): their entries are left to the interpreter. The first failure in a process is
+   * also printed on stderr.
+   */
+  failures: number;
+  /** Of those, failures that aborted binaryen's instance (it is replaced by a fresh one, _binaryen.ts). */
+  aborts: number;
 }
 
 interface Region {
@@ -103,6 +121,9 @@ interface Entry {
   /** Times compiled again to take in blocks on pages mapped since, or remapped (MAX_REDISCOVERIES). */
   rediscovered: number;
 }
+
+/** Whether a compile failure was printed in this process (the first one is; stats count them all). */
+let failureReported = false;
 
 /** The most bytes a decoded block can span (64 instructions of at most 15 bytes, cpu.ts). */
 const MAX_BLOCK_BYTES = 64 * 15;
@@ -190,19 +211,24 @@ function regionKey(spec: RegionSpec): string {
 export class JitEngine implements BlockEngine {
   readonly stats: JitStats = {
     regions: 0, cached: 0, blocks: 0, inline: 0, callouts: 0, compileMs: 0, runs: 0, declined: 0, instructions: 0, invalidated: 0,
+    failures: 0, aborts: 0,
   };
+  /** The first failure's message (stats.failures), or null. */
+  firstFailure: string | null = null;
   /** Wasm text of the regions compiled, when `keepText` is set. */
   readonly texts: string[] = [];
   private readonly byPage = new Map<number, Compiled[]>();
   private readonly threshold: number;
   private readonly opts: Required<Omit<JitOptions, "threshold">>;
 
-  constructor(private readonly b: Binaryen, private readonly cpu: Cpu, opts: JitOptions = {}) {
+  /** @param _b binaryen as loaded (translation uses the live instance, which replaces one that aborted) */
+  constructor(_b: Binaryen, private readonly cpu: Cpu, opts: JitOptions = {}) {
     const mode = opts.mode ?? "jit";
     this.threshold = mode === "jit" ? 1 : Math.max(1, opts.threshold ?? 64);
     this.opts = {
       mode, callout: opts.callout ?? true, maxBlocks: opts.maxBlocks ?? 128, validate: opts.validate ?? false,
-      keepText: opts.keepText ?? false, codeCache: opts.codeCache ?? true,
+      keepText: opts.keepText ?? false, codeCache: opts.codeCache ?? true, strict: opts.strict ?? false,
+      beforeTranslate: opts.beforeTranslate ?? null,
     };
   }
 
@@ -228,7 +254,10 @@ export class JitEngine implements BlockEngine {
     if (c !== null && !c.region.valid) c = e.code = null; // compile again from this entry
     if (c === null) {
       if (e.dead || ++e.count < this.threshold) return false;
-      c = this.compile(cpu, blk, eip);
+      // binaryen's instance aborted and a fresh one is loading: interpret meanwhile.
+      const b = liveBinaryen();
+      if (b === null) return false;
+      c = this.compileSafely(cpu, blk, eip, b);
       // Compiling takes time the run loop's wall-clock check (every 4096 blocks) does not see.
       if (cpu.deadlinePassed()) return true;
       if (c === null) {
@@ -353,9 +382,36 @@ export class JitEngine implements BlockEngine {
     return (la & 0xfff) + MAX_BLOCK_BYTES <= 0x1000 || cpu.tlbR[p1 & (TLB_ENTRIES - 1)] === p1;
   }
 
-  /** Discover the region around `blk`, translate and instantiate it; returns the code for `blk`. */
-  private compile(cpu: Cpu, blk: Block, eip: number): Compiled | null {
+  /**
+   * `compile`, which no guest code can make throw: a region that fails to translate or compile
+   * (a JIT bug, a binaryen abort, a wasm engine limit) is counted, reported once per process, and
+   * left to the interpreter (null). Architectural events (faults, VM exits) are not failures.
+   */
+  private compileSafely(cpu: Cpu, blk: Block, eip: number, b: Binaryen): Compiled | null {
     const t0 = performance.now();
+    try {
+      return this.compile(cpu, blk, eip, b, t0);
+    } catch (err) {
+      if (err instanceof CpuFault || err === VmExitSignal.instance || this.opts.strict) throw err;
+      this.stats.failures++;
+      this.stats.compileMs += performance.now() - t0;
+      // An abort of binaryen's instance (an assertion in its C++): stop using it, load a fresh one.
+      if (err instanceof WebAssembly.RuntimeError) {
+        this.stats.aborts++;
+        binaryenAborted(b);
+      }
+      const msg = `the region at 0x${eip.toString(16)} did not compile and runs interpreted: ${err instanceof Error ? err.message : String(err)}`;
+      this.firstFailure ??= msg;
+      if (!failureReported) {
+        failureReported = true;
+        console.error(`vmxlab jit: ${msg} (further failures are counted in jitStats.failures, not printed)`);
+      }
+      return null;
+    }
+  }
+
+  /** Discover the region around `blk`, translate and instantiate it; returns the code for `blk`. */
+  private compile(cpu: Cpu, blk: Block, eip: number, b: Binaryen, t0: number): Compiled | null {
     const csBase = cpu.segBase[Seg.CS];
     // Blocks on every page reachable without a page walk; an edge to another page than its
     // source's is guarded in the code by the fetch TLB entry of the target's page (section 2).
@@ -403,7 +459,7 @@ export class JitEngine implements BlockEngine {
     const key = this.opts.codeCache ? regionKey(spec) : "";
     let code = key === "" ? undefined : codeCache.get(key);
     if (code === undefined || (this.opts.keepText && code.text === undefined)) {
-      code = this.translate(spec, eip);
+      code = this.translate(b, spec, eip);
       if (key !== "") codeCache.set(key, code);
     } else if (code.module !== null) {
       this.stats.cached++;
@@ -467,17 +523,18 @@ export class JitEngine implements BlockEngine {
   }
 
   /** Translate a region and compile its module (the code cache keeps the result). */
-  private translate(spec: RegionSpec, eip: number): RegionCode {
+  private translate(b: Binaryen, spec: RegionSpec, eip: number): RegionCode {
     let tr: Translation, allEntries = false;
+    this.opts.beforeTranslate?.(b);
     try {
-      tr = translateRegion(this.b, spec);
+      tr = translateRegion(b, spec);
     } catch (e) {
       // An abort (a RuntimeError) is a bug in the translation: not retried.
       if (e instanceof Error) throw e;
       // binaryen's relooper rejected the graph from one entry (an exception object from its C++
       // side): translate again with every block an entry, which it always accepts.
       allEntries = true;
-      tr = translateRegion(this.b, { ...spec, allEntries });
+      tr = translateRegion(b, { ...spec, allEntries });
     }
     const blocks = tr.blocks.map((t) => ({ index: t.index, need: t.need }));
     const exitSites = tr.exitSites.map(({ blk: _, ...x }) => x);
@@ -491,8 +548,15 @@ export class JitEngine implements BlockEngine {
       releaseModule(tr.module);
       throw new Error(`Invalid wasm for the region at 0x${eip.toString(16)}:\n${text}`);
     }
-    const text = this.opts.keepText ? tr.module.emitText() : undefined;
-    const bin = tr.module.emitBinary();
+    let text: string | undefined, bin: Uint8Array;
+    try {
+      text = this.opts.keepText ? tr.module.emitText() : undefined;
+      bin = tr.module.emitBinary();
+    } catch (e) {
+      if (e instanceof WebAssembly.RuntimeError) abandonModule(tr.module);
+      else releaseModule(tr.module);
+      throw e;
+    }
     releaseModule(tr.module);
     return { ...shape, module: new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>), text };
   }

@@ -118,6 +118,27 @@ def xpage(n):
             return eax
 
 
+def jcc_next(passes):
+    """pm_jcc_next: per pass (EBX = passes down to 1) ECX counts 1000 down; an even pass enters
+    the loop at .a (eax += ecx), an odd one at .b (eax = rol(eax, 3) + 3); each part decrements
+    ECX and the pass ends when it reaches 0. `jz $+2` changes nothing."""
+    eax = 0
+    for ebx in range(passes, 0, -1):
+        ecx, at_a = 1000, ebx % 2 == 0
+        while True:
+            if at_a:
+                eax = (eax + ecx) & M32
+                ecx -= 1
+                if ecx == 0:
+                    break
+            eax = ((((eax << 3) | (eax >> 29)) & M32) + 3) & M32
+            ecx -= 1
+            if ecx == 0:
+                break
+            at_a = True
+    return eax
+
+
 def host_run(mb):
     """Compile the C guest for the host at -O0 and -O2 and return its (identical) stdout."""
     outs = []
@@ -197,6 +218,10 @@ def main():
                                      "across INVLPG or a CR3 reload (checked with a data read too), so it cannot "
                                      "judge this guest; the expectation follows SDM vol. 3 4.10.4.1 (INVLPG "
                                      "invalidates the page's translations)"),
+        "pm_jcc_next.bin": dict(mode=pm, format="raw", regs={"edi": 3}, stdout=f"{jcc_next(3):08x}\n", exit="hlt",
+                                notes="a Jcc whose taken and fall-through targets are equal, in a loop entered at "
+                                      "two places (irreducible): the shape binaryen's Relooper asserted on",
+                                scale=edi_scale),
         "pm_hypercall.bin": dict(mode=pm, format="raw", stdout="33333333\n", exit="hlt",
                                  hypercall={"nr": 1, "ebx": 0x11111111, "ecx": 0x22222222, "edx": 0, "esi": 0,
                                             "returns": "ebx+ecx"},
