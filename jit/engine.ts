@@ -40,6 +40,14 @@ export interface JitOptions {
    * (tests: a failure must not hide behind the fallback). Default false.
    */
   strict?: boolean;
+  /**
+   * Under auto, the share of wall time compiling may take (default 0.25): compile time is paid
+   * from a budget that grows by this much per ms and holds at most COMPILE_BURST_MS; with the
+   * budget spent, hot blocks wait (interpreted) until it has grown again. Code that runs a few times
+   * each (a kernel booting) then costs at most that share over the interpreter. `jit` has no budget
+   * (Infinity).
+   */
+  compileShare?: number;
   /** Tests only: called with binaryen before each region is translated (to make it fail). */
   beforeTranslate?: ((b: Binaryen) => void) | null;
 }
@@ -104,6 +112,8 @@ interface Region {
 }
 interface Compiled {
   region: Region;
+  /** The interpreter's block this entry compiles (a write to its bytes drops the region). */
+  blk: Block;
   index: number;
   eip: number;
   /** Fuel a run from here needs (the entry's budget check), else the interpreter runs the block. */
@@ -124,6 +134,15 @@ interface Entry {
 
 /** Whether a compile failure was printed in this process (the first one is; stats count them all). */
 let failureReported = false;
+
+/** Under auto, the share of wall time compiling may take (JitOptions.compileShare), and the most saved up. */
+const AUTO_COMPILE_SHARE = 0.25;
+const COMPILE_BURST_MS = 50;
+/** A running estimate of one region's compile time in this process (ms), for the deadline check. */
+let compileCostMs = 100; // the first compile in a process is the slowest (binaryen warms up)
+
+/** Written-to blocks remembered (engine.written) before the set starts afresh. */
+const MAX_WRITTEN = 4096;
 
 /** The most bytes a decoded block can span (64 instructions of at most 15 bytes, cpu.ts). */
 const MAX_BLOCK_BYTES = 64 * 15;
@@ -215,9 +234,14 @@ export class JitEngine implements BlockEngine {
   };
   /** The first failure's message (stats.failures), or null. */
   firstFailure: string | null = null;
+  /** Compile time (ms) that may be spent now (compileShare), and when it was last topped up. */
+  private budgetMs = COMPILE_BURST_MS;
+  private budgetAt = 0;
   /** Wasm text of the regions compiled, when `keepText` is set. */
   readonly texts: string[] = [];
   private readonly byPage = new Map<number, Compiled[]>();
+  /** Host addresses of blocks dropped by writes to their bytes: not taken into other entries' regions. */
+  private readonly written = new Set<number>();
   private readonly threshold: number;
   private readonly opts: Required<Omit<JitOptions, "threshold">>;
 
@@ -228,8 +252,9 @@ export class JitEngine implements BlockEngine {
     this.opts = {
       mode, callout: opts.callout ?? true, maxBlocks: opts.maxBlocks ?? 128, validate: opts.validate ?? false,
       keepText: opts.keepText ?? false, codeCache: opts.codeCache ?? true, strict: opts.strict ?? false,
-      beforeTranslate: opts.beforeTranslate ?? null,
+      beforeTranslate: opts.beforeTranslate ?? null, compileShare: opts.compileShare ?? (mode === "auto" ? AUTO_COMPILE_SHARE : Infinity),
     };
+    this.budgetAt = performance.now();
   }
 
   /** The run loop's hook (cpu.ts): run compiled code for `blk` at `eip`, or decline. */
@@ -257,7 +282,22 @@ export class JitEngine implements BlockEngine {
       // binaryen's instance aborted and a fresh one is loading: interpret meanwhile.
       const b = liveBinaryen();
       if (b === null) return false;
+      // Compiling cannot be preempted: with less time left before the run's deadline than a
+      // compile may take, the block stays interpreted (the deadline then holds within a block).
+      const t = performance.now();
+      if (cpu.deadline !== Infinity && cpu.deadline - t < 2 * compileCostMs) return false;
+      if (this.opts.compileShare !== Infinity) {
+        this.budgetMs = Math.min(COMPILE_BURST_MS, this.budgetMs + (t - this.budgetAt) * this.opts.compileShare);
+        this.budgetAt = t;
+        if (this.budgetMs <= 0) {
+          e.count = this.threshold >> 1; // hot still: asked again after half the threshold
+          return false;
+        }
+      }
       c = this.compileSafely(cpu, blk, eip, b);
+      const spent = performance.now() - t;
+      this.budgetMs -= spent;
+      compileCostMs += (spent - compileCostMs) * 0.25;
       // Compiling takes time the run loop's wall-clock check (every 4096 blocks) does not see.
       if (cpu.deadlinePassed()) return true;
       if (c === null) {
@@ -333,6 +373,27 @@ export class JitEngine implements BlockEngine {
       c.region.valid = false;
     }
     this.byPage.delete(hostPage);
+  }
+
+  /** Some decoded blocks on a host page were dropped (a write hit their bytes): so is every region holding one. */
+  invalidateBlocks(hostPage: number, blocks: Block[]): void {
+    // Code that is written to is left out of other entries' regions from now on (it may still be
+    // an entry itself): a loop that patches a block it only jumps to afterwards would otherwise
+    // throw its own region away at every write.
+    if (this.written.size >= MAX_WRITTEN) this.written.clear();
+    for (const b of blocks) this.written.add(b.spans[0] * 0x1000 + b.spans[1]);
+    const list = this.byPage.get(hostPage);
+    if (list === undefined) return;
+    for (const c of list) {
+      if (c.region.valid && blocks.includes(c.blk)) {
+        this.stats.invalidated++;
+        c.region.valid = false;
+      }
+    }
+    // Forget the entries of regions no longer valid (dropped here or through another page).
+    const keep = list.filter((c) => c.region.valid);
+    if (keep.length === 0) this.byPage.delete(hostPage);
+    else this.byPage.set(hostPage, keep);
   }
 
   private newEntry(): Entry {
@@ -436,6 +497,8 @@ export class JitEngine implements BlockEngine {
           if (unfetched.length < 8) unfetched.push(t);
           continue;
         }
+        if (this.written.size !== 0 && this.written.has(fetchHost(la) + (la & 0xfff))) continue; // code that is written to
+
         let b2: Block;
         try {
           b2 = cpu.getBlock(t);
@@ -491,7 +554,7 @@ export class JitEngine implements BlockEngine {
     if (text !== undefined) this.texts.push(text);
     let mine: Compiled | null = null;
     for (const { rb, index, need } of compiledBlocks) {
-      const c: Compiled = { region, index, eip: rb.eip >>> 0, need };
+      const c: Compiled = { region, blk: rb.blk, index, eip: rb.eip >>> 0, need };
       // A region has one entry, the block it was compiled for: the relooper then gives plain
       // nested loops. (Entering at any block made every loop a label-dispatch loop, 2-3x slower.)
       // The other blocks get regions of their own if the run loop ever offers them.
@@ -569,13 +632,24 @@ export class JitEngine implements BlockEngine {
  */
 function slow(cpu: Cpu, la: number, size: number, write: number): number {
   if ((la & 0xfff) + size > 0x1000) return -1;
+  if (write) {
+    // A page that has no write entry only because it holds code (data next to code): its bytes
+    // that no decoded block covers are written without a page walk.
+    const p = la >>> 12, e = p & (TLB_ENTRIES - 1);
+    if (cpu.tlbWC[e] === p && cpu.tlbR[e] === p) {
+      const h = cpu.tlbH[e] + (la & 0xfff);
+      if (!cpu.touchesCode(h, size)) return h;
+    }
+  }
   try {
     if (write) {
       // Probe first: a write the interpreter will redo must leave no accessed or dirty bit behind.
+      // A write to a page holding code is done here only when it touches none of the code's bytes
+      // (Cpu.codeWritten keeps a bitmap per page); else the interpreter does it and drops the code.
       const p = cpu.translate(la, 1, true);
-      if (p < 0 || cpu.codePage[p >>> 12]) return -1;
+      if (p < 0 || cpu.touchesCode(p, size)) return -1;
     }
-    const h = cpu.translate(la, write ? 1 : 0);
+    const h = cpu.translate(la, write ? 1 : 0, false, size);
     if (h < 0 || cpu.stop) return -1;
     return h;
   } catch (e) {

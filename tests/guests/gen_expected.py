@@ -206,6 +206,14 @@ def main():
                               scale=edi_scale),
         "pm_matmul.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{matmul()}\n", exit="hlt",
                               scale=edi_scale),
+        "pm_mandel_cp.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{mandel()}\n", exit="hlt",
+                                 scale=edi_scale, notes="pm_mandel.asm built with -DCODEPAGE: its variables on the "
+                                                        "code's own page (stores next to code)"),
+        "pm_matmul_lv.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{matmul()}\n", exit="hlt",
+                                 scale=edi_scale, notes="pm_matmul.asm built with -DLOOPVARS: the j index in memory"),
+        "pm_matmul_cp.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{matmul()}\n", exit="hlt",
+                                 scale=edi_scale, notes="pm_matmul.asm built with -DLOOPVARS -DCODEPAGE: the j index "
+                                                        "in memory on the code's own page (a store per j next to code)"),
         "pm_memcpy_movsd.bin": dict(mode=pm, format="raw", regs={"edi": 3}, stdout=f"{memcpy_checksum():08x}\n",
                                     exit="hlt", scale=edi_scale),
         "pm_memcpy_bytes.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{memcpy_checksum():08x}\n",
