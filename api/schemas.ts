@@ -103,6 +103,7 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
       cachedRegions: z.int().describe("Of those, regions whose module came from the worker's code cache (the same code compiled by an earlier run)"),
       blocks: z.int().describe("Blocks compiled"),
       compiledInstructions: z.int().describe("Instructions retired by compiled code"), compileMs: z.number(),
+      failures: z.int().describe("Regions that failed to compile (a JIT bug or a limit) and ran interpreted"),
     }).optional().describe("Under jit or auto: the JIT's counters since the VM was made"),
     wallMs: z.number(),
     timings: z.object({

@@ -6,9 +6,12 @@
 import type { Block, BlockEngine, Cpu } from "../runtime/cpu/cpu.ts";
 import { CpuFault, VmExitSignal } from "../runtime/cpu/fault.ts";
 import * as stateMod from "../runtime/cpu/state.ts";
-import type { Binaryen } from "./_binaryen.ts";
+import { type Binaryen, binaryenAborted, liveBinaryen } from "./_binaryen.ts";
 import * as translateMod from "./translate.ts";
-import { callReturnSite, type ExitSite, type RegionBlock, type RegionSpec, releaseModule, type SegSnap, successors, type Translation, translateRegion } from "./translate.ts";
+import {
+  abandonModule, callReturnSite, type ExitSite, type RegionBlock, type RegionSpec, releaseModule, type SegSnap, successors, type Translation,
+  translateRegion,
+} from "./translate.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
@@ -32,6 +35,21 @@ export interface JitOptions {
   keepText?: boolean;
   /** Take regions compiled before, by any engine in the process, from the code cache (default true). */
   codeCache?: boolean;
+  /**
+   * Throw when a region fails to translate or compile, instead of leaving it to the interpreter
+   * (tests: a failure must not hide behind the fallback). Default false.
+   */
+  strict?: boolean;
+  /**
+   * Under auto, the share of wall time compiling may take (default 0.25): compile time is paid
+   * from a budget that grows by this much per ms and holds at most COMPILE_BURST_MS; with the
+   * budget spent, hot blocks wait (interpreted) until it has grown again. Code that runs a few times
+   * each (a kernel booting) then costs at most that share over the interpreter. `jit` has no budget
+   * (Infinity).
+   */
+  compileShare?: number;
+  /** Tests only: called with binaryen before each region is translated (to make it fail). */
+  beforeTranslate?: ((b: Binaryen) => void) | null;
 }
 
 /** Counters for benchmarks and tests. */
@@ -54,6 +72,14 @@ export interface JitStats {
   instructions: number;
   /** Regions (wasm modules) dropped by writes to pages holding their blocks. */
   invalidated: number;
+  /**
+   * Regions that failed to translate or compile (a bug in the JIT, or a limit of binaryen or of the
+   * wasm engine): their entries are left to the interpreter. The first failure in a process is
+   * also printed on stderr.
+   */
+  failures: number;
+  /** Of those, failures that aborted binaryen's instance (it is replaced by a fresh one, _binaryen.ts). */
+  aborts: number;
 }
 
 interface Region {
@@ -86,6 +112,8 @@ interface Region {
 }
 interface Compiled {
   region: Region;
+  /** The interpreter's block this entry compiles (a write to its bytes drops the region). */
+  blk: Block;
   index: number;
   eip: number;
   /** Fuel a run from here needs (the entry's budget check), else the interpreter runs the block. */
@@ -103,6 +131,18 @@ interface Entry {
   /** Times compiled again to take in blocks on pages mapped since, or remapped (MAX_REDISCOVERIES). */
   rediscovered: number;
 }
+
+/** Whether a compile failure was printed in this process (the first one is; stats count them all). */
+let failureReported = false;
+
+/** Under auto, the share of wall time compiling may take (JitOptions.compileShare), and the most saved up. */
+const AUTO_COMPILE_SHARE = 0.25;
+const COMPILE_BURST_MS = 50;
+/** A running estimate of one region's compile time in this process (ms), for the deadline check. */
+let compileCostMs = 100; // the first compile in a process is the slowest (binaryen warms up)
+
+/** Written-to blocks remembered (engine.written) before the set starts afresh. */
+const MAX_WRITTEN = 4096;
 
 /** The most bytes a decoded block can span (64 instructions of at most 15 bytes, cpu.ts). */
 const MAX_BLOCK_BYTES = 64 * 15;
@@ -190,20 +230,31 @@ function regionKey(spec: RegionSpec): string {
 export class JitEngine implements BlockEngine {
   readonly stats: JitStats = {
     regions: 0, cached: 0, blocks: 0, inline: 0, callouts: 0, compileMs: 0, runs: 0, declined: 0, instructions: 0, invalidated: 0,
+    failures: 0, aborts: 0,
   };
+  /** The first failure's message (stats.failures), or null. */
+  firstFailure: string | null = null;
+  /** Compile time (ms) that may be spent now (compileShare), and when it was last topped up. */
+  private budgetMs = COMPILE_BURST_MS;
+  private budgetAt = 0;
   /** Wasm text of the regions compiled, when `keepText` is set. */
   readonly texts: string[] = [];
   private readonly byPage = new Map<number, Compiled[]>();
+  /** Host addresses of blocks dropped by writes to their bytes: not taken into other entries' regions. */
+  private readonly written = new Set<number>();
   private readonly threshold: number;
   private readonly opts: Required<Omit<JitOptions, "threshold">>;
 
-  constructor(private readonly b: Binaryen, private readonly cpu: Cpu, opts: JitOptions = {}) {
+  /** @param _b binaryen as loaded (translation uses the live instance, which replaces one that aborted) */
+  constructor(_b: Binaryen, private readonly cpu: Cpu, opts: JitOptions = {}) {
     const mode = opts.mode ?? "jit";
     this.threshold = mode === "jit" ? 1 : Math.max(1, opts.threshold ?? 64);
     this.opts = {
       mode, callout: opts.callout ?? true, maxBlocks: opts.maxBlocks ?? 128, validate: opts.validate ?? false,
-      keepText: opts.keepText ?? false, codeCache: opts.codeCache ?? true,
+      keepText: opts.keepText ?? false, codeCache: opts.codeCache ?? true, strict: opts.strict ?? false,
+      beforeTranslate: opts.beforeTranslate ?? null, compileShare: opts.compileShare ?? (mode === "auto" ? AUTO_COMPILE_SHARE : Infinity),
     };
+    this.budgetAt = performance.now();
   }
 
   /** The run loop's hook (cpu.ts): run compiled code for `blk` at `eip`, or decline. */
@@ -228,7 +279,25 @@ export class JitEngine implements BlockEngine {
     if (c !== null && !c.region.valid) c = e.code = null; // compile again from this entry
     if (c === null) {
       if (e.dead || ++e.count < this.threshold) return false;
-      c = this.compile(cpu, blk, eip);
+      // binaryen's instance aborted and a fresh one is loading: interpret meanwhile.
+      const b = liveBinaryen();
+      if (b === null) return false;
+      // Compiling cannot be preempted: with less time left before the run's deadline than a
+      // compile may take, the block stays interpreted (the deadline then holds within a block).
+      const t = performance.now();
+      if (cpu.deadline !== Infinity && cpu.deadline - t < 2 * compileCostMs) return false;
+      if (this.opts.compileShare !== Infinity) {
+        this.budgetMs = Math.min(COMPILE_BURST_MS, this.budgetMs + (t - this.budgetAt) * this.opts.compileShare);
+        this.budgetAt = t;
+        if (this.budgetMs <= 0) {
+          e.count = this.threshold >> 1; // hot still: asked again after half the threshold
+          return false;
+        }
+      }
+      c = this.compileSafely(cpu, blk, eip, b);
+      const spent = performance.now() - t;
+      this.budgetMs -= spent;
+      compileCostMs += (spent - compileCostMs) * 0.25;
       // Compiling takes time the run loop's wall-clock check (every 4096 blocks) does not see.
       if (cpu.deadlinePassed()) return true;
       if (c === null) {
@@ -306,6 +375,27 @@ export class JitEngine implements BlockEngine {
     this.byPage.delete(hostPage);
   }
 
+  /** Some decoded blocks on a host page were dropped (a write hit their bytes): so is every region holding one. */
+  invalidateBlocks(hostPage: number, blocks: Block[]): void {
+    // Code that is written to is left out of other entries' regions from now on (it may still be
+    // an entry itself): a loop that patches a block it only jumps to afterwards would otherwise
+    // throw its own region away at every write.
+    if (this.written.size >= MAX_WRITTEN) this.written.clear();
+    for (const b of blocks) this.written.add(b.spans[0] * 0x1000 + b.spans[1]);
+    const list = this.byPage.get(hostPage);
+    if (list === undefined) return;
+    for (const c of list) {
+      if (c.region.valid && blocks.includes(c.blk)) {
+        this.stats.invalidated++;
+        c.region.valid = false;
+      }
+    }
+    // Forget the entries of regions no longer valid (dropped here or through another page).
+    const keep = list.filter((c) => c.region.valid);
+    if (keep.length === 0) this.byPage.delete(hostPage);
+    else this.byPage.set(hostPage, keep);
+  }
+
   private newEntry(): Entry {
     return { engine: this, count: 0, code: null, dead: false, recompiles: 0, rediscovered: 0 };
   }
@@ -353,9 +443,36 @@ export class JitEngine implements BlockEngine {
     return (la & 0xfff) + MAX_BLOCK_BYTES <= 0x1000 || cpu.tlbR[p1 & (TLB_ENTRIES - 1)] === p1;
   }
 
-  /** Discover the region around `blk`, translate and instantiate it; returns the code for `blk`. */
-  private compile(cpu: Cpu, blk: Block, eip: number): Compiled | null {
+  /**
+   * `compile`, which no guest code can make throw: a region that fails to translate or compile
+   * (a JIT bug, a binaryen abort, a wasm engine limit) is counted, reported once per process, and
+   * left to the interpreter (null). Architectural events (faults, VM exits) are not failures.
+   */
+  private compileSafely(cpu: Cpu, blk: Block, eip: number, b: Binaryen): Compiled | null {
     const t0 = performance.now();
+    try {
+      return this.compile(cpu, blk, eip, b, t0);
+    } catch (err) {
+      if (err instanceof CpuFault || err === VmExitSignal.instance || this.opts.strict) throw err;
+      this.stats.failures++;
+      this.stats.compileMs += performance.now() - t0;
+      // An abort of binaryen's instance (an assertion in its C++): stop using it, load a fresh one.
+      if (err instanceof WebAssembly.RuntimeError) {
+        this.stats.aborts++;
+        binaryenAborted(b);
+      }
+      const msg = `the region at 0x${eip.toString(16)} did not compile and runs interpreted: ${err instanceof Error ? err.message : String(err)}`;
+      this.firstFailure ??= msg;
+      if (!failureReported) {
+        failureReported = true;
+        console.error(`vmxlab jit: ${msg} (further failures are counted in jitStats.failures, not printed)`);
+      }
+      return null;
+    }
+  }
+
+  /** Discover the region around `blk`, translate and instantiate it; returns the code for `blk`. */
+  private compile(cpu: Cpu, blk: Block, eip: number, b: Binaryen, t0: number): Compiled | null {
     const csBase = cpu.segBase[Seg.CS];
     // Blocks on every page reachable without a page walk; an edge to another page than its
     // source's is guarded in the code by the fetch TLB entry of the target's page (section 2).
@@ -380,6 +497,8 @@ export class JitEngine implements BlockEngine {
           if (unfetched.length < 8) unfetched.push(t);
           continue;
         }
+        if (this.written.size !== 0 && this.written.has(fetchHost(la) + (la & 0xfff))) continue; // code that is written to
+
         let b2: Block;
         try {
           b2 = cpu.getBlock(t);
@@ -403,7 +522,7 @@ export class JitEngine implements BlockEngine {
     const key = this.opts.codeCache ? regionKey(spec) : "";
     let code = key === "" ? undefined : codeCache.get(key);
     if (code === undefined || (this.opts.keepText && code.text === undefined)) {
-      code = this.translate(spec, eip);
+      code = this.translate(b, spec, eip);
       if (key !== "") codeCache.set(key, code);
     } else if (code.module !== null) {
       this.stats.cached++;
@@ -435,7 +554,7 @@ export class JitEngine implements BlockEngine {
     if (text !== undefined) this.texts.push(text);
     let mine: Compiled | null = null;
     for (const { rb, index, need } of compiledBlocks) {
-      const c: Compiled = { region, index, eip: rb.eip >>> 0, need };
+      const c: Compiled = { region, blk: rb.blk, index, eip: rb.eip >>> 0, need };
       // A region has one entry, the block it was compiled for: the relooper then gives plain
       // nested loops. (Entering at any block made every loop a label-dispatch loop, 2-3x slower.)
       // The other blocks get regions of their own if the run loop ever offers them.
@@ -467,17 +586,18 @@ export class JitEngine implements BlockEngine {
   }
 
   /** Translate a region and compile its module (the code cache keeps the result). */
-  private translate(spec: RegionSpec, eip: number): RegionCode {
+  private translate(b: Binaryen, spec: RegionSpec, eip: number): RegionCode {
     let tr: Translation, allEntries = false;
+    this.opts.beforeTranslate?.(b);
     try {
-      tr = translateRegion(this.b, spec);
+      tr = translateRegion(b, spec);
     } catch (e) {
       // An abort (a RuntimeError) is a bug in the translation: not retried.
       if (e instanceof Error) throw e;
       // binaryen's relooper rejected the graph from one entry (an exception object from its C++
       // side): translate again with every block an entry, which it always accepts.
       allEntries = true;
-      tr = translateRegion(this.b, { ...spec, allEntries });
+      tr = translateRegion(b, { ...spec, allEntries });
     }
     const blocks = tr.blocks.map((t) => ({ index: t.index, need: t.need }));
     const exitSites = tr.exitSites.map(({ blk: _, ...x }) => x);
@@ -491,8 +611,15 @@ export class JitEngine implements BlockEngine {
       releaseModule(tr.module);
       throw new Error(`Invalid wasm for the region at 0x${eip.toString(16)}:\n${text}`);
     }
-    const text = this.opts.keepText ? tr.module.emitText() : undefined;
-    const bin = tr.module.emitBinary();
+    let text: string | undefined, bin: Uint8Array;
+    try {
+      text = this.opts.keepText ? tr.module.emitText() : undefined;
+      bin = tr.module.emitBinary();
+    } catch (e) {
+      if (e instanceof WebAssembly.RuntimeError) abandonModule(tr.module);
+      else releaseModule(tr.module);
+      throw e;
+    }
     releaseModule(tr.module);
     return { ...shape, module: new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>), text };
   }
@@ -505,13 +632,24 @@ export class JitEngine implements BlockEngine {
  */
 function slow(cpu: Cpu, la: number, size: number, write: number): number {
   if ((la & 0xfff) + size > 0x1000) return -1;
+  if (write) {
+    // A page that has no write entry only because it holds code (data next to code): its bytes
+    // that no decoded block covers are written without a page walk.
+    const p = la >>> 12, e = p & (TLB_ENTRIES - 1);
+    if (cpu.tlbWC[e] === p && cpu.tlbR[e] === p) {
+      const h = cpu.tlbH[e] + (la & 0xfff);
+      if (!cpu.touchesCode(h, size)) return h;
+    }
+  }
   try {
     if (write) {
       // Probe first: a write the interpreter will redo must leave no accessed or dirty bit behind.
+      // A write to a page holding code is done here only when it touches none of the code's bytes
+      // (Cpu.codeWritten keeps a bitmap per page); else the interpreter does it and drops the code.
       const p = cpu.translate(la, 1, true);
-      if (p < 0 || cpu.codePage[p >>> 12]) return -1;
+      if (p < 0 || cpu.touchesCode(p, size)) return -1;
     }
-    const h = cpu.translate(la, write ? 1 : 0);
+    const h = cpu.translate(la, write ? 1 : 0, false, size);
     if (h < 0 || cpu.stop) return -1;
     return h;
   } catch (e) {

@@ -203,7 +203,10 @@ export function translateRegion(b: Binaryen, spec: RegionSpec): Translation {
   try {
     return translateInto(b, m, spec);
   } catch (e) {
-    discardModule(m);
+    // An abort leaves binaryen's instance suspect (engine.ts stops using it): drop the module
+    // without calling into it again. Anything else: dispose of it.
+    if (e instanceof WebAssembly.RuntimeError) abandonModule(m);
+    else discardModule(m);
     throw e;
   }
 }
@@ -1083,15 +1086,25 @@ function translateInto(b: Binaryen, m: BinaryenModule, spec: RegionSpec): Transl
         if (p.kind === "indirect" && p.cands!.length > 0) rl.addBranchForSwitch(from, dynExit, [], 0);
         continue;
       }
+      // The Relooper asserts (an abort of binaryen's instance) when a block branches to the same
+      // target twice: a Jcc to the next instruction (`jz $+2`), or both targets leaving the region
+      // at the same EIP. One unconditional branch then; switch cases sharing a target share a branch.
       if (p.kind === "cond") {
-        rl.addBranch(from, target(p.taken!), m.local.get(L_COND, i32), 0);
-        rl.addBranch(from, target(p.fall!), 0, 0);
+        const tk = target(p.taken!), fl = target(p.fall!);
+        if (tk !== fl) rl.addBranch(from, tk, m.local.get(L_COND, i32), 0);
+        rl.addBranch(from, fl, 0, 0);
       } else if (p.kind === "jump") {
         rl.addBranch(from, target(p.taken!), 0, 0);
       } else if (p.kind === "fall") {
         rl.addBranch(from, target(p.fall!), 0, 0);
       } else if (p.cands!.length > 0) {
-        p.cands!.forEach((c, k) => rl.addBranchForSwitch(from, target(c), [k], 0));
+        const cases = new Map<number, number[]>();
+        p.cands!.forEach((c, k) => {
+          const t = target(c), list = cases.get(t);
+          if (list === undefined) cases.set(t, [k]);
+          else list.push(k);
+        });
+        for (const [t, ks] of cases) rl.addBranchForSwitch(from, t, ks, 0);
         rl.addBranchForSwitch(from, dynExit, [], 0);
       } else {
         rl.addBranch(from, dynExit, 0, 0);
@@ -1152,6 +1165,11 @@ function acquireModule(b: Binaryen): BinaryenModule {
 function discardModule(m: BinaryenModule): void {
   if (pooled !== null && pooled.m === m) pooled = null;
   m.dispose();
+}
+
+/** Forget `m` without calling into binaryen (its instance aborted): the next region gets a new module. */
+export function abandonModule(m: BinaryenModule): void {
+  if (pooled !== null && pooled.m === m) pooled = null;
 }
 
 /**

@@ -51,6 +51,11 @@ export interface Workload {
   regs?: Record<string, number>;
   /** Exit-bound: shown, but not part of the compute geometric mean. */
   exitBound?: boolean;
+  /**
+   * A shape beyond the reference suite (issue 15: data on the code page): run only when named in
+   * `--only` or with `--shapes`, shown below the geometric mean and not part of it.
+   */
+  shape?: boolean;
 }
 
 // Pass counts: ~250M instructions per JIT run, a tenth of that for the interpreter. REP MOVSD retires
@@ -67,6 +72,11 @@ export const WORKLOADS: Workload[] = [
   { id: "rm-sieve", label: "real-mode sieve (10000)", file: "rm_sieve.bin", real: true, passes: 1950, interpPasses: 195 },
   // 100,000 OUTs of 4 instructions per pass; every OUT exits, so the JIT runs at the exit path's pace.
   { id: "outloop", label: "OUT loop (in-kernel port 0x80)", file: "pm_outloop.bin", passes: 15, interpPasses: 15, regs: { rcx: 100_000 }, exitBound: true },
+  // Data sharing a page with code (stores next to the code, touching none of its bytes): each
+  // beside the same guest with its variables on another page.
+  { id: "mandel-cp", label: "Mandelbrot, variables on the code page", file: "pm_mandel_cp.bin", passes: 80, interpPasses: 8, shape: true },
+  { id: "matmul-lv", label: "matmul, j in memory", file: "pm_matmul_lv.bin", passes: 130, interpPasses: 13, shape: true },
+  { id: "matmul-cp", label: "matmul, j in memory on the code page", file: "pm_matmul_cp.bin", passes: 130, interpPasses: 13, shape: true },
 ];
 export const OUT_HOOK = "out-hook";
 export type EngineId = "interp" | "jit" | "auto" | "jit-nocallout";
@@ -246,7 +256,7 @@ function outHookInChild(v: Variant, argv: string[]): OutHookNs {
 
 const f1 = (x: number) => x >= 100 ? x.toFixed(0) : x.toFixed(1);
 const ratio = (a: number, b: number) => `${(a / b).toFixed(1)}×`;
-const computeRows = (r: Report) => r.rows.filter((x) => !x.w.exitBound);
+const computeRows = (r: Report) => r.rows.filter((x) => !x.w.exitBound && !x.w.shape);
 
 /** The report as markdown (what the script prints and writes to results/). */
 export function renderMarkdown(r: Report): string {
@@ -272,7 +282,7 @@ export function renderMarkdown(r: Report): string {
     const ratios = ratioCols.map((c) => ` ${ratio(x.by[c.v.key].mips, x.by[interp!.key].mips)} |`).join("");
     return `| ${x.w.label} | ${passes} | ${(x.by[big.key].insns / 1e6).toFixed(1)}M | ${mips} |${ratios}`;
   };
-  const compute = computeRows(r), bound = r.rows.filter((x) => x.w.exitBound);
+  const compute = computeRows(r), bound = r.rows.filter((x) => x.w.exitBound || x.w.shape);
   for (const x of compute) L.push(line(x));
   if (compute.length) {
     const geo = (key: string) => geoOf(compute, key);
@@ -426,11 +436,12 @@ async function main(argv: string[]) {
     if (i + 1 >= argv.length) usage(`Missing value for ${name}`);
     return argv[i + 1];
   };
-  const known = new Set(["--reps", "--only", "--engines", "--mode", "--out", "--quick", "--out-hook-child"]);
+  const known = new Set(["--reps", "--only", "--engines", "--mode", "--out", "--quick", "--shapes", "--out-hook-child"]);
   for (const a of argv) if (a.startsWith("--") && !known.has(a)) usage(`Unknown option ${a}`);
   const reps = Number(opt("--reps") ?? 3);
   if (!Number.isInteger(reps) || reps < 1) usage(`Invalid --reps ${opt("--reps")}: expected a positive integer`);
   const quick = argv.includes("--quick");
+  const shapes = argv.includes("--shapes");
   const only = opt("--only")?.split(",").map((s) => s.trim()).filter(Boolean);
   for (const n of only ?? []) if (n !== OUT_HOOK && !WORKLOADS.some((w) => w.id === n)) usage(`Unknown workload ${n}`);
   const engines = (opt("--engines") ?? "interp,jit,auto").split(",").map((s) => s.trim()).filter(Boolean) as EngineId[];
@@ -461,7 +472,7 @@ async function main(argv: string[]) {
   const rows: Row[] = [];
   const t0 = performance.now();
   for (const w of WORKLOADS) {
-    if (only && !only.includes(w.id)) continue;
+    if (only ? !only.includes(w.id) : w.shape && !shapes) continue;
     const row = await measure(w, variants, reps, scale);
     const jitV = variants.find((v) => v.engine === "jit");
     if (jitV !== undefined) row.cached = await cachedRun(w, jitV, row.passes[jitV.key]);

@@ -6,7 +6,7 @@
 import { Buffer } from "node:buffer";
 import { Machine, type MachineOptions } from "../runtime/vmm/machine.ts";
 import { type Engine, useEngine } from "../runtime/vmm/tiering.ts";
-import type { JitEngine, JitOptions } from "../jit/engine.ts";
+import type { JitEngine, JitOptions, JitStats } from "../jit/engine.ts";
 
 export interface GuestSpec {
   mode: "real" | "protected" | "paged";
@@ -52,7 +52,7 @@ export async function runGuest(g: GuestSpec, engine: Engine, opts: JitOptions = 
     m.onIo({ port, direction: "out", name: `rec${port}`, handler: (x) => { io.push(port, x.value >>> 0); } });
     m.onIo({ port, direction: "in", name: `in${port}`, handler: () => 0x5a + inCount++ });
   }
-  const jit = await useEngine(m, engine, { validate: true, ...opts });
+  const jit = await useEngine(m, engine, { validate: true, strict: true, ...opts });
   const r = m.run({ budget: g.budget ?? 50_000_000 });
   const regs = m.vcpu.getRegs() as unknown as Record<string, number>;
   const sum: RunSummary = {
@@ -85,9 +85,19 @@ export function firstDifference(a: RunSummary, b: RunSummary): string | null {
 export class DiffPair {
   private readonly a: Machine;
   private readonly b: Machine;
-  constructor(opts: MachineOptions & { mode: "protected" | "paged" }, jit: JitOptions = {}, private readonly ioPorts: number[] = []) {
+  constructor(
+    opts: MachineOptions & { mode: "protected" | "paged" },
+    jit: JitOptions = {},
+    private readonly ioPorts: number[] = [],
+    engine: "jit" | "auto" = "jit",
+  ) {
     this.a = new Machine({ ...opts, reusable: true, engine: "interp" });
-    this.b = new Machine({ ...opts, reusable: true, engine: "jit", jit });
+    this.b = new Machine({ ...opts, reusable: true, engine, jit: { strict: true, ...jit } });
+  }
+
+  /** The JIT machine's engine counters (since its last reset). */
+  get jitStats(): JitStats | null {
+    return this.b.jitStats;
   }
 
   /** Run `image` at `load` with `regs` on both machines; returns the first difference, or null. */

@@ -57,6 +57,8 @@ export interface BlockEngine {
   runBlock(cpu: Cpu, blk: Block, eip: number): boolean;
   /** The decoded blocks on a host page were dropped (a write hit the page). */
   invalidatePage(hostPage: number): void;
+  /** These decoded blocks, with bytes on `hostPage`, were dropped (a write hit their bytes); the page's other blocks stay. */
+  invalidateBlocks(hostPage: number, blocks: Block[]): void;
 }
 
 /** A decoded block. */
@@ -72,6 +74,11 @@ export class Block {
     this.hasRep = insns.some((i) => i.rep !== 0);
   }
   valid = true;
+  /**
+   * The host bytes the block's instructions occupy, per page: `[page, lo, hi]` (offsets in the
+   * page, hi exclusive), one triple, or two when the last instruction straddles into the next page.
+   */
+  spans: number[] = [];
   /** The block engine's record for this block (cpu.engine), dropped with the block. */
   engineData: unknown = null;
   /** Holds a REP-prefixed instruction (whose iterations share the preemption timer). */
@@ -133,6 +140,12 @@ export class Cpu {
   m32!: Int32Array;
   tlbR!: Int32Array;
   tlbW!: Int32Array;
+  /**
+   * Per TLB slot, the linear page when the page would have a write entry but for the code it holds
+   * (writable, dirty, not read-only), else -1; valid only while `tlbR` holds the same page (both are
+   * set at a fill). The JIT's slow path writes such a page's non-code bytes without a page walk.
+   */
+  readonly tlbWC = new Int32Array(TLB_ENTRIES).fill(-1);
   tlbH!: Int32Array;
 
   /** Segment cache derived from the segment registers: base, lowest and highest valid offset. */
@@ -190,7 +203,16 @@ export class Cpu {
   private readonly cache: (Block | null)[] = new Array(CACHE_SIZE).fill(null);
   private readonly blocks = new Map<number, Block>();
   private readonly pageBlocks = new Map<number, Block[]>();
+  /** Host pages holding decoded code: writes to them take the slow path (no TLB write entry). */
   codePage!: Uint8Array;
+  /**
+   * Per code page, a bitmap of the bytes its decoded blocks cover (128 words, bit k of word w is
+   * byte 32w + k): a write that touches none of them leaves the page's code alone, so data sharing
+   * a page with code (loop variables next to the loop) costs a slow-path write, not the code.
+   */
+  private readonly codeBits = new Map<number, Int32Array>();
+  /** Decoded blocks dropped because a write hit their bytes (or their page, from outside the processor). */
+  codeInvalidations = 0;
   /** A scratch instruction for decoding outside the block cache. */
   private readonly scratch = new Insn();
 
@@ -505,7 +527,7 @@ export class Cpu {
   wrLin8(la: number, v: number): void {
     const p = la >>> 12, e = p & (TLB_ENTRIES - 1);
     if (this.tlbW[e] === p) { this.m8[this.tlbH[e] + (la & 0xfff)] = v; return; }
-    const h = this.translate(la, ACC_WRITE);
+    const h = this.translate(la, ACC_WRITE, false, 1);
     if (h < 0) this.mmioWrite(1, v & 0xff);
     else { this.m8[h] = v; }
   }
@@ -532,7 +554,7 @@ export class Cpu {
   }
   private wrSlow(la: number, size: number, v: number): void {
     if (((la & 0xfff) + size) <= 0x1000) {
-      const h = this.translate(la, ACC_WRITE);
+      const h = this.translate(la, ACC_WRITE, false, size);
       if (h < 0) { this.mmioWrite(size, size === 4 ? v >>> 0 : v & 0xffff); return; }
       for (let k = 0; k < size; k++) this.m8[h + k] = v >> (8 * k);
       return;
@@ -590,7 +612,7 @@ export class Cpu {
    * Translate a linear address: paging (SDM 4.3, 32-bit paging), then the memslots.
    * @returns a host offset, or -1 when the guest-physical address has no memslot (MMIO)
    */
-  translate(la: number, acc: number, probeOnly = false): number {
+  translate(la: number, acc: number, probeOnly = false, size = 0x1000 - (la & 0xfff)): number {
     const st = this.st;
     let gpa: number;
     let writable = true;
@@ -645,8 +667,10 @@ export class Cpu {
     const hp = h & ~0xfff;
     this.tlbR[e] = p;
     this.tlbH[e] = hp;
-    this.tlbW[e] = writable && dirty && !this.phys.isReadonly(gpa) && !this.codePage[hp >>> 12] ? p : -1;
-    if (acc === ACC_WRITE && this.codePage[hp >>> 12]) this.invalidateCodePage(hp >>> 12);
+    const w = writable && dirty && !this.phys.isReadonly(gpa);
+    this.tlbW[e] = w && !this.codePage[hp >>> 12] ? p : -1;
+    this.tlbWC[e] = w ? p : -1;
+    if (acc === ACC_WRITE && this.codePage[hp >>> 12]) this.codeWritten(h, size);
     return h;
   }
   private accessOk(rw: number, us: number, user: boolean, write: boolean, wp: boolean): boolean {
@@ -675,7 +699,7 @@ export class Cpu {
       const h = this.phys.gpaToHost((gpa + k) >>> 0);
       if (h >= 0) {
         this.m8[h] = v >> (8 * k);
-        if (this.codePage[h >>> 12]) this.invalidateCodePage(h >>> 12);
+        if (this.codePage[h >>> 12]) this.codeWritten(h, 1);
       }
     }
   }
@@ -1142,7 +1166,7 @@ export class Cpu {
       const h = this.translate(la, ACC_WRITE, true);
       if (h >= 0) {
         this.m8[h + 1] |= 1;
-        if (this.codePage[h >>> 12]) this.invalidateCodePage(h >>> 12);
+        if (this.codePage[h >>> 12]) this.codeWritten(h + 1, 1);
       }
     } catch { /* a descriptor table the supervisor cannot write: leave the bit */ }
   }
@@ -1279,7 +1303,12 @@ export class Cpu {
       if (ins.terminal || insns.length >= BLOCK_MAX_INSNS || ((la0 + off) & 0xfff) === 0) break;
     }
     const b = new Block(key, insns, [...pages], ipMask);
+    // The bytes it covers: from its start to the page end or its end, and the rest on the next page.
+    const lo = host & 0xfff, first = Math.min(off, 0x1000 - lo);
+    b.spans.push(startPage, lo, lo + first);
+    if (first < off && b.pages.length > 1) b.spans.push(b.pages[1], 0, off - first);
     this.blocks.set(key, b);
+    for (let k = 0; k < b.spans.length; k += 3) this.markCode(b.spans[k], b.spans[k + 1], b.spans[k + 2]);
     for (const p of pages) {
       let list = this.pageBlocks.get(p);
       if (!list) { list = []; this.pageBlocks.set(p, list); }
@@ -1294,13 +1323,75 @@ export class Cpu {
     return b;
   }
 
+  /** Set the bits of bytes lo..hi-1 of host page `page` in its code bitmap. */
+  private markCode(page: number, lo: number, hi: number): void {
+    let bits = this.codeBits.get(page);
+    if (bits === undefined) this.codeBits.set(page, bits = new Int32Array(128));
+    for (let k = lo; k < hi; k++) bits[k >>> 5] |= 1 << (k & 31);
+  }
+
+  /**
+   * A write of `size` bytes at host offset `h` (within one page) to a page holding decoded code:
+   * drop the blocks whose bytes it touches (and their compiled code), keep the others. The
+   * written bytes are checked against the page's bitmap first; a write next to code costs no more.
+   */
+  codeWritten(h: number, size: number): void {
+    const page = h >>> 12, lo = h & 0xfff, hi = Math.min(lo + size, 0x1000);
+    const bits = this.codeBits.get(page);
+    if (bits !== undefined) {
+      let hit = false;
+      for (let k = lo; k < hi; k++) {
+        if (bits[k >>> 5] & (1 << (k & 31))) { hit = true; break; }
+      }
+      if (!hit) return;
+    }
+    const list = this.pageBlocks.get(page);
+    if (list === undefined || bits === undefined) return this.invalidateCodePage(page);
+    const keep: Block[] = [], dropped: Block[] = [];
+    for (const b of list) {
+      if (!b.valid) continue; // dropped through its other page
+      let overlaps = false;
+      for (let k = 0; k < b.spans.length; k += 3) {
+        if (b.spans[k] === page && b.spans[k + 1] < hi && lo < b.spans[k + 2]) overlaps = true;
+      }
+      (overlaps ? dropped : keep).push(b);
+    }
+    if (keep.length === 0) return this.invalidateCodePage(page);
+    bits.fill(0);
+    for (const b of keep) {
+      for (let k = 0; k < b.spans.length; k += 3) if (b.spans[k] === page) this.markCode(page, b.spans[k + 1], b.spans[k + 2]);
+    }
+    this.pageBlocks.set(page, keep);
+    if (dropped.length === 0) return; // the bits were stale (blocks dropped through another page)
+    for (const b of dropped) {
+      b.valid = false;
+      if (this.blocks.get(b.key) === b) this.blocks.delete(b.key);
+    }
+    this.codeInvalidations += dropped.length;
+    if (this.engine !== null) this.engine.invalidateBlocks(page, dropped);
+    this.stop = true; // the running block may be one of them
+  }
+
+  /** Whether a write of `size` bytes at host offset `h` (within one page) would touch decoded code. */
+  touchesCode(h: number, size: number): boolean {
+    const page = h >>> 12;
+    if (!this.codePage[page]) return false;
+    const bits = this.codeBits.get(page);
+    if (bits === undefined) return true;
+    const lo = h & 0xfff, hi = Math.min(lo + size, 0x1000);
+    for (let k = lo; k < hi; k++) if (bits[k >>> 5] & (1 << (k & 31))) return true;
+    return false;
+  }
+
   /** Drop every decoded block on a host page (a write hit it). */
   invalidateCodePage(hostPage: number): void {
     const list = this.pageBlocks.get(hostPage);
     this.codePage[hostPage] = 0;
+    this.codeBits.delete(hostPage);
     if (this.engine !== null) this.engine.invalidatePage(hostPage);
     if (!list) return;
     for (const b of list) {
+      if (b.valid) this.codeInvalidations++;
       b.valid = false;
       this.blocks.delete(b.key);
     }

@@ -918,7 +918,7 @@ function repBulk(c: Cpu, i: Insn, size: number, isMovs: boolean, v: number): boo
         hS = c.translate(laS, 0);
       }
       c.lin(Seg.ES, di, bytes);
-      const hD = c.translate(laD, 1);
+      const hD = c.translate(laD, 1, false, bytes);
       if (hD < 0 || hS < 0 || (isMovs && hD > hS && hD < hS + bytes)) {
         c.repLimit = limit;
         return false;

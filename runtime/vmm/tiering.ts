@@ -182,13 +182,15 @@ export interface JitReport {
   blocks: number;
   compiledInstructions: number;
   compileMs: number;
+  /** Regions that failed to compile and run interpreted (jitStats.failures). */
+  failures: number;
 }
 
 /** `stats` as a report's `jit` field; all zero for null (an auto run that ended before binaryen was needed). */
 export function jitReport(stats: JitStats | null): JitReport {
-  if (stats === null) return { regions: 0, cachedRegions: 0, blocks: 0, compiledInstructions: 0, compileMs: 0 };
+  if (stats === null) return { regions: 0, cachedRegions: 0, blocks: 0, compiledInstructions: 0, compileMs: 0, failures: 0 };
   return {
     regions: stats.regions, cachedRegions: stats.cached, blocks: stats.blocks, compiledInstructions: stats.instructions,
-    compileMs: Math.round(stats.compileMs * 1000) / 1000,
+    compileMs: Math.round(stats.compileMs * 1000) / 1000, failures: stats.failures,
   };
 }

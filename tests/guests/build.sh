@@ -17,10 +17,14 @@ trap 'rm -rf "$OBJ"; [[ "$OUT" != . ]] && rm -rf "$OUT"' EXIT
 # ---- flat binaries: nasm -f bin -------------------------------------------------------
 RAW="hello16 rm_int rm_string_io rm_ud rm_triple rm_sieve
      pm_sieve pm_crc32 pm_fib pm_memcpy pm_outloop pm_hypercall pm_serial mb_aout
-     pm_kernel pm_mandel pm_matmul pm_memcpy_movsd pm_memcpy_bytes pm_xpage"
+     pm_kernel pm_mandel pm_matmul pm_memcpy_movsd pm_memcpy_bytes pm_xpage pm_jcc_next"
 for name in $RAW; do
     nasm -f bin -Werror -o "$OUT/$name.bin" "$name.asm"
 done
+# Variants with their variables on the code page (and matmul's j index in memory, as -O0 C has it)
+nasm -f bin -Werror -DCODEPAGE -o "$OUT/pm_mandel_cp.bin" pm_mandel.asm
+nasm -f bin -Werror -DLOOPVARS -o "$OUT/pm_matmul_lv.bin" pm_matmul.asm
+nasm -f bin -Werror -DLOOPVARS -DCODEPAGE -o "$OUT/pm_matmul_cp.bin" pm_matmul.asm
 
 # ---- the C guest: gcc -m32 freestanding + ld ------------------------------------------
 CFLAGS=(-m32 -march=i686 -std=gnu11 -Wall -Wextra -Werror

@@ -118,6 +118,27 @@ def xpage(n):
             return eax
 
 
+def jcc_next(passes):
+    """pm_jcc_next: per pass (EBX = passes down to 1) ECX counts 1000 down; an even pass enters
+    the loop at .a (eax += ecx), an odd one at .b (eax = rol(eax, 3) + 3); each part decrements
+    ECX and the pass ends when it reaches 0. `jz $+2` changes nothing."""
+    eax = 0
+    for ebx in range(passes, 0, -1):
+        ecx, at_a = 1000, ebx % 2 == 0
+        while True:
+            if at_a:
+                eax = (eax + ecx) & M32
+                ecx -= 1
+                if ecx == 0:
+                    break
+            eax = ((((eax << 3) | (eax >> 29)) & M32) + 3) & M32
+            ecx -= 1
+            if ecx == 0:
+                break
+            at_a = True
+    return eax
+
+
 def host_run(mb):
     """Compile the C guest for the host at -O0 and -O2 and return its (identical) stdout."""
     outs = []
@@ -185,6 +206,14 @@ def main():
                               scale=edi_scale),
         "pm_matmul.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{matmul()}\n", exit="hlt",
                               scale=edi_scale),
+        "pm_mandel_cp.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{mandel()}\n", exit="hlt",
+                                 scale=edi_scale, notes="pm_mandel.asm built with -DCODEPAGE: its variables on the "
+                                                        "code's own page (stores next to code)"),
+        "pm_matmul_lv.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{matmul()}\n", exit="hlt",
+                                 scale=edi_scale, notes="pm_matmul.asm built with -DLOOPVARS: the j index in memory"),
+        "pm_matmul_cp.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{matmul()}\n", exit="hlt",
+                                 scale=edi_scale, notes="pm_matmul.asm built with -DLOOPVARS -DCODEPAGE: the j index "
+                                                        "in memory on the code's own page (a store per j next to code)"),
         "pm_memcpy_movsd.bin": dict(mode=pm, format="raw", regs={"edi": 3}, stdout=f"{memcpy_checksum():08x}\n",
                                     exit="hlt", scale=edi_scale),
         "pm_memcpy_bytes.bin": dict(mode=pm, format="raw", regs={"edi": 2}, stdout=f"{memcpy_checksum():08x}\n",
@@ -197,6 +226,10 @@ def main():
                                      "across INVLPG or a CR3 reload (checked with a data read too), so it cannot "
                                      "judge this guest; the expectation follows SDM vol. 3 4.10.4.1 (INVLPG "
                                      "invalidates the page's translations)"),
+        "pm_jcc_next.bin": dict(mode=pm, format="raw", regs={"edi": 3}, stdout=f"{jcc_next(3):08x}\n", exit="hlt",
+                                notes="a Jcc whose taken and fall-through targets are equal, in a loop entered at "
+                                      "two places (irreducible): the shape binaryen's Relooper asserted on",
+                                scale=edi_scale),
         "pm_hypercall.bin": dict(mode=pm, format="raw", stdout="33333333\n", exit="hlt",
                                  hypercall={"nr": 1, "ebx": 0x11111111, "ecx": 0x22222222, "edx": 0, "esi": 0,
                                             "returns": "ebx+ecx"},

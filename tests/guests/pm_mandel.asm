@@ -23,7 +23,13 @@ ONE     equ 4096
 
 ; Variables live at 0x200000, away from the code page: a store to a page that holds
 ; code would make a JIT drop what it compiled from it (self-modifying code rules).
+; Built with -DCODEPAGE (pm_mandel_cp.bin) they live on the code's own page instead, right
+; after the code: stores that share a page with code but touch none of its bytes.
+%ifdef CODEPAGE
+VARS    equ cp_vars
+%else
 VARS    equ 0x200000
+%endif
 hash    equ VARS + 0
 inside  equ VARS + 4
 px      equ VARS + 8
@@ -111,3 +117,8 @@ pass:   mov dword [hash], 0
         jmp .halt
 
 %include "pm_print.inc"
+
+%ifdef CODEPAGE
+        align 4
+cp_vars: times 6 dd 0
+%endif

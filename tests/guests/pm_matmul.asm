@@ -13,9 +13,17 @@ N       equ 64
 MA      equ 0x200000            ; N*N dwords each
 MB      equ 0x210000
 MC      equ 0x220000
+; -DLOOPVARS keeps the j loop's index in memory, as unoptimised C does (pm_matmul_lv.bin);
+; with -DCODEPAGE too, the variables live on the code's own page (pm_matmul_cp.bin): a store
+; per j to a page that holds code, touching none of its bytes.
+%ifdef CODEPAGE
+VARS    equ cp_vars
+%else
 VARS    equ 0x230000            ; variables, away from the code page
+%endif
 passes  equ VARS + 0
 result  equ VARS + 4
+jvar    equ VARS + 8
 
 start:
         mov esp, 0x80000
@@ -32,8 +40,14 @@ start:
 
 pass:   mov edi, MC             ; EDI = &C[i][j]
         mov esi, MA             ; ESI = &A[i][0]
+%ifdef LOOPVARS
+.i:     mov dword [jvar], 0     ; j*4, in memory
+.j:     mov ebp, [jvar]
+        lea ebx, [MB + ebp]     ; EBX = &B[0][j]
+%else
 .i:     xor ebp, ebp            ; EBP = j*4
 .j:     lea ebx, [MB + ebp]     ; EBX = &B[0][j]
+%endif
         xor edx, edx            ; EDX = sum
         mov ecx, N
 .k:     mov eax, [esi]          ; sum += A[i][k] * B[k][j]
@@ -46,8 +60,13 @@ pass:   mov edi, MC             ; EDI = &C[i][j]
         mov [edi], edx
         add edi, 4
         sub esi, N*4            ; back to &A[i][0]
+%ifdef LOOPVARS
+        add dword [jvar], 4
+        cmp dword [jvar], N*4
+%else
         add ebp, 4
         cmp ebp, N*4
+%endif
         jb .j
         add esi, N*4            ; next row of A
         cmp esi, MA + N*N*4
@@ -85,3 +104,8 @@ fill:   mov ecx, N*N
         ret
 
 %include "pm_print.inc"
+
+%ifdef CODEPAGE
+        align 4
+cp_vars: times 3 dd 0
+%endif
