@@ -8,7 +8,7 @@ import type { Vmcs } from "../cpu/vmcs.ts";
 import { KvmRun } from "./kvm_run.ts";
 import type { Vm } from "./kvm_main.ts";
 import { KvmError } from "./kvm_main.ts";
-import { kvmQueueInterrupt, kvmVcpuIoctl } from "./x86.ts";
+import { kvmQueueInterrupt, kvmVcpuIoctl, PROCESSOR_SIGNATURE } from "./x86.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
@@ -122,6 +122,14 @@ export class Vcpu {
    * instructions plus this (one instruction = 1 ns at the nominal 1 GHz TSC); see `Vm.clock`.
    */
   idleNs = 0;
+  /**
+   * vmxlab: before a halted vCPU sleeps to its next timer edge, KVM_RUN returns KVM_EXIT_IDLE once
+   * (the next KVM_RUN sleeps). Userspace that feeds input or keeps virtual time near the wall clock
+   * turns this on; off, idle time passes inside KVM_RUN without a return.
+   */
+  idleExit = false;
+  /** KVM_EXIT_IDLE was returned for the current halt. */
+  idleNotified = false;
   /** The guest shut down (triple fault); KVM_RUN keeps returning KVM_EXIT_SHUTDOWN until the state is set again. */
   shutDown = false;
   /**
@@ -301,11 +309,12 @@ export class Vcpu {
     c.setSeg(Seg.TR, 0, 0, 0xffff, 0x8b);
     st[St.GDTR_LIMIT] = 0xffff;
     st[St.IDTR_LIMIT] = 0xffff;
-    st[2 * 2] = 0x600; // EDX: the processor signature after reset (family 6)
+    st[2 * 2] = PROCESSOR_SIGNATURE; // EDX: the processor signature after reset (CPUID.1:EAX)
     c.refreshAllSegs();
     c.flushTlb();
     this.shutDown = false;
     this.mpState = MpState.RUNNABLE;
+    this.idleNotified = false;
     this.queuedIrq = -1;
   }
 }
