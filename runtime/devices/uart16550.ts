@@ -115,6 +115,11 @@ export class Uart16550 implements PioDevice {
     this.#update();
   }
 
+  /** The interrupt enable register (bit 0: received data, bit 1: THR empty). */
+  get interruptEnable(): number {
+    return this.#ier;
+  }
+
   /** How many received bytes wait in the FIFO. */
   get pendingInput(): number {
     return this.#rx.length - this.#rxHead;

@@ -197,6 +197,8 @@ export class Machine {
   resetControl: ResetControl | null = null;
   /** Console bytes (debug console and UART) since creation. */
   readonly consoleBytes: number[] = [];
+  /** Listeners added with `onConsole`. */
+  private consoleWatchers: ByteSink[] = [];
   private readonly consoleSink?: ByteSink;
   /** IO hooks by port (tables of 256-port pages: a machine is cheap to create, a lookup is two array loads per exit). */
   private readonly ioIn = new PortTable<IoHook>();
@@ -261,6 +263,8 @@ export class Machine {
     this.sink = (b) => {
       this.consoleBytes.push(b);
       this.consoleSink?.(b);
+      const w = this.consoleWatchers;
+      for (let i = 0; i < w.length; i++) w[i](b);
     };
     const dev = opts.devices ?? {};
     this.placement = {
@@ -415,6 +419,7 @@ export class Machine {
     this.ioHooks.length = 0;
     this.mmioHooks.length = 0;
     this.exitHooks.clear();
+    this.consoleWatchers = [];
     this.hypercalls.clear();
     this.stopDetail = null;
     this.image = null;
@@ -678,6 +683,15 @@ export class Machine {
   onHypercall(nr: number, fn: HypercallHandler, name = `hypercall ${nr}`): void {
     if (this.hypercalls.has(nr)) throw new MachineError("conflict", `Cannot register hypercall hook "${name}": hypercall ${nr} is claimed by "${this.hypercalls.get(nr)!.name}"`);
     this.hypercalls.set(nr, { name, fn });
+  }
+  /**
+   * Watch the console: `fn` gets each byte as the guest writes it (during the exit that writes it,
+   * so `machine.vcpu.instructions` says when).
+   * @returns a function that removes the listener
+   */
+  onConsole(fn: ByteSink): () => void {
+    this.consoleWatchers = [...this.consoleWatchers, fn];
+    return () => { this.consoleWatchers = this.consoleWatchers.filter((f) => f !== fn); };
   }
   /** Feed bytes to the UART's receive FIFO. */
   feedSerial(bytes: Uint8Array | string): void {
