@@ -364,7 +364,9 @@ async function runKernel(opts: Options): Promise<number> {
     m = new Machine({
       memSize: opts.mem, mode: "protected", engine: opts.engine === "jit" ? "jit" : "interp",
       devices: { ...PC_DEVICES }, rtcStart: opts.rtc,
-      console: (b) => { consoleBuf.push(b); if (consoleBuf.length >= 4096) flush(); },
+      // A line, or a prompt's closing space, goes out at once: the terminal (and a benchmark waiting
+      // for the prompt) sees it when the guest writes it, not at the end of the slice.
+      console: (b) => { consoleBuf.push(b); if (b === 10 || b === 32 || consoleBuf.length >= 4096) flush(); },
       trace: opts.trace === "path" ? (e) => err(JSON.stringify(e) + "\n") : undefined,
     });
     m.load(kernel, { format: "bzimage", initrd, cmdline: opts.append ?? "console=ttyS0" });
