@@ -52,7 +52,7 @@ if [[ $only_initramfs == 0 ]]; then
   done < "$out/config.fragment"
   [[ $bad == 0 ]] || exit 1
   # A reproducible build: fixed identity and timestamp in the banner uname -a prints.
-  export KBUILD_BUILD_USER=vmxlab KBUILD_BUILD_HOST=vmxlab KBUILD_BUILD_TIMESTAMP="2026-01-01 00:00:00 UTC"
+  export KBUILD_BUILD_USER=vmxlab KBUILD_BUILD_HOST=vmxlab KBUILD_BUILD_TIMESTAMP="2026-01-01 00:00:00 UTC" KBUILD_BUILD_VERSION=1
   kmake -j"$jobs" bzImage
   cp "$src/arch/x86/boot/bzImage" "$out/bzImage"
   cp "$src/.config" "$out/config"
