@@ -59,6 +59,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     case "readMemory": return host.readMemory(req.session, req.addr, req.len);
     case "writeMemory": return host.writeMemory(req.session, req.addr, req.data);
     case "disasm": return await host.disasm(req.session, req.addr, req.count, req.bits);
+    case "console": return host.console(req.session, req.input);
     case "destroy": return host.destroy(req.session);
   }
 }

@@ -4,8 +4,9 @@
  * runs inside a worker; the main thread only sends `WorkerRequest`s.
  */
 import {
-  addSlice, type DisasmBits, disassemble, dropSliceEnd, emptyRun, EXIT_REASON_NAMES, ImageError, JIT_LOAD_HEADROOM_MS,
-  jitLoaded, jitReport, KvmError, kvmExitName, loadJit, loadJitStep, Machine, MachineError, type RunResult, type TraceEvent,
+  addSlice, type DisasmBits, disassemble, dropSliceEnd, emptyRun, EXIT_REASON_NAMES, ImageError, isBzImage,
+  JIT_LOAD_HEADROOM_MS, jitLoaded, jitReport, KvmError, kvmExitName, loadJit, loadJitStep, Machine, MachineError,
+  PC_DEVICES, type RunResult, type TraceEvent,
 } from "../runtime/vmm/mod.ts";
 import type { Limits } from "./config.ts";
 import type { HookSet } from "./hooks.ts";
@@ -157,6 +158,14 @@ export class VmHost {
     return this.runVm(this.vm(session), run, 0);
   }
 
+  /** Type on a session's serial console: the bytes wait in the UART's receive FIFO for the guest. */
+  console(session: string, input: Uint8Array): { pendingInput: number } {
+    const m = this.vm(session).machine;
+    if (!m.serial) throw new ActionError({ kind: "unsupported", message: "This machine has no serial port", field: "input" });
+    m.feedSerial(input);
+    return { pendingInput: m.serial.pendingInput };
+  }
+
   getRegs(session: string): { regs: RegsReport } {
     return { regs: regsReport(this.vm(session).machine) };
   }
@@ -264,12 +273,16 @@ export class VmHost {
     return vm;
   }
 
-  private newMachine(mode: MachineSpec["mode"], memBytes: number): Made {
+  private newMachine(mode: MachineSpec["mode"], memBytes: number, pc = false): Made {
     // The console sink is fixed at construction; it forwards to whichever Vm owns the machine.
     // Made with no engine: take() attaches the one a request asks for (machines are kept by mode and size only).
     const target: { vm: Vm | null } = { vm: null };
-    const machine = new Machine({ mode, memSize: memBytes, engine: "interp", console: (b) => this.onConsole(target.vm, b), reusable: memBytes <= SPARE_MAX_MEM });
-    return { machine, target, key: `${mode}/${memBytes}` };
+    // A Linux kernel gets the PC devices (RTC, i8042, reset port); such machines are not pooled.
+    const machine = new Machine({
+      mode, memSize: memBytes, engine: "interp", console: (b) => this.onConsole(target.vm, b),
+      reusable: !pc && memBytes <= SPARE_MAX_MEM, devices: pc ? { ...PC_DEVICES } : undefined,
+    });
+    return { machine, target, key: pc ? `pc/${mode}/${memBytes}` : `${mode}/${memBytes}` };
   }
 
   /**
@@ -291,6 +304,14 @@ export class VmHost {
   }
 
   private takeMachine(spec: MachineSpec): Made {
+    if (spec.format === "bzimage" || (spec.format === "auto" && isBzImage(spec.image))) {
+      try {
+        return this.newMachine(spec.mode === "paged" ? "protected" : spec.mode, spec.memBytes, true);
+      } catch (e) {
+        if (e instanceof MachineError) throw new ActionError({ kind: "argument", message: e.message, field: "mem" });
+        throw e;
+      }
+    }
     const key = `${spec.mode}/${spec.memBytes}`;
     this.lastKey = key;
     const ready = this.spare.get(key)?.pop();
@@ -326,7 +347,7 @@ export class VmHost {
     };
     made.target.vm = vm;
     try {
-      machine.load(spec.image, { format: spec.format, loadAddr: spec.load, entry: spec.entry });
+      machine.load(spec.image, { format: spec.format, loadAddr: spec.load, entry: spec.entry, initrd: spec.initrd, cmdline: spec.cmdline });
     } catch (e) {
       if (e instanceof ImageError) {
         const field = e.kind === "placement" ? (/^Entry point/.test(e.message) && spec.entry !== undefined ? "entry" : spec.load !== undefined ? "load" : "image") : "image";

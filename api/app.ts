@@ -26,6 +26,7 @@ import { ApiProblem, fieldProblem, fromWorkerError, fromZodError } from "./probl
 import { makeSchemas, type RunRequest, type Schemas, toNumber } from "./schemas.ts";
 import { buildOpenApi, type RouteDoc } from "./openapi.ts";
 import { renderDocs } from "./docs.ts";
+import { isBzImage } from "../runtime/vmm/bzimage.ts";
 import { BUNDLED_SCRIPTS, loadHookScripts, scriptUrl } from "./hooks.ts";
 import { WorkerJobError, WorkerPool } from "./pool.ts";
 import { Session, SessionTable, type StreamEvent } from "./sessions.ts";
@@ -200,7 +201,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     engines: ENGINES,
     defaultEngine,
     modes: MODES,
-    formats: ["raw", "elf", "multiboot", "rom", "auto"],
+    formats: ["raw", "elf", "multiboot", "rom", "bzimage", "auto"],
     workers: pool.size,
     limits: limits as unknown as Record<string, unknown>,
     hookSets,
@@ -481,6 +482,19 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   });
 
   route({
+    method: "post", path: "/v1/vms/:id/console", operationId: "vmConsole", summary: "Type on the session's serial console", tags: ["sessions"],
+    description: "Appends the bytes to the UART's receive FIFO; the guest reads them during its next run (the UART raises IRQ4). " +
+      "What it prints comes on the events stream as `console` events.",
+    params: idParams,
+    body: { schema: schemas.ConsoleInput, required: true },
+    responses: { 200: { description: "Queued", schema: schemas.ConsoleQueued }, ...bodyErrors, ...notFound, 422: problem("The machine has no serial port") },
+  }, async (c) => {
+    const s = session(c);
+    const body = await jsonBody(c, schemas.ConsoleInput, true) as { input: string };
+    return c.json(await onSession(s, { op: "console", session: s.id, input: new TextEncoder().encode(body.input) }, watchdog(s.defaults.timeoutMs)));
+  });
+
+  route({
     method: "delete", path: "/v1/vms/:id", operationId: "deleteVm", summary: "Delete a session", tags: ["sessions"], params: idParams,
     responses: { 204: { description: "Deleted" }, 400: problem("Malformed id"), ...notFound },
   }, async (c) => {
@@ -512,7 +526,13 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     });
     const image = new Uint8Array(Buffer.from(b.image, "base64"));
     if (image.length === 0) throw fieldProblem("validation", "body", "image", "The image is empty");
+    const bz = b.format === "bzimage" || ((b.format ?? "auto") === "auto" && isBzImage(image));
+    if (!bz && (b.initrd !== undefined || b.cmdline !== undefined)) {
+      throw fieldProblem("validation", "body", b.initrd !== undefined ? "initrd" : "cmdline", "initrd and cmdline go with a Linux bzImage (format bzimage)");
+    }
     return {
+      initrd: b.initrd === undefined ? undefined : new Uint8Array(Buffer.from(b.initrd, "base64")),
+      cmdline: b.cmdline,
       image,
       format: b.format ?? "auto",
       mode: mode as MachineSpec["mode"],

@@ -92,6 +92,8 @@ test("What each route returns matches its documented schema", async () => {
   await checked("PUT", `/v1/vms/${id}/memory?addr=0x2000`, { data: "AAEC" });
   await checked("GET", `/v1/vms/${id}/disasm?addr=0x1000&count=2`);
   await checked("GET", `/v1/vms/${id}/disasm?bits=64`);
+  await checked("POST", `/v1/vms/${id}/console`, { input: "hi" });
+  await checked("POST", `/v1/vms/${id}/console`, { input: "" });
   const events = await service.app.request(`/v1/vms/${id}/events`);
   assertEquals(events.headers.get("content-type"), "text/event-stream");
   seen.add("get /v1/vms/:id/events");

@@ -8,7 +8,7 @@ import type { Limits } from "./config.ts";
 import type { FieldLocation } from "./problem.ts";
 
 export type Mode = "real" | "protected" | "paged" | "long";
-export type Format = "raw" | "elf" | "multiboot" | "rom" | "auto";
+export type Format = "raw" | "elf" | "multiboot" | "rom" | "bzimage" | "auto";
 export type TraceKind = "off" | "exits" | "path";
 /** The engines the service runs (kvm is refused before a request reaches a worker). */
 export type EngineName = "interp" | "jit" | "auto";
@@ -35,6 +35,9 @@ export interface MachineSpec {
   hooks: string[];
   script?: string;
   trace: TraceKind;
+  /** A bzImage's initial RAM disk and command line. */
+  initrd?: Uint8Array;
+  cmdline?: string;
 }
 
 /** How to run it. */
@@ -55,6 +58,7 @@ export type WorkerRequest =
   | { op: "readMemory"; session: string; addr: number; len: number }
   | { op: "writeMemory"; session: string; addr: number; data: Uint8Array }
   | { op: "disasm"; session: string; addr?: number; count: number; bits?: 16 | 32 }
+  | { op: "console"; session: string; input: Uint8Array }
   | { op: "destroy"; session: string };
 
 /** A failure in a worker, by kind; `problem.ts` maps kinds to HTTP statuses. */

@@ -33,7 +33,8 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
   const req = z.registry<SchemaMeta>();
   const res = z.registry<SchemaMeta>();
   const Mode = z.enum(["real", "protected", "paged", "long"]).describe("CPU mode at entry, as vmrun --mode (long is not built yet)");
-  const Format = z.enum(["raw", "elf", "multiboot", "rom", "auto"]).describe("Image format (auto detects ELF and multiboot headers)");
+  const Format = z.enum(["raw", "elf", "multiboot", "rom", "bzimage", "auto"])
+    .describe("Image format (auto detects ELF, multiboot and Linux bzImage headers); a bzImage boots through Linux's 32-bit boot protocol with the PC devices (RTC, i8042, UART on IRQ4)");
   const Engine = z.enum(["interp", "jit", "auto", "kvm"])
     .describe(`Execution engine (default ${defaultEngine}): interp interprets; jit compiles guest code to WebAssembly the first time it runs; ` +
       "auto interprets cold code and compiles hot blocks; kvm is not built yet. The guest's exits, counts and state are the same " +
@@ -74,12 +75,18 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
     script: z.string().max(limits.hookScript.maxSourceBytes).optional()
       .describe("A hook script (JavaScript) run in a QuickJS sandbox: vm.onIo, vm.onHypercall, vm.onExit, vm.onMmio"),
     trace: TraceKind.optional(),
+    initrd: z.base64().min(1).max(Math.ceil(limits.maxBodyBytes / 3) * 4).optional().describe("A bzImage's initial RAM disk, base64"),
+    cmdline: z.string().max(2048).regex(/^[\x20-\x7e]*$/, "Expected printable ASCII").optional().describe("A bzImage's kernel command line (e.g. console=ttyS0)"),
   };
 
   const RunRequest = z.strictObject({ ...machineFields, ...runFields }).register(req, { id: "RunRequest", description: "A one-shot run" });
   const CreateVmRequest = z.strictObject({ ...machineFields, ...runFields })
     .register(req, { id: "CreateVmRequest", description: "A session's machine; budget, timeoutMs and dumps become its runs' defaults" });
   const SessionRunRequest = z.strictObject(runFields).register(req, { id: "SessionRunRequest" });
+  const ConsoleInput = z.strictObject({ input: z.string().min(1).max(65536).describe("Bytes (UTF-8) for the UART's receive FIFO") })
+    .register(req, { id: "ConsoleInput" });
+  const ConsoleQueued = z.object({ pendingInput: z.int().min(0).describe("Bytes waiting in the receive FIFO for the guest to read") })
+    .register(res, { id: "ConsoleQueued" });
 
   const RegsReport = z.object(Object.fromEntries(
     ["eax", "ebx", "ecx", "edx", "esi", "edi", "esp", "ebp", "eip", "eflags", "cs", "ds", "es", "fs", "gs", "ss"].map((k) => [k, z.int().min(0)]),
@@ -178,7 +185,7 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
 
   return {
     registries: { req, res },
-    RunRequest, CreateVmRequest, SessionRunRequest, RunReport, Problem, Health, Info, Session, SessionList, RegsResponse,
+    RunRequest, CreateVmRequest, SessionRunRequest, ConsoleInput, ConsoleQueued, RunReport, Problem, Health, Info, Session, SessionList, RegsResponse,
     Regs, SessionId, MemoryQuery, MemoryWriteQuery, MemoryRead, MemoryWrite, MemoryWritten, DisasmQuery, Disasm,
   };
 }

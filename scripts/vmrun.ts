@@ -11,16 +11,20 @@
  */
 import { readFileSync, writeSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { Machine, MachineError, type RunResult } from "../runtime/vmm/machine.ts";
+import { Machine, MachineError, PC_DEVICES, type RunResult } from "../runtime/vmm/machine.ts";
+import { ConsoleWatch, runSliced, SerialInput } from "../runtime/vmm/serial_console.ts";
+import { Terminal } from "./_terminal.ts";
 import { parseAddress, parseSize } from "../runtime/vmm/loader.ts";
 import { ImageError } from "../runtime/vmm/image.ts";
 import { KvmError } from "../runtime/kvm/kvm_main.ts";
 import { Seg } from "../runtime/cpu/state.ts";
-import { jitReport, loadJit, runAuto } from "../runtime/vmm/tiering.ts";
+import { jitReport, loadJit, loadJitStep, runAuto } from "../runtime/vmm/tiering.ts";
 
 export const USAGE = `Usage: vmrun [options] IMAGE
+       vmrun --kernel BZIMAGE [--initrd FILE] [--append CMDLINE] [options]
 
-Run an x86 guest image on vmxlab's emulated VMX processor.
+Run an x86 guest image on vmxlab's emulated VMX processor, or boot a Linux kernel with its console
+on the terminal (as qemu -nographic: raw mode, Ctrl-A X quits, Ctrl-A Ctrl-A sends Ctrl-A).
 
 Options:
   --mode real|protected|paged|long   CPU mode at entry (default real)
@@ -40,7 +44,16 @@ Options:
   --budget N                         stop after N instructions (exit status 3)
   --timeout MS                       stop after MS milliseconds of wall time
   --dump ADDR:LEN                    include guest memory in the JSON report (repeatable)
-  --serial-input TEXT                bytes for the UART's receive FIFO
+  --serial-input TEXT                bytes for the UART's receive FIFO; with --kernel, fed a line at a
+                                     time as the guest reads it (@FILE reads them from FILE), and the run
+                                     ends once every line is answered
+  --kernel FILE                      boot a Linux bzImage (32-bit boot protocol) in protected mode with
+                                     the PC devices (RTC, i8042, reset port) and the UART on IRQ4
+  --initrd FILE                      the initial RAM disk for --kernel
+  --append CMDLINE                   the kernel command line (default "console=ttyS0")
+  --prompt TEXT                      with --kernel and --serial-input: feed each line once TEXT (the
+                                     shell's prompt) has appeared; --json reports when it first did
+  --rtc DATE                         the RTC's date at boot: ISO 8601 (default 2026-01-01T00:00:00Z) or "now"
   --trace exits|path|insn            trace to stderr, one JSON object a line
   --json                             end stdout with a JSON report
   --help                             show this help
@@ -49,6 +62,7 @@ Examples:
   vmrun tests/guests/hello16.bin --reg eax=2 --reg ebx=2
   vmrun --mode protected --json tests/guests/pm_fib.bin
   vmrun --mode protected --budget 1000000 tests/guests/cguest_O2.elf
+  vmrun --kernel tests/guests/linux/bzImage --initrd tests/guests/linux/initramfs.cpio.gz
 `;
 
 /** A usage error: exit status 2 with a one-line message. */
@@ -74,6 +88,11 @@ interface Options {
   trace?: "exits" | "path" | "insn";
   json: boolean;
   serialInput?: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  prompt?: string;
+  rtc?: number;
 }
 
 function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
@@ -101,7 +120,8 @@ export function parseCli(argv: string[]): Options | "help" {
         mem: { type: "string" }, engine: { type: "string" }, reg: { type: "string", multiple: true },
         budget: { type: "string" }, timeout: { type: "string" }, dump: { type: "string", multiple: true },
         trace: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean" },
-        "serial-input": { type: "string" },
+        "serial-input": { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" },
+        append: { type: "string" }, prompt: { type: "string" }, rtc: { type: "string" },
       },
     });
   } catch (e) {
@@ -109,12 +129,30 @@ export function parseCli(argv: string[]): Options | "help" {
   }
   const v = parsed.values;
   if (v.help) return "help";
-  if (parsed.positionals.length !== 1) {
-    throw new UsageError(parsed.positionals.length === 0 ? "Missing IMAGE (see --help)" : `Expected one IMAGE, got ${parsed.positionals.length}`);
+  const kernel = v.kernel;
+  if (kernel !== undefined) {
+    if (parsed.positionals.length !== 0) throw new UsageError(`--kernel boots a kernel: no IMAGE as well (got ${parsed.positionals.join(" ")})`);
+    for (const o of ["mode", "format", "load", "entry", "reg"] as const) {
+      if (v[o] !== undefined) throw new UsageError(`--${o} does not go with --kernel (the boot protocol sets the CPU up)`);
+    }
+    if (v.engine === "lockstep") throw new UsageError("--engine lockstep does not go with --kernel");
+  } else {
+    for (const o of ["initrd", "append", "prompt", "rtc"] as const) {
+      if (v[o] !== undefined) throw new UsageError(`--${o} goes with --kernel`);
+    }
+    if (parsed.positionals.length !== 1) {
+      throw new UsageError(parsed.positionals.length === 0 ? "Missing IMAGE (see --help)" : `Expected one IMAGE, got ${parsed.positionals.length}`);
+    }
+  }
+  let rtc: number | undefined;
+  if (v.rtc !== undefined) {
+    const ms = v.rtc === "now" ? Date.now() : Date.parse(v.rtc);
+    if (!Number.isFinite(ms)) throw new UsageError(`Invalid --rtc: ${v.rtc} (expected an ISO 8601 date such as 2026-01-01T00:00:00Z, or "now")`);
+    rtc = Math.floor(ms / 1000);
   }
   let mem: number;
   try {
-    mem = v.mem === undefined ? 16 << 20 : parseSize(v.mem);
+    mem = v.mem === undefined ? (kernel !== undefined ? 128 << 20 : 16 << 20) : parseSize(v.mem);
   } catch (e) {
     throw new UsageError(`Invalid --mem: ${(e as Error).message}`);
   }
@@ -140,8 +178,8 @@ export function parseCli(argv: string[]): Options | "help" {
     return Number(s);
   };
   return {
-    image: parsed.positionals[0],
-    mode: oneOf("mode", v.mode, ["real", "protected", "paged", "long"] as const, "real"),
+    image: kernel ?? parsed.positionals[0],
+    mode: kernel !== undefined ? "protected" : oneOf("mode", v.mode, ["real", "protected", "paged", "long"] as const, "real"),
     format: oneOf("format", v.format, ["raw", "elf", "multiboot", "rom", "auto"] as const, "auto"),
     load: v.load === undefined ? undefined : num("load", v.load),
     entry: v.entry === undefined ? undefined : num("entry", v.entry),
@@ -154,6 +192,7 @@ export function parseCli(argv: string[]): Options | "help" {
     trace: v.trace === undefined ? undefined : oneOf("trace", v.trace, ["exits", "path", "insn"] as const, "exits"),
     json: v.json ?? false,
     serialInput: v["serial-input"],
+    kernel, initrd: v.initrd, append: v.append, prompt: v.prompt, rtc,
   };
 }
 
@@ -191,6 +230,7 @@ export async function main(argv: string[]): Promise<number> {
     err("vmrun: Long mode is not supported yet: it comes with a later issue (use real, protected or paged)\n");
     return 2;
   }
+  if (opts.kernel !== undefined) return await runKernel(opts);
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(readFileSync(opts.image));
@@ -296,6 +336,90 @@ export async function main(argv: string[]): Promise<number> {
     case "budget": return 3;
     default: return 1;
   }
+}
+
+/**
+ * `--kernel`: boot a bzImage with the PC devices, the console on the terminal (or scripted with
+ * --serial-input), in slices so that the terminal, binaryen (auto) and the wall clock get their turn.
+ */
+async function runKernel(opts: Options): Promise<number> {
+  const readOpt = (what: string, path: string): Uint8Array => {
+    try {
+      return new Uint8Array(readFileSync(path));
+    } catch (e) {
+      throw new UsageError(`Cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  };
+  let m: Machine;
+  let script: string | undefined;
+  const consoleBuf: number[] = [];
+  const flush = () => { if (consoleBuf.length) { writeSync(1, new Uint8Array(consoleBuf)); consoleBuf.length = 0; } };
+  try {
+    const kernel = readOpt("kernel", opts.kernel!);
+    const initrd = opts.initrd === undefined ? undefined : readOpt("initrd", opts.initrd);
+    if (opts.serialInput !== undefined) {
+      script = opts.serialInput.startsWith("@") ? new TextDecoder().decode(readOpt("serial input", opts.serialInput.slice(1))) : opts.serialInput;
+    }
+    if (opts.engine === "jit") await loadJit();
+    m = new Machine({
+      memSize: opts.mem, mode: "protected", engine: opts.engine === "jit" ? "jit" : "interp",
+      devices: { ...PC_DEVICES }, rtcStart: opts.rtc,
+      // A line, or a prompt's closing space, goes out at once: the terminal (and a benchmark waiting
+      // for the prompt) sees it when the guest writes it, not at the end of the slice.
+      console: (b) => { consoleBuf.push(b); if (b === 10 || b === 32 || consoleBuf.length >= 4096) flush(); },
+      trace: opts.trace === "path" ? (e) => err(JSON.stringify(e) + "\n") : undefined,
+    });
+    m.load(kernel, { format: "bzimage", initrd, cmdline: opts.append ?? "console=ttyS0" });
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof ImageError || e instanceof MachineError || e instanceof KvmError || e instanceof RangeError) {
+      err(`vmrun: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const prompt = opts.prompt === undefined ? null : new ConsoleWatch(m, opts.prompt);
+  let auto = opts.engine === "auto";
+  let result: RunResult;
+  const term = script === undefined ? new Terminal() : null;
+  try {
+    if (script !== undefined) new SerialInput(m, script, { prompt: opts.prompt, stopWhenDone: true });
+    result = await runSliced(m, {
+      budget: opts.budget, timeoutMs: opts.timeout, realtime: term !== null,
+      between: async (waitMs) => {
+        flush();
+        if (auto && (await loadJitStep())) { m.setEngine("auto"); auto = false; }
+        if (term === null) return;
+        await term.wait(waitMs);
+        const input = term.take();
+        if (input.bytes.length) m.feedSerial(input.bytes);
+        if (input.quit) return "quit";
+      },
+    });
+  } catch (e) {
+    flush();
+    term?.close();
+    if (e instanceof MachineError) {
+      err(`vmrun: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    term?.close();
+  }
+  flush();
+  const ended = result.exit.reason === "stopped" && (result.exit.detail === "quit" || result.exit.detail === "serial input done");
+  if (opts.json) {
+    const c = m.consoleBytes;
+    if (c.length && c[c.length - 1] !== 10) out("\n");
+    const rep = report(m, { ...opts, engine: opts.engine === "auto" ? "auto" : opts.engine }, result);
+    delete rep.console;
+    if (prompt !== null) rep.prompt = { text: prompt.text, instructions: prompt.instructions, wallMs: prompt.wallMs === null ? null : Math.round(prompt.wallMs) };
+    out(JSON.stringify(rep) + "\n");
+  } else if (!ended && result.exit.reason !== "hlt" && result.exit.reason !== "reset") {
+    err(`\r\nvmrun: ${summary(result)}\n`);
+  }
+  if (ended || result.exit.reason === "hlt" || result.exit.reason === "reset") return 0;
+  return result.exit.reason === "budget" ? 3 : 1;
 }
 
 function summary(r: RunResult): string {

@@ -90,3 +90,26 @@ test("Machine({ irqchip: false }) leaves the PIC and PIT ports to hooks and HLT 
   assertThrows(() => dflt.onIo({ port: 0x61, handler: () => 0 }), MachineError, 'in-kernel device "pit"');
   assertThrows(() => dflt.onIo({ port: 0x20, handler: () => 0 }), MachineError, 'in-kernel device "pic"');
 });
+
+test("rm_rtc.bin: the RTC's periodic interrupt reaches the guest on IRQ8 through the slave PIC and wakes HLT on virtual time", () => {
+  const run = () => {
+    const m = new Machine({ mode: "real", devices: { rtc: "userspace" } });
+    m.load(new Uint8Array(readFileSync(`${REPO}/tests/guests/rm_rtc.bin`)), { format: "raw" });
+    return { m, r: m.run({ budget: 1_000_000 }) };
+  };
+  const { m, r } = run();
+  assertEquals(m.console, "RRR\n");
+  assertEquals(r.exit.reason, "hlt");
+  assertEquals(r.exits.hlt, 4, "three halts woken by the RTC in the kernel (nothing else is programmed), and the last one");
+  // Rate 15 is 500 ms (MC146818A data sheet): the third interrupt came at 1.5 s of virtual time.
+  const clock = m.vm.clock();
+  assert(clock >= 1_500_000_000 && clock < 1_500_000_000 + r.instructions, `clock ${clock}`);
+  assertEquals(m.rtc!.seconds() - m.rtc!.seconds() % 1, 1767225601, "the RTC's date moved on with virtual time");
+  const again = run();
+  assertEquals([again.r.instructions, again.m.vm.clock()], [r.instructions, clock]);
+  // Without the RTC the guest's ports read as an open bus and nothing wakes the first HLT.
+  const bare = new Machine({ mode: "real" });
+  bare.load(new Uint8Array(readFileSync(`${REPO}/tests/guests/rm_rtc.bin`)), { format: "raw" });
+  assertEquals(bare.run({ budget: 1_000_000 }).exit.reason, "hlt");
+  assertEquals(bare.console, "");
+});

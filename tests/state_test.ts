@@ -75,8 +75,12 @@ test("every field of the stateful classes is saved or named as not state", () =>
   coversFields("KvmRun", run, run.saveState(), []);
   const m = new Machine({ mode: "protected" });
   // The vCPU: hooks are userspace's, the processor and the VM are saved by their own layers.
-  coversFields("Vcpu", m.vcpu, m.vcpu.saveState(), ["vm", "id", "cpu", "vmxExitHooks"]);
+  // idleExit: whether userspace asked for KVM_EXIT_IDLE (configuration).
+  coversFields("Vcpu", m.vcpu, m.vcpu.saveState(), ["vm", "id", "cpu", "vmxExitHooks", "idleExit"]);
   // The VM: guest memory and its layout are the VMM's to save (the layout is checked on restore),
-  // the PIO counts are saved as pioCounts, the bus's devices are userspace's, the trace is configuration.
-  coversFields("Vm", m.vm, m.vm.saveState(), ["module", "memory", "brk", "slots", "last", "pioBus", "pioCountPages", "tracer"]);
+  // the PIO counts are saved as pioCounts, the bus's devices and the device timers (the RTC's) are
+  // userspace's to save and register again, the trace is configuration.
+  coversFields("Vm", m.vm, m.vm.saveState(), [
+    "module", "memory", "brk", "slots", "last", "pioBus", "pioCountPages", "timers", "tracer",
+  ]);
 });

@@ -360,6 +360,16 @@ test("decode() takes SMSW and LMSW with a register operand in the 0F 01 group th
   assertEquals(d32(0x0f, 0x01, 0xc8).exec, semantics.ud); // MONITOR: not implemented, so #UD
 });
 
+test("decode() sends x87 escapes in register form (FLDZ, FUCOMIP) as well as memory form to the FPU semantics, which give #NM under CR0.EM", () => {
+  // SDM Vol. 1 8.1 and Table 2-2 (Vol. 3A): every D8–DF form is an x87 instruction; with CR0.EM=1
+  // it raises #NM so that an emulator (Linux's math-emu) can run it. A #UD instead made Linux send
+  // SIGILL to busybox's sleep (FLDZ, D9 EE).
+  assertEquals(d32(0xd9, 0xee).exec, semantics.fpu); // fldz
+  assertEquals(d32(0xdf, 0xe9).exec, semantics.fpu); // fucomip st, st(1)
+  assertEquals(d32(0xdd, 0x5c, 0x24, 0x08).exec, semantics.fpu); // fstp qword [esp+8]
+  assertEquals(d32(0xd9, 0xee).len, 2);
+});
+
 test("decode() makes MOV to CS, MOV with segment register 6 or 7, and MOV with CR1 or CR5–CR7 #UD", () => {
   assertEquals(d32(0x8e, 0xc8).exec, semantics.ud); // mov cs, ax
   assertEquals(d32(0x8e, 0xd8).exec, semantics.movToSeg); // mov ds, ax

@@ -25,6 +25,11 @@ export interface Uart16550Options {
   name?: string;
   /** Called with the new level whenever `interruptPending()` changes (for an interrupt controller). */
   onInterrupt?: (pending: boolean) => void;
+  /**
+   * Wire the interrupt as a PC does: the level `onInterrupt` sees is the chip's INTR AND MCR bit 3
+   * (OUT2), which gates the UART's interrupt onto the ISA bus (default false: INTR itself).
+   */
+  out2Gate?: boolean;
 }
 
 // IER bits.
@@ -40,6 +45,7 @@ const FCR_ENABLE = 0x01;
 const FCR_CLEAR_RX = 0x02;
 // LCR/MCR/LSR bits.
 const LCR_DLAB = 0x80;
+const MCR_OUT2 = 0x08;
 const MCR_LOOP = 0x10;
 const LSR_DR = 0x01;
 const LSR_THRE = 0x20;
@@ -60,7 +66,8 @@ const MSR_CONNECTED = 0xb0;
  *   pending. As on the 16550, THR-empty becomes pending when IER bit 1 is set and after each THR
  *   write, and is cleared by reading IIR when IIR reports it. No line-status or modem-status
  *   interrupts, no receive trigger levels or character timeouts. IIR bits 6-7 are set while FCR
- *   bit 0 (FIFO enable) is set. The level is the chip's INTR pin: it is not gated by MCR.OUT2.
+ *   bit 0 (FIFO enable) is set. The level is the chip's INTR pin, or with `out2Gate` (a PC's wiring)
+ *   INTR while MCR bit 3 (OUT2) is set.
  * - MSR reads 0xB0 (DCD, DSR, CTS asserted); in loopback mode bits 4-7 reflect MCR bits 1, 0, 2, 3
  *   as the datasheet specifies. The delta bits are always 0.
  * - The divisor latch (DLL/DLM with LCR.DLAB=1) is stored and readable; it does not affect timing.
@@ -76,6 +83,7 @@ export class Uart16550 implements PioDevice {
   readonly base: number;
   readonly #sink: ByteSink;
   readonly #onInterrupt: ((pending: boolean) => void) | undefined;
+  readonly #out2Gate: boolean;
 
   #rx: number[] = [];
   #rxHead = 0;
@@ -87,6 +95,7 @@ export class Uart16550 implements PioDevice {
   #divisor = 1;
   #thrPending = false;
   #irq = false;
+  #line = false;
 
   /** @throws DeviceError("range") when `options.base` leaves no room for 8 ports below 0x10000 */
   constructor(sink: ByteSink, options: Uart16550Options = {}) {
@@ -96,6 +105,7 @@ export class Uart16550 implements PioDevice {
     this.ports = [{ first: this.base, last: this.base + 7 }];
     this.#sink = sink;
     this.#onInterrupt = options.onInterrupt;
+    this.#out2Gate = options.out2Gate ?? false;
   }
 
   /** Appends bytes to the receive FIFO; a string is encoded as UTF-8. */
@@ -103,6 +113,11 @@ export class Uart16550 implements PioDevice {
     const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
     for (let i = 0; i < data.length; i++) this.#rx.push(data[i]);
     this.#update();
+  }
+
+  /** The interrupt enable register (bit 0: received data, bit 1: THR empty). */
+  get interruptEnable(): number {
+    return this.#ier;
   }
 
   /** How many received bytes wait in the FIFO. */
@@ -194,6 +209,7 @@ export class Uart16550 implements PioDevice {
         return;
       case 4:
         this.#mcr = value & 0x1f;
+        if (this.#out2Gate) this.#update();
         return;
       case 7:
         this.#scr = value;
@@ -248,12 +264,14 @@ export class Uart16550 implements PioDevice {
       ((mcr & 0x08) << 4); // OUT2 -> DCD (bit 7)
   }
 
-  /** Recomputes the interrupt level and reports a change. */
+  /** Recomputes the interrupt level and reports a change of the line (INTR, gated by OUT2 when wired so). */
   #update(): void {
     const pending = (this.#iir() & IIR_NONE) === 0;
-    if (pending !== this.#irq) {
-      this.#irq = pending;
-      this.#onInterrupt?.(pending);
+    this.#irq = pending;
+    const line = pending && (!this.#out2Gate || (this.#mcr & MCR_OUT2) !== 0);
+    if (line !== this.#line) {
+      this.#line = line;
+      this.#onInterrupt?.(line);
     }
   }
 }

@@ -141,6 +141,17 @@ const PAGE = 4096;
 const WASM_PAGE = 65536;
 
 /** A virtual machine: guest memory (memslots over one WebAssembly.Memory), vCPUs, the in-kernel PIO bus. */
+/** A device with a timer the kernel runs on virtual time (see `Vm.addTimer`). */
+export interface KvmTimer {
+  readonly name: string;
+  /** Virtual time (ns) of the device's next event, or Infinity. */
+  readonly nextEventTime: number;
+  /** Account what is due by now (raising the device's interrupt) and recompute `nextEventTime`. */
+  update(): void;
+  /** The PIC input the device's interrupt arrives on (the wake-up test of a halted vCPU). */
+  readonly irq: number;
+}
+
 export class Vm implements PhysMap {
   /** Guest RAM and every vCPU's state live in this memory. */
   readonly memory = new WebAssembly.Memory({ initial: 1 });
@@ -165,6 +176,8 @@ export class Vm implements PhysMap {
   pic: I8259Pair | null = null;
   /** The in-kernel 8254 (KVM_CREATE_PIT2), or null. */
   pit: I8254 | null = null;
+  /** Other devices that raise interrupts on virtual time (the RTC), or null for none; see `addTimer`. */
+  timers: KvmTimer[] | null = null;
   tracer: Tracer | null = null;
 
   constructor(readonly module: KvmModule, opts: { trace?: boolean | TraceSink } = {}) {
@@ -451,6 +464,24 @@ export class Vm implements PhysMap {
     this.tracer?.record("kvmVmIoctl", { ioctl: "KVM_IRQ_LINE", irq, level: level ? 1 : 0 });
     pic.setIrq(irq, !!level);
   }
+  /**
+   * Run a device's timer in the kernel: at each VM entry, and while a halted vCPU waits, the
+   * device's `update()` is called once virtual time reaches its `nextEventTime`, and a halted vCPU
+   * sleeps to that time when the interrupt it raises on `irq` would wake it (the hrtimer a device
+   * arms: in the kernel for KVM's own devices, through QEMU's timer thread and KVM_IRQ_LINE for a
+   * userspace one such as the RTC; both reach the guest at the same instruction here).
+   * @throws KvmError("state") without an in-kernel irqchip
+   */
+  addTimer(timer: KvmTimer): void {
+    if (this.pic === null) throw new KvmError("state", `Cannot add the timer of "${timer.name}": it needs the in-kernel irqchip (call createIrqchip first)`);
+    this.timers = [...(this.timers ?? []), timer];
+  }
+  /** Stop running a device's timer (see `addTimer`). */
+  removeTimer(timer: KvmTimer): void {
+    const rest = (this.timers ?? []).filter((t) => t !== timer);
+    this.timers = rest.length ? rest : null;
+  }
+
   /**
    * The VM's virtual clock in nanoseconds: the first vCPU's retired instructions plus the time it
    * spent halted (one instruction is 1 ns at the nominal 1 GHz TSC of kvmTimerInit). The in-kernel

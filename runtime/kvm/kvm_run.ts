@@ -10,6 +10,12 @@ export const KvmExit = {
   X86_RDMSR: 29, X86_WRMSR: 30,
   /** vmxlab: the instruction budget (the VMX preemption timer) ran out. */
   BUDGET: 1000,
+  /**
+   * vmxlab: the vCPU halted and waits in the kernel for a timer (asked for with `vcpu.idleExit`):
+   * userspace may act (feed input, pace virtual time to the wall clock) before virtual time jumps to
+   * the timer; the next KVM_RUN goes on waiting, or wakes at once for an interrupt raised meanwhile.
+   */
+  IDLE: 1001,
 } as const;
 export type KvmExitName = keyof typeof KvmExit;
 const EXIT_NAMES: Record<number, string> = Object.fromEntries(Object.entries(KvmExit).map(([k, v]) => [v, k.toLowerCase()]));
@@ -59,6 +65,8 @@ export class KvmRun {
   readonly msr = { index: 0, data: 0, error: 0 };
   /** vmxlab: why the guest shut down (the vectors of the triple fault, RIP, instruction bytes). */
   readonly shutdown = { vectors: [] as number[], rip: 0, bytes: [] as number[] };
+  /** vmxlab KVM_EXIT_IDLE: the virtual nanoseconds the vCPU would sleep until the timer it waits for. */
+  readonly idle = { sleepNs: 0 };
   /** The data page that io.dataOffset indexes (KVM places it after kvm_run in the same mapping). */
   readonly data = new Uint8Array(4096);
 
@@ -68,7 +76,7 @@ export class KvmRun {
       exitReason: this.exitReason, immediateExit: this.immediateExit, requestInterruptWindow: this.requestInterruptWindow,
       ifFlag: this.ifFlag, readyForInterruptInjection: this.readyForInterruptInjection, io: this.io, mmio: this.mmio,
       hypercall: this.hypercall, ex: this.ex, debug: this.debug, internal: this.internal, failEntry: this.failEntry,
-      msr: this.msr, shutdown: this.shutdown, data: this.data,
+      msr: this.msr, shutdown: this.shutdown, idle: this.idle, data: this.data,
     });
   }
   restoreState(s: KvmRunState): void {
@@ -87,6 +95,7 @@ export class KvmRun {
     Object.assign(this.failEntry, c.failEntry);
     Object.assign(this.msr, c.msr);
     Object.assign(this.shutdown, c.shutdown);
+    Object.assign(this.idle, c.idle);
     this.data.set(c.data);
   }
 }
@@ -107,6 +116,7 @@ export interface KvmRunState {
   failEntry: KvmRun["failEntry"];
   msr: KvmRun["msr"];
   shutdown: KvmRun["shutdown"];
+  idle: KvmRun["idle"];
   data: Uint8Array;
 }
 
@@ -138,6 +148,8 @@ export type VcpuExit =
   | { reason: "x86_rdmsr" | "x86_wrmsr"; index: number; data: number }
   /** vmxlab: the instruction budget ran out. */
   | { reason: "budget" }
+  /** vmxlab: the vCPU went idle (halted, waiting for a timer `sleepNs` away); see KvmExit.IDLE. */
+  | { reason: "idle"; sleepNs: number }
   | { reason: "unknown"; code: number };
 
 /** Snapshot the exit in `run` as a VcpuExit. */
@@ -164,6 +176,7 @@ export function toVcpuExit(run: KvmRun): VcpuExit {
     case KvmExit.X86_RDMSR: return { reason: "x86_rdmsr", index: run.msr.index, data: run.msr.data };
     case KvmExit.X86_WRMSR: return { reason: "x86_wrmsr", index: run.msr.index, data: run.msr.data };
     case KvmExit.BUDGET: return { reason: "budget" };
+    case KvmExit.IDLE: return { reason: "idle", sleepNs: run.idle.sleepNs };
   }
   return { reason: "unknown", code: run.exitReason };
 }

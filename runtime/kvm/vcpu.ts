@@ -8,7 +8,7 @@ import type { Vmcs, VmcsState } from "../cpu/vmcs.ts";
 import { KvmRun, type KvmRunState, MpState } from "./kvm_run.ts";
 import type { Vm } from "./kvm_main.ts";
 import { KvmError } from "./errors.ts";
-import { kvmQueueInterrupt, kvmVcpuIoctl } from "./x86.ts";
+import { kvmQueueInterrupt, kvmVcpuIoctl, PROCESSOR_SIGNATURE } from "./x86.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
@@ -123,6 +123,7 @@ export interface VcpuState {
   queuedIrq: number;
   mpState: number;
   idleNs: number;
+  idleNotified: boolean;
   shutDown: boolean;
   budgetEnd: number;
   vmxExitCounts: Float64Array;
@@ -154,6 +155,14 @@ export class Vcpu {
    * instructions plus this (one instruction = 1 ns at the nominal 1 GHz TSC); see `Vm.clock`.
    */
   idleNs = 0;
+  /**
+   * vmxlab: before a halted vCPU sleeps to its next timer edge, KVM_RUN returns KVM_EXIT_IDLE once
+   * (the next KVM_RUN sleeps). Userspace that feeds input or keeps virtual time near the wall clock
+   * turns this on; off, idle time passes inside KVM_RUN without a return.
+   */
+  idleExit = false;
+  /** KVM_EXIT_IDLE was returned for the current halt. */
+  idleNotified = false;
   /** The guest shut down (triple fault); KVM_RUN keeps returning KVM_EXIT_SHUTDOWN until the state is set again. */
   shutDown = false;
   /**
@@ -180,7 +189,7 @@ export class Vcpu {
       cpu: this.cpu.saveState(), vmcs: this.vmcs.saveState(), kvmRun: this.kvmRun.saveState(),
       completeUserspaceIo: this.completeUserspaceIo, pio: { ...this.pio },
       pendingEvent: this.pendingEvent && { ...this.pendingEvent }, queuedIrq: this.queuedIrq, mpState: this.mpState,
-      idleNs: this.idleNs, shutDown: this.shutDown, budgetEnd: this.budgetEnd, vmxExitCounts: this.vmxExitCounts.slice(),
+      idleNs: this.idleNs, idleNotified: this.idleNotified, shutDown: this.shutDown, budgetEnd: this.budgetEnd, vmxExitCounts: this.vmxExitCounts.slice(),
       userExitCounts: this.userExitCounts.saveState(), msrs: [...this.msrs],
     };
   }
@@ -192,7 +201,10 @@ export class Vcpu {
     this.completeUserspaceIo = s.completeUserspaceIo;
     Object.assign(this.pio, s.pio);
     this.pendingEvent = s.pendingEvent && { ...s.pendingEvent };
-    ({ queuedIrq: this.queuedIrq, mpState: this.mpState, idleNs: this.idleNs, shutDown: this.shutDown, budgetEnd: this.budgetEnd } = s);
+    ({
+      queuedIrq: this.queuedIrq, mpState: this.mpState, idleNs: this.idleNs, idleNotified: this.idleNotified,
+      shutDown: this.shutDown, budgetEnd: this.budgetEnd,
+    } = s);
     this.vmxExitCounts.set(s.vmxExitCounts);
     this.userExitCounts.restoreState(s.userExitCounts);
     this.msrs.clear();
@@ -358,11 +370,12 @@ export class Vcpu {
     c.setSeg(Seg.TR, 0, 0, 0xffff, 0x8b);
     st[St.GDTR_LIMIT] = 0xffff;
     st[St.IDTR_LIMIT] = 0xffff;
-    st[2 * 2] = 0x600; // EDX: the processor signature after reset (family 6)
+    st[2 * 2] = PROCESSOR_SIGNATURE; // EDX: the processor signature after reset (CPUID.1:EAX)
     c.refreshAllSegs();
     c.flushTlb();
     this.shutDown = false;
     this.mpState = MpState.RUNNABLE;
+    this.idleNotified = false;
     this.queuedIrq = -1;
   }
 }

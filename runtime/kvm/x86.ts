@@ -6,7 +6,7 @@
 import * as stateMod from "../cpu/state.ts";
 import { CpuFault } from "../cpu/fault.ts";
 import * as vmcsMod from "../cpu/vmcs.ts";
-import type { KvmModule } from "./kvm_main.ts";
+import type { KvmModule, KvmTimer } from "./kvm_main.ts";
 import { KvmError } from "./errors.ts";
 import * as kvmRunMod from "./kvm_run.ts";
 import type { Vcpu } from "./vcpu.ts";
@@ -32,15 +32,30 @@ function str4(s: string): number {
   return s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
 }
 /**
- * A coherent identity for what the processor implements: a P6-family integer core without an FPU
- * (leaf 1 EDX: PSE, TSC, MSR, CX8, CMOV; FPU clear), running under a hypervisor (ECX bit 31) that
- * names itself at leaf 0x40000000, as KVM does.
+ * The processor signature (CPUID.1:EAX, and EDX after reset): family 15, model 3, stepping 4, a
+ * Pentium 4 "Prescott" (the project's shared decision: the class of processor vmxlab implements
+ * in 32-bit mode). Linux applies no errata workaround for it (the P6 family 6 model 1 it reported
+ * before made Linux apply the Pentium Pro's).
+ */
+export const PROCESSOR_SIGNATURE = 0x00000f34;
+/**
+ * The microcode revision IA32_BIOS_SIGN_ID (MSR 0x8B) reports in its high half after a CPUID leaf
+ * 1 (SDM Vol. 3A 10.11.7.1); no update is ever loaded, so it is the one the part ships with. The
+ * number is vmxlab's own; nonzero as on any shipped part.
+ */
+export const MICROCODE_REVISION = 0x1;
+
+/**
+ * A coherent identity for what the processor implements: a GenuineIntel Pentium 4 class core
+ * (family 15 model 3 stepping 4) whose feature bits report exactly what is implemented (leaf 1
+ * EDX: PSE, TSC, MSR, CX8, CMOV; no FPU yet), running under a hypervisor (ECX bit 31) that names
+ * itself at leaf 0x40000000, as KVM does.
  */
 export function defaultCpuid(): CpuidEntry[] {
   const edx1 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
   return [
     { function: 0, index: 0, eax: 1, ebx: str4("Genu"), edx: str4("ineI"), ecx: str4("ntel") },
-    { function: 1, index: 0, eax: 0x0611, ebx: 0, ecx: 1 << 31, edx: edx1 },
+    { function: 1, index: 0, eax: PROCESSOR_SIGNATURE, ebx: 0, ecx: 1 << 31, edx: edx1 },
     { function: 0x40000000, index: 0, eax: 0x40000001, ebx: str4("vmxl"), ecx: str4("abvm"), edx: str4("xlab") },
     { function: 0x40000001, index: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 },
     { function: 0x80000000, index: 0, eax: 0x80000000, ebx: 0, ecx: 0, edx: 0 },
@@ -162,6 +177,7 @@ export function vcpuEnterGuest(vcpu: Vcpu): number {
     // The PIT's next edge arrives as a host interrupt at that instruction count (the first vCPU's).
     cpu.hostIntrAt = vcpu === vm.vcpus[0] ? pit.nextEventTime - vcpu.idleNs : Infinity;
   }
+  if (vm.timers !== null) kvmRunTimers(vcpu, vm.timers);
   if (vcpu.pendingEvent !== null || vcpu.queuedIrq >= 0 || (pic !== null && pic.output) || vcpu.kvmRun.requestInterruptWindow) {
     injectPendingEvent(vcpu);
   }
@@ -177,6 +193,22 @@ export function vcpuEnterGuest(vcpu: Vcpu): number {
 function picOf(vcpu: Vcpu) {
   const vm = vcpu.vm;
   return vcpu === vm.vcpus[0] ? vm.pic : null;
+}
+
+/** The other devices' timers (Vm.addTimer): update the due ones, and stop the guest at the next. */
+function kvmRunTimers(vcpu: Vcpu, timers: KvmTimer[]): void {
+  const vm = vcpu.vm, cpu = vcpu.cpu;
+  const now = vm.clock();
+  let next = vm.pit !== null ? cpu.hostIntrAt + vcpu.idleNs : Infinity;
+  for (let i = 0; i < timers.length; i++) {
+    const tm = timers[i];
+    if (tm.nextEventTime <= now) {
+      tm.update();
+      vm.tracer?.record("kvmTimerFn", { device: tm.name, clock: now });
+    }
+    if (tm.nextEventTime < next) next = tm.nextEventTime;
+  }
+  cpu.hostIntrAt = vcpu === vm.vcpus[0] ? next - vcpu.idleNs : Infinity;
 }
 
 /** The PIT's timer callback (pit_timer_fn): signal the edges that are due on IRQ0. */
@@ -459,6 +491,9 @@ export function kvmEmulateCpuid(vcpu: Vcpu): number {
   st[6] = e?.ebx ?? 0;
   st[2] = e?.ecx ?? 0;
   st[4] = e?.edx ?? 0;
+  // CPUID leaf 1 loads the microcode update signature into IA32_BIOS_SIGN_ID[63:32] (SDM Vol. 3A
+  // 10.11.7.1: software writes 0 to the MSR, executes CPUID.1, then reads the MSR).
+  if (fn === 1) vcpu.msrs.set(KnownMsr.IA32_BIOS_SIGN_ID, MICROCODE_REVISION * 2 ** 32);
   vcpu.vm.module.ops.skipEmulatedInstruction(vcpu);
   return 1;
 }
@@ -505,20 +540,38 @@ function vcpuBlock(vcpu: Vcpu): number {
   const t = vm.tracer;
   for (let slept = 0; ; slept++) {
     if (pit !== null && pit.nextEventTime !== Infinity && vm.clock() >= pit.nextEventTime) kvmPitTimerFn(vcpu);
+    const timers = vm.timers;
+    if (timers !== null) {
+      const now = vm.clock();
+      for (const tm of timers) if (tm.nextEventTime <= now) tm.update();
+    }
     if (kvmArchVcpuRunnable(vcpu)) {
       if (t) t.record("kvmVcpuWakeup");
       vcpu.mpState = MpState.RUNNABLE;
+      vcpu.idleNotified = false;
       return 1;
     }
-    const canWake = slept === 0 && pit !== null && pic !== null && pit.nextEventTime !== Infinity &&
-      (vcpu.cpu.st[St.RFLAGS] & Fl.IF) !== 0 && pic.wouldInterrupt(0);
-    if (!canWake) break;
-    const ns = pit.nextEventTime - vm.clock();
+    if (slept !== 0 || pic === null || (vcpu.cpu.st[St.RFLAGS] & Fl.IF) === 0) break;
+    // The next timer edge that would wake the vCPU: the PIT's on IRQ0, another device's on its line.
+    let wake = pit !== null && pit.nextEventTime !== Infinity && pic.wouldInterrupt(0) ? pit.nextEventTime : Infinity;
+    if (timers !== null) {
+      for (const tm of timers) if (tm.nextEventTime < wake && pic.wouldInterrupt(tm.irq)) wake = tm.nextEventTime;
+    }
+    if (wake === Infinity) break;
+    const ns = wake - vm.clock();
+    if (vcpu.idleExit && !vcpu.idleNotified) {
+      // Userspace asked to hear of it before the time jump; the next KVM_RUN comes back here.
+      vcpu.idleNotified = true;
+      vcpu.kvmRun.idle.sleepNs = ns;
+      vcpu.kvmRun.exitReason = KvmExit.IDLE;
+      return 0;
+    }
     if (t) t.record("kvmVcpuBlock", { sleepNs: ns });
     vcpu.idleNs += ns;
     vcpu.vmcs.write(VmcsField.TSC_OFFSET, vcpu.vmcs.read(VmcsField.TSC_OFFSET) + ns);
   }
   vcpu.mpState = MpState.RUNNABLE;
+  vcpu.idleNotified = false;
   vcpu.kvmRun.exitReason = KvmExit.HLT;
   return 0;
 }
@@ -549,7 +602,7 @@ function completeHypercall(vcpu: Vcpu): number {
 
 /** The MSRs KVM emulates in the kernel (kvm_get_msr_common): a documented set. */
 export const KnownMsr = {
-  IA32_TSC: 0x10, IA32_APIC_BASE: 0x1b, IA32_FEATURE_CONTROL: 0x3a, IA32_SYSENTER_CS: 0x174,
+  IA32_TSC: 0x10, IA32_PLATFORM_ID: 0x17, IA32_APIC_BASE: 0x1b, IA32_BIOS_SIGN_ID: 0x8b, IA32_FEATURE_CONTROL: 0x3a, IA32_SYSENTER_CS: 0x174,
   IA32_SYSENTER_ESP: 0x175, IA32_SYSENTER_EIP: 0x176, IA32_MISC_ENABLE: 0x1a0, IA32_PAT: 0x277,
   IA32_EFER: 0xc0000080, IA32_TSC_AUX: 0xc0000103,
 } as const;

@@ -2,7 +2,9 @@
  * What a loader makes of a guest image: the bytes to place in guest-physical memory and where the
  * CPU should start. Loaders (`loader.ts`) produce it; `Machine` consumes it.
  */
-export type ImageFormat = "raw" | "elf" | "multiboot" | "rom";
+import type { BzImageInfo } from "./bzimage.ts";
+
+export type ImageFormat = "raw" | "elf" | "multiboot" | "rom" | "bzimage";
 
 export interface LoadSegment {
   /** Guest-physical address of the first byte. */
@@ -22,6 +24,9 @@ export interface LoadedImage {
   multibootInfo?: number;
   /** For ROM images: the image size; it is mapped to end at 1 MiB and at 4 GiB. */
   romSize?: number;
+  /** For a bzImage: the zero page's guest-physical address (ESI at entry), and what the setup header says. */
+  bootParams?: number;
+  bzImage?: BzImageInfo;
 }
 
 /** A malformed or unplaceable image. `kind` names the failure for callers that map it (CLI exit 2, HTTP 400). */

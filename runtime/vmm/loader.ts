@@ -7,6 +7,7 @@
  * CPU (for Multiboot: EAX = 0x2BADB002, EBX = `multibootInfo`).
  */
 import { ImageError, type ImageFormat, type LoadedImage, type LoadSegment } from "./image.ts";
+import { isBzImage, loadBzImage } from "./bzimage.ts";
 
 /** CPU mode the machine will start the guest in; it only changes the default raw load address. */
 export type BootMode = "real" | "protected" | "paged" | "long";
@@ -21,6 +22,9 @@ export interface LoadOptions {
   memSize: number;
   /** CPU mode the guest starts in. */
   mode: BootMode;
+  /** bzImage only: the initial RAM disk and the kernel command line. */
+  initrd?: Uint8Array;
+  cmdline?: string;
 }
 
 const KiB = 1024;
@@ -137,6 +141,7 @@ function scanMultibootHeader(bytes: Uint8Array): MultibootHeaderScan {
  * file is also ELF; else "elf" for the ELF magic; else "raw". Never answers "rom": the user names it.
  */
 export function detectFormat(bytes: Uint8Array): ImageFormat {
+  if (isBzImage(bytes)) return "bzimage";
   if (scanMultibootHeader(bytes).offset >= 0) return "multiboot";
   if (isElf(bytes)) return "elf";
   return "raw";
@@ -168,6 +173,9 @@ export function loadImage(bytes: Uint8Array, opts: LoadOptions): LoadedImage {
     case "multiboot":
       image = loadMultiboot(bytes, memSize);
       break;
+    case "bzimage":
+      // The boot protocol's own placement rules (bzimage.ts) decide what fits.
+      return loadBzImage(bytes, { memSize, initrd: opts.initrd, cmdline: opts.cmdline });
     case "rom":
       // The ROM is checked against its own window below 1 MiB, not against RAM.
       return loadRom(bytes);

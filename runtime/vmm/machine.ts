@@ -9,6 +9,7 @@ import { Kvm, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, Vm, type VmState } from
 import * as kvmRunMod from "../kvm/kvm_run.ts";
 import { KvmRun, type VcpuExit } from "../kvm/kvm_run.ts";
 import type { KvmRegs, Vcpu, VmxExitHook } from "../kvm/vcpu.ts";
+import type { KvmTimer } from "../kvm/kvm_main.ts";
 import type { TraceSink } from "../kvm/trace.ts";
 import * as vmcsMod from "../cpu/vmcs.ts";
 import { PioBus } from "../devices/pio_bus.ts";
@@ -16,8 +17,11 @@ import type { ByteSink, PioDevice } from "../devices/device.ts";
 import { DebugCon } from "../devices/debugcon.ts";
 import { PostCodePort } from "../devices/post.ts";
 import { Uart16550 } from "../devices/uart16550.ts";
+import { Mc146818 } from "../devices/mc146818.ts";
+import { I8042, ResetControl } from "../devices/i8042.ts";
 import { type BootMode, loadImage, MULTIBOOT_BOOTLOADER_MAGIC } from "./loader.ts";
 import { ImageError, type ImageFormat, type LoadedImage } from "./image.ts";
+import { BOOT_CS, BOOT_DS, BOOT_GDT_ADDR } from "./bzimage.ts";
 import { defaultEngine, type EngineName, engineFactory, isEngineName, type JitOptions, type JitStats, type StatsEngine } from "./engines.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
@@ -48,8 +52,20 @@ export interface MachineOptions {
   memSize?: number;
   /** The boot mode the CPU is set up in (default "real"). */
   mode?: BootMode;
-  /** Debug console at 0xE9 (default "kernel"), POST port at 0x80 (default "kernel"), 16550 UART at 0x3F8 (default "userspace"). */
-  devices?: { debugcon?: DevicePlacement; post?: DevicePlacement; serial?: DevicePlacement };
+  /**
+   * Debug console at 0xE9 (default "kernel"), POST port at 0x80 (default "kernel"), 16550 UART at
+   * 0x3F8 (default "userspace"; its interrupt on IRQ4 when there is an in-kernel irqchip, gated by
+   * MCR.OUT2 as on a PC). The PC devices Linux expects are off unless asked for (`PC_DEVICES` asks
+   * for all, in userspace as QEMU has them): the MC146818 RTC/CMOS at 0x70–0x71 (its interrupt on
+   * IRQ8, its timer on virtual time), the i8042 at 0x60 and 0x64, the reset control register at
+   * 0xCF9 (a reset through either ends the run with a `reset` exit).
+   */
+  devices?: {
+    debugcon?: DevicePlacement; post?: DevicePlacement; serial?: DevicePlacement;
+    rtc?: DevicePlacement; i8042?: DevicePlacement; resetControl?: DevicePlacement;
+  };
+  /** The RTC's date at virtual time 0, in Unix seconds (default 2026-01-01T00:00:00Z). */
+  rtcStart?: number;
   /** Receives every console byte (debug console and UART transmit) as it is written. */
   console?: ByteSink;
   /** Trace the kernel's stages (true collects them in `machine.vm.tracer`; a function receives each). */
@@ -77,6 +93,14 @@ export interface MachineOptions {
   /** JIT options (threshold for auto, callouts, …), for "jit" and "auto". */
   jit?: JitOptions;
 }
+
+/** The PC devices Linux expects, in userspace as QEMU has them: `new Machine({ devices: { ...PC_DEVICES } })`. */
+export const PC_DEVICES = { rtc: "userspace", i8042: "userspace", resetControl: "userspace" } as const;
+
+type Placement = {
+  debugcon: DevicePlacement; post: DevicePlacement; serial: DevicePlacement;
+  rtc: DevicePlacement; i8042: DevicePlacement; resetControl: DevicePlacement;
+};
 
 /** What a hook may do with the machine. */
 export interface HookContext {
@@ -129,6 +153,8 @@ export type HypercallHandler = (args: number[], ctx: HookContext) => number | vo
 export type RunExit =
   | VcpuExit
   | { reason: "stopped"; detail: string }
+  /** The guest reset the machine (i8042 pulse, port 0xCF9); the run ends as under `qemu -no-reboot`. */
+  | { reason: "reset"; source: string }
   | { reason: "timeout" };
 
 export interface RunResult {
@@ -168,8 +194,13 @@ export class Machine {
   debugcon: DebugCon | null = null;
   post: PostCodePort | null = null;
   serial: Uart16550 | null = null;
+  rtc: Mc146818 | null = null;
+  i8042: I8042 | null = null;
+  resetControl: ResetControl | null = null;
   /** Console bytes (debug console and UART) since creation. */
   readonly consoleBytes: number[] = [];
+  /** Listeners added with `onConsole`. */
+  private consoleWatchers: ByteSink[] = [];
   private readonly consoleSink?: ByteSink;
   /** IO hooks by port (tables of 256-port pages: a machine is cheap to create, a lookup is two array loads per exit). */
   private readonly ioIn = new PortTable<IoHook>();
@@ -180,13 +211,16 @@ export class Machine {
   private readonly hypercalls = new Map<number, { name: string; fn: HypercallHandler }>();
   private readonly unclaimedMmio: "exit" | "open-bus";
   private stopDetail: string | null = null;
+  /** Set with stopDetail when the guest asked for a reset. */
+  private resetSource: string | null = null;
+  private readonly rtcStart: number | undefined;
   private readonly ctx: HookContext;
   /** The image loaded last. */
   image: LoadedImage | null = null;
   /** What `reset()` restores (with `reusable: true`). */
   private pristine: Pristine | null = null;
   /** Pages of guest RAM written since creation or the last reset (with `reusable: true`). */
-  private readonly placement: { debugcon: DevicePlacement; post: DevicePlacement; serial: DevicePlacement };
+  private readonly placement: Placement;
   private readonly sink: ByteSink;
   private engineName: EngineName = "interp";
   private jitOptions: JitOptions = {};
@@ -232,9 +266,15 @@ export class Machine {
     this.sink = (b) => {
       this.consoleBytes.push(b);
       this.consoleSink?.(b);
+      const w = this.consoleWatchers;
+      for (let i = 0; i < w.length; i++) w[i](b);
     };
     const dev = opts.devices ?? {};
-    this.placement = { debugcon: dev.debugcon ?? "kernel", post: dev.post ?? "kernel", serial: dev.serial ?? "userspace" };
+    this.placement = {
+      debugcon: dev.debugcon ?? "kernel", post: dev.post ?? "kernel", serial: dev.serial ?? "userspace",
+      rtc: dev.rtc ?? false, i8042: dev.i8042 ?? false, resetControl: dev.resetControl ?? false,
+    };
+    this.rtcStart = opts.rtcStart;
     this.placeDevices();
     this.ctx = this.makeContext();
     this.setupMode();
@@ -273,9 +313,32 @@ export class Machine {
       else if (where === "userspace") this.attachDevice(d);
       return where ? d : null;
     };
+    const vm = this.vm, pic = vm.pic;
     this.debugcon = place(new DebugCon(this.sink), this.placement.debugcon) as DebugCon | null;
     this.post = place(new PostCodePort(), this.placement.post) as PostCodePort | null;
-    this.serial = place(new Uart16550(this.sink), this.placement.serial) as Uart16550 | null;
+    // IRQ lines through KVM_IRQ_LINE (the in-kernel PIC); without an irqchip the lines go nowhere.
+    const line = (irq: number) => pic === null ? undefined : (level: boolean) => vm.irqLine(irq, level);
+    this.serial = place(new Uart16550(this.sink, { onInterrupt: line(4), out2Gate: true }), this.placement.serial) as Uart16550 | null;
+    if (this.rtcTimer !== null) vm.removeTimer(this.rtcTimer);
+    this.rtc = place(new Mc146818({ clock: () => vm.clock(), start: this.rtcStart, memSize: this.memSize, irq: line(8) }), this.placement.rtc) as Mc146818 | null;
+    this.rtcTimer = null;
+    if (this.rtc !== null && pic !== null) {
+      const rtc = this.rtc;
+      this.rtcTimer = { name: rtc.name, irq: 8, get nextEventTime() { return rtc.nextEventTime; }, update: () => rtc.update() };
+      vm.addTimer(this.rtcTimer);
+    }
+    const onReset = (source: string) => this.requestReset(source);
+    this.i8042 = place(new I8042({ onReset, irq1: line(1), irq12: line(12) }), this.placement.i8042) as I8042 | null;
+    this.resetControl = place(new ResetControl({ onReset }), this.placement.resetControl) as ResetControl | null;
+  }
+
+  /** The RTC's timer as the kernel runs it (Vm.addTimer). */
+  private rtcTimer: KvmTimer | null = null;
+
+  /** A device reset the machine: the run ends after the current exit with a `reset` exit. */
+  private requestReset(source: string): void {
+    if (this.resetSource === null) this.resetSource = source;
+    this.stopDetail = "reset";
   }
 
   // -------------------------------------------------------------------------------------------
@@ -296,8 +359,13 @@ export class Machine {
       slots: JSON.stringify(this.vm.memslots()),
       vm: this.vm.saveState(),
       trace: this.traceOption,
-      kernelDevices: this.vm.pioBus.devices().filter((d) => d !== this.debugcon && d !== this.post && d !== this.serial),
+      kernelDevices: this.vm.pioBus.devices().filter((d) => !this.ownDevices().includes(d)),
     };
+  }
+
+  /** The devices the machine creates itself (placeDevices), attached or not. */
+  private ownDevices(): PioDevice[] {
+    return [this.debugcon, this.post, this.serial, this.rtc, this.i8042, this.resetControl].filter((d): d is NonNullable<typeof d> => d !== null);
   }
 
   /**
@@ -355,6 +423,7 @@ export class Machine {
     this.ioHooks.length = 0;
     this.mmioHooks.length = 0;
     this.exitHooks.clear();
+    this.consoleWatchers = [];
     this.hypercalls.clear();
     this.stopDetail = null;
     this.image = null;
@@ -413,11 +482,37 @@ export class Machine {
   }
 
   /**
-   * Load an image (raw, ELF32, multiboot, ROM) and point the CPU at its entry.
+   * Load an image (raw, ELF32, multiboot, ROM, a Linux bzImage) and point the CPU at its entry.
+   *
+   * A bzImage boots through Linux's 32-bit boot protocol (runtime/vmm/bzimage.ts): the zero page
+   * with an e820 map of this machine's RAM, the command line and the initrd are placed in memory,
+   * and the CPU is set up as the protocol says (flat __BOOT_CS 0x10 and __BOOT_DS 0x18 from a GDT
+   * in memory, paging and interrupts off, ESI = boot_params, EIP = code32_start), whatever the
+   * machine's mode ("real" or "protected"; "paged" is refused, its page directory would sit in RAM
+   * the kernel is told is free).
+   * @param opts.initrd bzImage: the initial RAM disk; opts.cmdline: the kernel command line
    * @throws ImageError for a malformed image or one that does not fit
+   * @example
+   * ```ts
+   * import { Machine } from "./machine.ts";
+   *
+   * const m = new Machine({ mode: "protected", memSize: 128 << 20 });
+   * m.load(Deno.readFileSync("tests/guests/linux/bzImage"), {
+   *   format: "bzimage",
+   *   initrd: Deno.readFileSync("tests/guests/linux/initramfs.cpio.gz"),
+   *   cmdline: "console=ttyS0",
+   * });
+   * if (m.vcpu.getRegs().rsi !== 0x7000) throw new Error("ESI should point at boot_params");
+   * ```
    */
-  load(bytes: Uint8Array, opts: { format?: ImageFormat | "auto"; loadAddr?: number; entry?: number } = {}): LoadedImage {
-    const img = loadImage(bytes, { format: opts.format ?? "auto", loadAddr: opts.loadAddr, memSize: this.memSize, mode: this.mode });
+  load(bytes: Uint8Array, opts: { format?: ImageFormat | "auto"; loadAddr?: number; entry?: number; initrd?: Uint8Array; cmdline?: string } = {}): LoadedImage {
+    const img = loadImage(bytes, { format: opts.format ?? "auto", loadAddr: opts.loadAddr, memSize: this.memSize, mode: this.mode, initrd: opts.initrd, cmdline: opts.cmdline });
+    if (img.format === "bzimage" && this.mode === "paged") {
+      throw new ImageError("unsupported", "A bzImage boots with paging off: create the machine in mode \"protected\" (or \"real\"), not \"paged\"");
+    }
+    if (img.format !== "bzimage" && (opts.initrd !== undefined || opts.cmdline !== undefined)) {
+      throw new MachineError("argument", `An initrd and a command line go with a bzImage kernel, not a ${img.format} image`);
+    }
     if (img.format === "rom") {
       this.mapRom(img);
     } else {
@@ -434,11 +529,35 @@ export class Machine {
       if (!Number.isInteger(entry) || entry < 0 || entry >= this.memSize) {
         throw new ImageError("placement", `Entry point 0x${entry.toString(16)} is outside guest memory (${this.memSize / MiB} MiB)`);
       }
-      this.setEntry(entry);
+      if (img.format === "bzimage") this.enterBootProtocol(entry, img.bootParams!);
+      else this.setEntry(entry);
     }
     if (img.format === "multiboot") this.vcpu.setRegs({ rax: MULTIBOOT_BOOTLOADER_MAGIC, rbx: img.multibootInfo ?? 0 });
     this.image = img;
     return img;
+  }
+
+  /** The CPU state Linux's 32-bit boot protocol enters with (Documentation/x86/boot.rst). */
+  private enterBootProtocol(entry: number, bootParams: number): void {
+    const s = this.vcpu.getSregs();
+    const flat = (selector: number, type: number) => ({
+      base: 0, limit: 0xffffffff, selector, type, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0,
+    });
+    s.cs = flat(BOOT_CS, 0xb);
+    s.ds = flat(BOOT_DS, 0x3);
+    s.es = flat(BOOT_DS, 0x3);
+    s.ss = flat(BOOT_DS, 0x3);
+    s.fs = flat(BOOT_DS, 0x3);
+    s.gs = flat(BOOT_DS, 0x3);
+    s.tr = { base: 0, limit: 0x67, selector: 0, type: 0xb, present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 0 };
+    s.ldt = { base: 0, limit: 0, selector: 0, type: 0x2, present: 0, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 1 };
+    s.gdt = { base: BOOT_GDT_ADDR, limit: 31 };
+    s.idt = { base: 0, limit: 0 };
+    s.cr0 = 0x11; // PE, ET; paging off
+    s.cr3 = 0;
+    s.cr4 = 0;
+    this.vcpu.setSregs(s);
+    this.vcpu.setRegs({ rip: entry, rsi: bootParams, rbx: 0, rbp: 0, rdi: 0, rflags: 2 });
   }
 
   /** Point the CPU at `entry`: CS:IP in real mode (CS = entry >> 4 rounded to 64 KiB), EIP otherwise. */
@@ -554,6 +673,8 @@ export class Machine {
    */
   onExit(reason: number | string, fn: ExitHandler, name = `exit ${reason}`): void {
     const code = typeof reason === "number" ? reason : exitCodeByName(reason);
+    // KVM_EXIT_IDLE is only returned when asked for.
+    if (code === KvmExit.IDLE) this.vcpu.idleExit = true;
     const list = this.exitHooks.get(code) ?? [];
     list.push({ name, fn });
     this.exitHooks.set(code, list);
@@ -566,6 +687,15 @@ export class Machine {
   onHypercall(nr: number, fn: HypercallHandler, name = `hypercall ${nr}`): void {
     if (this.hypercalls.has(nr)) throw new MachineError("conflict", `Cannot register hypercall hook "${name}": hypercall ${nr} is claimed by "${this.hypercalls.get(nr)!.name}"`);
     this.hypercalls.set(nr, { name, fn });
+  }
+  /**
+   * Watch the console: `fn` gets each byte as the guest writes it (during the exit that writes it,
+   * so `machine.vcpu.instructions` says when).
+   * @returns a function that removes the listener
+   */
+  onConsole(fn: ByteSink): () => void {
+    this.consoleWatchers = [...this.consoleWatchers, fn];
+    return () => { this.consoleWatchers = this.consoleWatchers.filter((f) => f !== fn); };
   }
   /** Feed bytes to the UART's receive FIFO. */
   feedSerial(bytes: Uint8Array | string): void {
@@ -605,6 +735,7 @@ export class Machine {
     vcpu.setBudget(opts.budget ?? null);
     vcpu.setDeadline(opts.timeoutMs !== undefined ? t0 + opts.timeoutMs : null);
     this.stopDetail = null;
+    this.resetSource = null;
     let exit: RunExit;
     try {
       exit = this.loop();
@@ -634,7 +765,7 @@ export class Machine {
       const hooks = this.exitHooks.size === 0 ? undefined : this.exitHooks.get(reason);
       if (hooks !== undefined) {
         const resume = this.runExitHooks(hooks, run);
-        if (this.stopDetail !== null) return { reason: "stopped", detail: this.stopDetail };
+        if (this.stopDetail !== null) return this.stopExit();
         if (resume) continue;
       }
       switch (reason) {
@@ -649,11 +780,23 @@ export class Machine {
           break;
         case KvmExit.INTR:
           return { reason: "timeout" };
+        case KvmExit.IDLE:
+          break; // nobody hooked it: let the vCPU sleep on the next KVM_RUN
         default:
           return toVcpuExit(run);
       }
-      if (this.stopDetail !== null) return { reason: "stopped", detail: this.stopDetail };
+      if (this.stopDetail !== null) return this.stopExit();
     }
+  }
+
+  /** How a run that a hook or a device stopped ends. */
+  private stopExit(): RunExit {
+    const source = this.resetSource;
+    if (source !== null) {
+      this.resetSource = null;
+      return { reason: "reset", source };
+    }
+    return { reason: "stopped", detail: this.stopDetail! };
   }
 
   private runExitHooks(hooks: { name: string; fn: ExitHandler }[], run: KvmRun): boolean {

@@ -4,7 +4,8 @@
  * engines and tiering, a run's counts, and the names of exits and errors a report shows.
  * @module
  */
-export { Machine, MachineError, type HookContext, type MachineOptions, type RunResult } from "./machine.ts";
+export { Machine, MachineError, type HookContext, type MachineOptions, PC_DEVICES, type RunResult } from "./machine.ts";
+export { isBzImage } from "./bzimage.ts";
 export { ImageError, type ImageFormat, type LoadedImage } from "./image.ts";
 export { defaultEngine, type EngineName, ENGINE_NAMES, isEngineName, type JitOptions, type JitStats } from "./engines.ts";
 export {

@@ -17,7 +17,7 @@ trap 'rm -rf "$OBJ"; [[ "$OUT" != . ]] && rm -rf "$OUT"' EXIT
 # ---- flat binaries: nasm -f bin -------------------------------------------------------
 RAW="hello16 rm_int rm_string_io rm_ud rm_triple rm_sieve
      pm_sieve pm_crc32 pm_fib pm_memcpy pm_outloop pm_hypercall pm_serial mb_aout
-     pm_kernel pm_mandel pm_matmul pm_memcpy_movsd pm_memcpy_bytes pm_xpage pm_jcc_next"
+     rm_rtc pm_kernel pm_mandel pm_matmul pm_memcpy_movsd pm_memcpy_bytes pm_xpage pm_jcc_next"
 for name in $RAW; do
     nasm -f bin -Werror -o "$OUT/$name.bin" "$name.asm"
 done
