@@ -5,7 +5,8 @@
 import { Cpu, type CpuState } from "../cpu/cpu.ts";
 import * as stateMod from "../cpu/state.ts";
 import type { Vmcs, VmcsState } from "../cpu/vmcs.ts";
-import { KvmRun, type KvmRunState, MpState } from "./kvm_run.ts";
+import * as kvmRunMod from "./kvm_run.ts";
+import { KvmRun, type KvmRunState } from "./kvm_run.ts";
 import type { Vm } from "./kvm_main.ts";
 import { KvmError } from "./errors.ts";
 import { kvmQueueInterrupt, kvmVcpuIoctl, PROCESSOR_SIGNATURE } from "./x86.ts";
@@ -13,6 +14,7 @@ import { kvmQueueInterrupt, kvmVcpuIoctl, PROCESSOR_SIGNATURE } from "./x86.ts";
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
 const { Cr0, Seg, St } = stateMod;
+const { MpState } = kvmRunMod;
 
 export { MpState };
 
