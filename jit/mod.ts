@@ -24,7 +24,7 @@ import { type EngineName, engineFactory, registerEngineFactory } from "../runtim
 import type { Machine, RunResult } from "../runtime/vmm/machine.ts";
 import { addSlice, dropSliceEnd, emptyRun } from "../runtime/vmm/run_slices.ts";
 import { loadBinaryen } from "./_binaryen.ts";
-import { type JitOptions, JitEngine, type JitStats } from "./engine.ts";
+import { type JitOptions, JitEngine, type JitStats, warmUp } from "./engine.ts";
 
 export { JitEngine } from "./engine.ts";
 export type { JitMode, JitOptions, JitStats } from "./engine.ts";
@@ -42,6 +42,7 @@ let loading: Promise<void> | null = null;
 export function loadJit(): Promise<void> {
   if (engineFactory() !== null) return Promise.resolve();
   loading ??= loadBinaryen().then((b) => {
+    warmUp(b);
     registerEngineFactory((cpu, mode, opts) => new JitEngine(b, cpu, { ...opts, mode }));
   }).finally(() => {
     loading = null;
