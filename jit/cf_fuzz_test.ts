@@ -15,7 +15,7 @@ import { CF_PORT, genCfProgram } from "../tests/jit_cfgen.ts";
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 const COUNT = Number(process.env.JIT_CF_FUZZ ?? (isBun ? 80 : 200));
 const FIRST = Number(process.env.JIT_CF_SEED ?? 1);
-const BATCH = 50;
+const BATCH = 25;
 
 await loadJit();
 const mem = { memSize: 4 << 20 };

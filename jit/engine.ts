@@ -3,7 +3,8 @@
  * discovery, compilation of regions to wasm modules, the slow paths compiled code calls, and
  * invalidation. See jit/DESIGN.md.
  */
-import type { Block, BlockEngine, Cpu } from "../runtime/cpu/cpu.ts";
+import { Block, type BlockEngine, type Cpu } from "../runtime/cpu/cpu.ts";
+import { decode } from "../runtime/cpu/decoder.ts";
 import { CpuFault, VmExitSignal } from "../runtime/cpu/fault.ts";
 import * as stateMod from "../runtime/cpu/state.ts";
 import { type Binaryen, binaryenAborted, liveBinaryen } from "./_binaryen.ts";
@@ -48,6 +49,12 @@ export interface JitOptions {
    * (Infinity).
    */
   compileShare?: number;
+  /**
+   * Under auto, the instructions within which a block must reach the threshold to be compiled
+   * (default 512 × threshold); otherwise its count starts again. Infinity turns the window off
+   * (`jit` has none).
+   */
+  hotWindow?: number;
   /** Tests only: called with binaryen before each region is translated (to make it fail). */
   beforeTranslate?: ((b: Binaryen) => void) | null;
 }
@@ -124,6 +131,8 @@ interface Entry {
   /** The engine that made it (a block outlives an engine replaced with useEngine). */
   engine: JitEngine;
   count: number;
+  /** `cpu.icount` when `count` started (auto's window, JitOptions.hotWindow). */
+  since: number;
   code: Compiled | null;
   /** Compilation was tried and gave nothing (first instruction not compilable), or gave up. */
   dead: boolean;
@@ -138,6 +147,8 @@ let failureReported = false;
 /** Under auto, the share of wall time compiling may take (JitOptions.compileShare), and the most saved up. */
 const AUTO_COMPILE_SHARE = 0.25;
 const COMPILE_BURST_MS = 50;
+/** Auto's hot window: a block must average a run per this many instructions until the threshold. */
+const HOT_WINDOW_PER_RUN = 512;
 /** A running estimate of one region's compile time in this process (ms), for the deadline check. */
 let compileCostMs = 100; // the first compile in a process is the slowest (binaryen warms up)
 
@@ -236,6 +247,8 @@ export class JitEngine implements BlockEngine {
   firstFailure: string | null = null;
   /** Compile time (ms) that may be spent now (compileShare), and when it was last topped up. */
   private budgetMs = COMPILE_BURST_MS;
+  /** Auto's hot window in instructions (JitOptions.hotWindow), Infinity for jit. */
+  private readonly window: number;
   private budgetAt = 0;
   /** Wasm text of the regions compiled, when `keepText` is set. */
   readonly texts: string[] = [];
@@ -243,7 +256,7 @@ export class JitEngine implements BlockEngine {
   /** Host addresses of blocks dropped by writes to their bytes: not taken into other entries' regions. */
   private readonly written = new Set<number>();
   private readonly threshold: number;
-  private readonly opts: Required<Omit<JitOptions, "threshold">>;
+  private readonly opts: Required<Omit<JitOptions, "threshold" | "hotWindow">>;
 
   /** @param _b binaryen as loaded (translation uses the live instance, which replaces one that aborted) */
   constructor(_b: Binaryen, private readonly cpu: Cpu, opts: JitOptions = {}) {
@@ -255,6 +268,7 @@ export class JitEngine implements BlockEngine {
       beforeTranslate: opts.beforeTranslate ?? null, compileShare: opts.compileShare ?? (mode === "auto" ? AUTO_COMPILE_SHARE : Infinity),
     };
     this.budgetAt = performance.now();
+    this.window = mode === "auto" ? opts.hotWindow ?? HOT_WINDOW_PER_RUN * this.threshold : Infinity;
   }
 
   /** The run loop's hook (cpu.ts): run compiled code for `blk` at `eip`, or decline. */
@@ -278,7 +292,19 @@ export class JitEngine implements BlockEngine {
     let c = e.code;
     if (c !== null && !c.region.valid) c = e.code = null; // compile again from this entry
     if (c === null) {
-      if (e.dead || ++e.count < this.threshold) return false;
+      if (e.dead) return false;
+      if (++e.count < this.threshold) {
+        if (e.count === 1) e.since = cpu.icount;
+        return false;
+      }
+      // Under auto, only a block that reached the threshold within a window of instructions (a
+      // loop's, or a hot function's): code that runs now and then (a kernel's paths, a C program's
+      // one-shot code) counts afresh, and never pays a compile it could not earn back.
+      if (this.window !== Infinity && cpu.icount - e.since > this.window) {
+        e.count = 1;
+        e.since = cpu.icount;
+        return false;
+      }
       // binaryen's instance aborted and a fresh one is loading: interpret meanwhile.
       const b = liveBinaryen();
       if (b === null) return false;
@@ -291,13 +317,16 @@ export class JitEngine implements BlockEngine {
         this.budgetAt = t;
         if (this.budgetMs <= 0) {
           e.count = this.threshold >> 1; // hot still: asked again after half the threshold
+          e.since = cpu.icount;
           return false;
         }
       }
+      const cachedBefore = this.stats.cached;
       c = this.compileSafely(cpu, blk, eip, b);
       const spent = performance.now() - t;
       this.budgetMs -= spent;
-      compileCostMs += (spent - compileCostMs) * 0.25;
+      // The estimate follows real compiles only: a code-cache hit costs next to nothing.
+      if (this.stats.cached === cachedBefore) compileCostMs += (spent - compileCostMs) * 0.25;
       // Compiling takes time the run loop's wall-clock check (every 4096 blocks) does not see.
       if (cpu.deadlinePassed()) return true;
       if (c === null) {
@@ -397,7 +426,7 @@ export class JitEngine implements BlockEngine {
   }
 
   private newEntry(): Entry {
-    return { engine: this, count: 0, code: null, dead: false, recompiles: 0, rediscovered: 0 };
+    return { engine: this, count: 0, since: 0, code: null, dead: false, recompiles: 0, rediscovered: 0 };
   }
 
   /** Compile `e`'s entry again at its next run (a few times at most). */
@@ -407,6 +436,7 @@ export class JitEngine implements BlockEngine {
     // At its next run, under auto too: counting up from 0 again would interpret the loop meanwhile,
     // and another block of it could reach the threshold first and become the entry.
     e.count = this.threshold - 1;
+    e.since = this.cpu.icount;
   }
 
   /** Whether `b` has run under this engine: entries are made by enter() (the run loop offered the block) and for a region's entry. */
@@ -703,4 +733,48 @@ function callout(cpu: Cpu, table: RegionBlock[], index: number, k: number, keepE
     return 1;
   }
   return cpu.stop ? 2 : 0;
+}
+
+/**
+ * A small loop (ALU, loads and stores, IMUL, a call and return, SETcc, an OUT) for `warmUp`:
+ * mov ecx,100; l: mov eax,[ebx+4]; add eax,ecx; mov [ebx+8],eax; imul edx,eax,3; call f; dec ecx;
+ * jnz l; out 0x80,al; hlt; nop; f: push ebp; shl eax,2; cmp eax,edx; setl al; pop ebp; ret
+ */
+const WARM_CODE = [
+  0xb9, 0x64, 0, 0, 0, 0x8b, 0x43, 0x04, 0x01, 0xc8, 0x89, 0x43, 0x08, 0x6b, 0xd0, 0x03, 0xe8, 0x07, 0, 0, 0,
+  0x49, 0x75, 0xed, 0xe6, 0x80, 0xf4, 0x90, 0x55, 0xc1, 0xe0, 0x02, 0x39, 0xd0, 0x0f, 0x9c, 0xc0, 0x5d, 0xc3,
+];
+
+/**
+ * Translate and compile a small region once, right after binaryen loads: V8 compiles binaryen's
+ * own wasm lazily, function by function, so the first region a process compiled cost 100–300 ms
+ * (a run's first compile, counted against its time and its deadline) where later ones cost a few.
+ * Failures are ignored (the first real compile is then just slower).
+ */
+export function warmUp(b: Binaryen): void {
+  try {
+    const blocks: RegionBlock[] = [];
+    for (const start of [0, 0x15, 0x18, 0x1c]) {
+      const insns = [];
+      let off = start;
+      for (;;) {
+        const at = off;
+        const ins = decode((k) => WARM_CODE[at + k] ?? 0x90, true);
+        ins.bytes = WARM_CODE.slice(at, at + ins.len);
+        off += ins.len;
+        ins.nextOff = off - start;
+        ins.pos = insns.length;
+        insns.push(ins);
+        if (ins.terminal) break;
+      }
+      blocks.push({ blk: new Block(start * 2 + 1, insns, [0], -1), eip: start, host: 0 });
+    }
+    const flat: SegSnap = { base: 0, lo: 0, hi: 0xffffffff, noWrite: 0 };
+    const tr = translateRegion(b, { area: 0, code32: true, stack32: true, segs: Array.from({ length: 8 }, () => flat), blocks, callout: true, softChunk: CHUNK });
+    const bin = tr.module.emitBinary();
+    releaseModule(tr.module);
+    new WebAssembly.Module(bin as Uint8Array<ArrayBuffer>);
+  } catch {
+    // Not needed for correctness.
+  }
 }

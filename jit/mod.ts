@@ -6,7 +6,7 @@
  */
 import type { Cpu } from "../runtime/cpu/cpu.ts";
 import { loadBinaryen } from "./_binaryen.ts";
-import { type JitOptions, JitEngine } from "./engine.ts";
+import { type JitOptions, JitEngine, warmUp } from "./engine.ts";
 
 export { JitEngine } from "./engine.ts";
 export type { JitMode, JitOptions, JitStats } from "./engine.ts";
@@ -17,5 +17,6 @@ export type JitEngineFactory = (cpu: Cpu, mode: "jit" | "auto", opts: JitOptions
 /** Load binaryen (once per process) and return the factory of JIT engines. */
 export async function jitEngineFactory(): Promise<JitEngineFactory> {
   const b = await loadBinaryen();
+  warmUp(b);
   return (cpu, mode, opts) => new JitEngine(b, cpu, { ...opts, mode });
 }
