@@ -3,6 +3,7 @@
  * ioctls a C VMM issues: KVM_GET/SET_REGS, KVM_GET/SET_SREGS, KVM_RUN, KVM_INTERRUPT.
  */
 import { Cpu } from "../cpu/cpu.ts";
+import { fpuReset } from "../cpu/x87/x87.ts";
 import * as stateMod from "../cpu/state.ts";
 import type { Vmcs } from "../cpu/vmcs.ts";
 import { KvmRun } from "./kvm_run.ts";
@@ -140,6 +141,9 @@ export class Vcpu {
 
   constructor(readonly vm: Vm, readonly id: number, area: number) {
     this.cpu = new Cpu(vm.memory, area, vm);
+    // FERR# reaches the in-kernel 8259 pair as IRQ13, as on a PC (x87 errors with CR0.NE = 0).
+    const pic = vm.pic;
+    if (pic !== null) this.cpu.ferr = (asserted) => pic.setIrq(13, asserted);
   }
 
   /** KVM_GET_REGS. */
@@ -302,6 +306,7 @@ export class Vcpu {
     st[St.GDTR_LIMIT] = 0xffff;
     st[St.IDTR_LIMIT] = 0xffff;
     st[2 * 2] = 0x600; // EDX: the processor signature after reset (family 6)
+    fpuReset(c);
     c.refreshAllSegs();
     c.flushTlb();
     this.shutDown = false;

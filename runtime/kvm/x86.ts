@@ -32,12 +32,13 @@ function str4(s: string): number {
   return s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24);
 }
 /**
- * A coherent identity for what the processor implements: a P6-family integer core without an FPU
- * (leaf 1 EDX: PSE, TSC, MSR, CX8, CMOV; FPU clear), running under a hypervisor (ECX bit 31) that
+ * A coherent identity for what the processor implements: a P6-family integer core with the x87 FPU
+ * (leaf 1 EDX: FPU, DE, PSE, TSC, MSR, CX8, CMOV; no MMX or SSE yet), running under a hypervisor (ECX bit 31) that
  * names itself at leaf 0x40000000, as KVM does.
  */
 export function defaultCpuid(): CpuidEntry[] {
-  const edx1 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
+  // FPU (bit 0), DE, PSE, TSC, MSR, CX8, CMOV. MMX, FXSR and SSE* come with the SIMD instructions.
+  const edx1 = (1 << 0) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
   return [
     { function: 0, index: 0, eax: 1, ebx: str4("Genu"), edx: str4("ineI"), ecx: str4("ntel") },
     { function: 1, index: 0, eax: 0x0611, ebx: 0, ecx: 1 << 31, edx: edx1 },
