@@ -218,10 +218,15 @@ export function precBits(fcw: number): number {
 // Operand checks shared by the arithmetic (SDM vol. 1, 4.8.3.5 and table 4-7)
 // ---------------------------------------------------------------------------------------------
 
-/** The NaN result for two operands at least one of which is a NaN (x87 rules, table 4-7). */
+/**
+ * The NaN result for two operands at least one of which is a NaN (x87 rules, SDM vol. 1, table 4-7):
+ * an SNaN and a QNaN give the QNaN; two SNaNs or two QNaNs the one with the larger significand.
+ */
 function propagate2(a: F80, b: F80): F80 {
   const an = isNaN80(a), bn = isNaN80(b);
   if (an && bn) {
+    const aq = (a.sig & QBIT) !== 0n, bq = (b.sig & QBIT) !== 0n;
+    if (aq !== bq) return aq ? a : b;
     const as = a.sig | QBIT, bs = b.sig | QBIT;
     if (as > bs) return quiet(a);
     if (bs > as) return quiet(b);
@@ -231,7 +236,9 @@ function propagate2(a: F80, b: F80): F80 {
 }
 
 /**
- * Check two operands: unsupported formats and SNaNs raise IE, NaNs propagate, denormals raise DE.
+ * Check two operands: unsupported formats and SNaNs raise IE, NaNs propagate. Denormal operands
+ * are the operation's to report (`denormals`), after its invalid cases: an invalid operation or a
+ * division by zero reports no DE (as silicon does).
  * @returns the result when the operands decide it (a NaN or the indefinite), null to go on; an
  *   unmasked IE or DE is seen by `aborted(env)`
  */
@@ -240,8 +247,11 @@ export function check2(a: F80, b: F80, env: FpEnv): F80 | null {
   if (ka === Kind.UNSUPPORTED || kb === Kind.UNSUPPORTED) { env.flags |= Fsw.IE; return INDEFINITE; }
   if (ka === Kind.SNAN || kb === Kind.SNAN) env.flags |= Fsw.IE;
   if (ka >= Kind.QNAN || kb >= Kind.QNAN) return propagate2(a, b);
-  if (ka === Kind.DENORMAL || kb === Kind.DENORMAL) env.flags |= Fsw.DE;
   return null;
+}
+/** DE for denormal operands (pseudo-denormals included). */
+export function denormals(env: FpEnv, a: F80, b?: F80): void {
+  if ((a.exp === 0 && a.sig !== 0n) || (b !== undefined && b.exp === 0 && b.sig !== 0n)) env.flags |= Fsw.DE;
 }
 /** One operand's checks, as check2. */
 export function check1(a: F80, env: FpEnv): F80 | null {
@@ -249,7 +259,6 @@ export function check1(a: F80, env: FpEnv): F80 | null {
   if (k === Kind.UNSUPPORTED) { env.flags |= Fsw.IE; return INDEFINITE; }
   if (k === Kind.SNAN) { env.flags |= Fsw.IE; return quiet(a); }
   if (k === Kind.QNAN) return a;
-  if (k === Kind.DENORMAL) env.flags |= Fsw.DE;
   return null;
 }
 function invalid(env: FpEnv): F80 {
@@ -279,6 +288,7 @@ function addExact(a: Exact, b: Exact): Exact {
 export function add(a: F80, b: F80, sub: boolean, prec: number, env: FpEnv): F80 | null {
   const nan = check2(a, b, env);
   if (nan) return aborted(env) ? null : nan;
+  denormals(env, a, b);
   if (aborted(env)) return null;
   const bs = sub ? b.sign ^ 1 : b.sign;
   const ka = kind(a), kb = kind(b);
@@ -301,6 +311,7 @@ export function add(a: F80, b: F80, sub: boolean, prec: number, env: FpEnv): F80
 export function mul(a: F80, b: F80, prec: number, env: FpEnv): F80 | null {
   const nan = check2(a, b, env);
   if (nan) return aborted(env) ? null : nan;
+  denormals(env, a, b);
   if (aborted(env)) return null;
   const sign = a.sign ^ b.sign;
   const ka = kind(a), kb = kind(b);
@@ -317,19 +328,18 @@ export function mul(a: F80, b: F80, prec: number, env: FpEnv): F80 | null {
 export function div(a: F80, b: F80, prec: number, env: FpEnv): F80 | null {
   const nan = check2(a, b, env);
   if (nan) return aborted(env) ? null : nan;
-  if (aborted(env)) return null;
   const sign = a.sign ^ b.sign;
   const ka = kind(a), kb = kind(b);
-  if (ka === Kind.INF) {
-    if (kb === Kind.INF) { invalid(env); return aborted(env) ? null : INDEFINITE; }
-    return inf(sign);
-  }
-  if (kb === Kind.INF) return zero(sign);
   if (kb === Kind.ZERO) {
     if (ka === Kind.ZERO) { invalid(env); return aborted(env) ? null : INDEFINITE; }
-    env.flags |= Fsw.ZE;
+    if (ka !== Kind.INF) env.flags |= Fsw.ZE;
     return aborted(env) ? null : inf(sign);
   }
+  if (ka === Kind.INF && kb === Kind.INF) { invalid(env); return aborted(env) ? null : INDEFINITE; }
+  denormals(env, a, b);
+  if (aborted(env)) return null;
+  if (ka === Kind.INF) return inf(sign);
+  if (kb === Kind.INF) return zero(sign);
   if (ka === Kind.ZERO) return zero(sign);
   const x = toExact(a), y = toExact(b);
   const q = divExact(x.m, x.e, y.m, y.e);
@@ -359,10 +369,11 @@ export function isqrt(n: bigint): bigint {
 export function sqrt(a: F80, prec: number, env: FpEnv): F80 | null {
   const nan = check1(a, env);
   if (nan) return aborted(env) ? null : nan;
-  if (aborted(env)) return null;
   const k = kind(a);
   if (k === Kind.ZERO) return a;
   if (a.sign) { invalid(env); return aborted(env) ? null : INDEFINITE; }
+  denormals(env, a);
+  if (aborted(env)) return null;
   if (k === Kind.INF) return a;
   const x = toExact(a);
   let m = x.m, e = x.e;
@@ -384,7 +395,7 @@ export function compare(a: F80, b: F80, quietNaN: boolean, env: FpEnv): number |
     if (!quietNaN || ka === Kind.SNAN || kb === Kind.SNAN) env.flags |= Fsw.IE;
     return aborted(env) ? null : 2;
   }
-  if (ka === Kind.DENORMAL || kb === Kind.DENORMAL) env.flags |= Fsw.DE;
+  denormals(env, a, b);
   if (aborted(env)) return null;
   return cmpValues(a, b);
 }
@@ -447,6 +458,7 @@ export function fromInteger(v: bigint): F80 {
 export function roundInt(a: F80, env: FpEnv): F80 | null {
   const nan = check1(a, env);
   if (nan) return aborted(env) ? null : nan;
+  denormals(env, a);
   if (aborted(env)) return null;
   const k = kind(a);
   if (k === Kind.ZERO || k === Kind.INF) return a;
@@ -464,9 +476,8 @@ export function roundInt(a: F80, env: FpEnv): F80 | null {
 export function toInt(a: F80, bits: number, truncate: boolean, env: FpEnv): bigint | null {
   const indefinite = -(1n << BigInt(bits - 1));
   const k = kind(a);
+  // No DE for stores (silicon reports none for a denormal source; the SDM lists none for FIST).
   if (k === Kind.UNSUPPORTED || k >= Kind.INF) { env.flags |= Fsw.IE; return aborted(env) ? null : indefinite; }
-  if (k === Kind.DENORMAL) env.flags |= Fsw.DE;
-  if (aborted(env)) return null;
   const r = roundToInteger(toExact(a), truncate ? Rc.ZERO : env.rc);
   const lim = 1n << BigInt(bits - 1);
   if (r.v >= lim || r.v < -lim) { env.flags |= Fsw.IE; return aborted(env) ? null : indefinite; }
@@ -525,8 +536,6 @@ export function toIeee(a: F80, fmt: Fmt, env: FpEnv): bigint | null {
   }
   if (k === Kind.INF) return infBits;
   if (k === Kind.ZERO) return signBit;
-  if (k === Kind.DENORMAL) env.flags |= Fsw.DE;
-  if (aborted(env)) return null;
   const x = toExact(a);
   const r = roundTo(a.sign, x.m, x.e, fmt.prec, fmt, env, false);
   if (!r) return null;
@@ -555,8 +564,6 @@ export function toBcd(a: F80, env: FpEnv): number[] | null {
   const indefinite = [0, 0, 0, 0, 0, 0, 0, 0xc0, 0xff, 0xff];
   const k = kind(a);
   if (k === Kind.UNSUPPORTED || k >= Kind.INF) { env.flags |= Fsw.IE; return aborted(env) ? null : indefinite; }
-  if (k === Kind.DENORMAL) env.flags |= Fsw.DE;
-  if (aborted(env)) return null;
   const r = roundToInteger(toExact(a), env.rc);
   let v = r.v < 0n ? -r.v : r.v;
   if (v >= 10n ** 18n) { env.flags |= Fsw.IE; return aborted(env) ? null : indefinite; }
@@ -579,8 +586,13 @@ export function toBcd(a: F80, env: FpEnv): number[] | null {
 export function scale(a: F80, b: F80, env: FpEnv): F80 | null {
   const nan = check2(a, b, env);
   if (nan) return aborted(env) ? null : nan;
-  if (aborted(env)) return null;
   const ka = kind(a), kb = kind(b);
+  if (kb === Kind.INF && ((b.sign === 0 && ka === Kind.ZERO) || (b.sign === 1 && ka === Kind.INF))) {
+    invalid(env);
+    return aborted(env) ? null : INDEFINITE;
+  }
+  denormals(env, a, b);
+  if (aborted(env)) return null;
   if (kb === Kind.INF) {
     if (b.sign === 0) {
       if (ka === Kind.ZERO) { invalid(env); return aborted(env) ? null : INDEFINITE; }
@@ -610,7 +622,7 @@ export function xtract(a: F80, env: FpEnv): [F80, F80] | null {
     return aborted(env) ? null : [inf(1), a];
   }
   if (k === Kind.INF) return [inf(0), a];
-  if (k === Kind.DENORMAL) env.flags |= Fsw.DE;
+  denormals(env, a);
   if (aborted(env)) return null;
   const x = toExact(a);
   const n = bitLen(x.m);
@@ -627,9 +639,10 @@ export function xtract(a: F80, env: FpEnv): [F80, F80] | null {
 export function prem(a: F80, b: F80, round: boolean, env: FpEnv): { r: F80; q: number; partial: boolean } | null {
   const nan = check2(a, b, env);
   if (nan) return aborted(env) ? null : { r: nan, q: 0, partial: false };
-  if (aborted(env)) return null;
   const ka = kind(a), kb = kind(b);
   if (ka === Kind.INF || kb === Kind.ZERO) { invalid(env); return aborted(env) ? null : { r: INDEFINITE, q: 0, partial: false }; }
+  denormals(env, a, b);
+  if (aborted(env)) return null;
   if (kb === Kind.INF || ka === Kind.ZERO) return { r: a, q: 0, partial: false };
   const x = toExact(a), y = toExact(b);
   const Ex = x.e + bitLen(x.m) - 1, Ey = y.e + bitLen(y.m) - 1;

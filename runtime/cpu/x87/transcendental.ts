@@ -12,7 +12,7 @@
  */
 import * as fpuStateMod from "../fpu_state.ts";
 import {
-  aborted, bitLen, check1, check2, type F80, f80, fromInteger, type FpEnv, INDEFINITE, inf, Kind, kind, mul, ONE,
+  aborted, bitLen, check1, check2, denormals, type F80, f80, fromInteger, type FpEnv, INDEFINITE, inf, Kind, kind, mul, ONE,
   roundExt, toExact, zero,
 } from "./softfloat.ts";
 
@@ -239,6 +239,7 @@ function trigCheck(a: F80, env: FpEnv): { special: F80 | null; outOfRange: boole
   const k = kind(a);
   if (k === Kind.INF) { env.flags |= Fsw.IE; return { special: INDEFINITE, outOfRange: false }; }
   if (k !== Kind.ZERO && a.exp - 16383 >= 63) return { special: null, outOfRange: true };
+  denormals(env, a);
   return { special: null, outOfRange: false };
 }
 
@@ -267,9 +268,9 @@ export function trig(a: F80, which: number, env: FpEnv): TrigResult {
   if (which === 0) return { outOfRange: false, values: [toF80(sinv, env)] };
   if (which === 1) return { outOfRange: false, values: [toF80(cosv, env)] };
   if (which === 2) {
-    // Both results are rounded; C1 and PE reflect the last one written (cos, the new ST(0)).
-    const sv = toF80(sinv, env);
+    // Both results are rounded; C1 is the sine's round-up bit (as silicon reports it).
     const cv = toF80(cosv, env);
+    const sv = toF80(sinv, env);
     return { outOfRange: false, values: [sv, cv] };
   }
   return { outOfRange: false, values: [toF80(bdiv(sinv, cosv), env), ONE] };
@@ -279,6 +280,7 @@ export function trig(a: F80, which: number, env: FpEnv): TrigResult {
 export function f2xm1(a: F80, env: FpEnv): F80 | null {
   const nan = check1(a, env);
   if (nan) return aborted(env) ? null : nan;
+  denormals(env, a);
   if (aborted(env)) return null;
   const k = kind(a);
   if (k === Kind.ZERO) return a;
@@ -286,7 +288,7 @@ export function f2xm1(a: F80, env: FpEnv): F80 | null {
   const x = fromExact(a);
   if (top(x) > 7) {
     // Outside the defined range: the mathematical value for moderate x, else its limit.
-    if (a.sign) return roundExt(1, (1n << 64n) | 1n, -64, 64, env);
+    if (a.sign) return roundExt(1, (1n << 66n) - 1n, -66, 64, env);
     return roundExt(0, 1n, 1 << 20, 64, env);
   }
   return toF80(bexpm1(bmul(x, LN2)), env);
@@ -304,7 +306,6 @@ function log2Of(a: F80): { v: BF; exact: bigint | null } {
 export function fyl2x(y: F80, x: F80, env: FpEnv): F80 | null {
   const nan = check2(x, y, env);
   if (nan) return aborted(env) ? null : nan;
-  if (aborted(env)) return null;
   const kx = kind(x), ky = kind(y);
   const invalid = (): F80 | null => { env.flags |= Fsw.IE; return aborted(env) ? null : INDEFINITE; };
   if (x.sign && kx !== Kind.ZERO) return invalid();
@@ -317,6 +318,8 @@ export function fyl2x(y: F80, x: F80, env: FpEnv): F80 | null {
     if (ky === Kind.ZERO) return invalid();
     return inf(y.sign);
   }
+  denormals(env, x, y);
+  if (aborted(env)) return null;
   const l = log2Of(x);
   // log2(x) is +0 at x = 1, negative below 1.
   const lsign = l.exact !== null ? (l.exact < 0n ? 1 : 0) : l.v.m < 0n ? 1 : 0;
@@ -334,13 +337,15 @@ export function fyl2x(y: F80, x: F80, env: FpEnv): F80 | null {
 export function fyl2xp1(y: F80, x: F80, env: FpEnv): F80 | null {
   const nan = check2(x, y, env);
   if (nan) return aborted(env) ? null : nan;
-  if (aborted(env)) return null;
   const kx = kind(x), ky = kind(y);
   const invalid = (): F80 | null => { env.flags |= Fsw.IE; return aborted(env) ? null : INDEFINITE; };
   if (kx === Kind.ZERO) {
     if (ky === Kind.INF) return invalid();
-    return zero(x.sign ^ y.sign);
+    denormals(env, y);
+    return aborted(env) ? null : zero(x.sign ^ y.sign);
   }
+  denormals(env, x, y);
+  if (aborted(env)) return null;
   const xv = fromExact(x);
   if (kx === Kind.INF || (x.sign && top(badd(xv, bf(1n))) <= 0 && badd(xv, bf(1n)).m <= 0n)) {
     if (x.sign || ky === Kind.ZERO) return invalid();
@@ -355,6 +360,7 @@ export function fyl2xp1(y: F80, x: F80, env: FpEnv): F80 | null {
 export function fpatan(y: F80, x: F80, env: FpEnv): F80 | null {
   const nan = check2(x, y, env);
   if (nan) return aborted(env) ? null : nan;
+  denormals(env, x, y);
   if (aborted(env)) return null;
   const kx = kind(x), ky = kind(y);
   const sy = y.sign;

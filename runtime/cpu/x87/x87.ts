@@ -343,7 +343,14 @@ function memForm(c: Cpu, i: Insn, esc: number): void {
     // D8, DA, DC, DE: arithmetic with m32real, m32int, m64real, m16int.
     const form = esc === 0 ? FORM_R32 : esc === 2 ? FORM_I32 : esc === 4 ? FORM_R64 : FORM_I16;
     const e = env(c);
-    const b = loadMem(c, i, off, form, e);
+    // The conversion's DE belongs to the operation: none beside a NaN operand or for FDIVR by a zero ST(0).
+    const le = env(c);
+    const b = loadMem(c, i, off, form, le);
+    e.flags |= le.flags & Fsw.IE;
+    if (le.flags & Fsw.DE && !empty(c, 0)) {
+      const k0 = sf.kind(getSt(c, 0));
+      if (k0 < Kind.QNAN && !(r === 7 && k0 === Kind.ZERO)) e.flags |= Fsw.DE;
+    }
     pointers(c, i, off);
     arithOrCompare(c, r, b, e, false);
     return;
