@@ -101,6 +101,13 @@ export function fpuStack(c: Cpu): { empty: boolean; value: F80 }[] {
   return out;
 }
 
+/** The x87 state (FCW through R7, state block bytes 0x400–0x49F) as hex, for differential checks. */
+export function fpuStateHex(c: Cpu): string {
+  let h = "";
+  for (let k = Fpu.FCW; k < Fpu.REGS + 16 * 8; k++) h += c.st8[k].toString(16).padStart(2, "0");
+  return h;
+}
+
 /** The FPU state after RESET (SDM vol. 3, table 9-1): FCW 0040H, FSW 0, FTW all tags zero, registers +0. */
 export function fpuReset(c: Cpu): void {
   c.st8.fill(0, Fpu.FCW, Fpu.REGS + 16 * 8);
