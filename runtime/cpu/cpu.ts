@@ -175,6 +175,8 @@ export class Cpu {
   ferr: ((asserted: boolean) => void) | null = null;
   /** FERR# is asserted (until the error summary clears). */
   ferrAsserted = false;
+  /** The kernel has handled an external-interrupt exit since FERR# was asserted (vmx.ts). */
+  ferrExitTaken = false;
   /** FISTTP (an SSE3 instruction) decodes; #UD while CPUID does not report SSE3. */
   sse3 = false;
   /** Trace hook for `--trace insn`: called before each instruction when set (slows the loop). */

@@ -170,9 +170,16 @@ function overflow(e: FpEnv): void {
 function pendingError(c: Cpu, i: Insn): boolean {
   if (!(c.st16[FSW16] & Fsw.ES)) return false;
   if (c.cr0 & Cr0.NE) throw new CpuFault(Vec.MF);
-  if (c.ferr === null || c.ferrAsserted) return false;
-  c.ferrAsserted = true;
-  c.ferr(true);
+  if (c.ferr === null) return false;
+  if (c.ferrAsserted) {
+    // Back after the kernel handled the exit without an interrupt clearing the error: go on as
+    // with IGNNE#. Not yet (the JIT undid the exit of a callout and the interpreter runs it again): exit.
+    if (c.ferrExitTaken) return false;
+  } else {
+    c.ferrAsserted = true;
+    c.ferrExitTaken = false;
+    c.ferr(true);
+  }
   c.st[St.RIP] = (c.st[St.RIP] - i.len) & (c.code32 ? -1 : 0xffff);
   c.recordExit(ExitReason.EXTERNAL_INTERRUPT, 0);
   return true;
