@@ -54,19 +54,22 @@ export const EMIN = -16382;
 export const EMAX = 16383;
 const J = 1n << 63n;
 const QBIT = 1n << 62n;
+const J_QBIT = J | QBIT;
 const M64 = (1n << 64n) - 1n;
 
 export const Kind = { ZERO: 0, DENORMAL: 1, NORMAL: 2, INF: 3, QNAN: 4, SNAN: 5, UNSUPPORTED: 6 } as const;
 
 /** Classify a register value (SDM vol. 1, 8.2.2 and table 8-3 for unsupported encodings). */
 export function kind(a: F80): number {
+  // Comparisons only: BigInt comparisons allocate nothing, the bit operations would.
+  const sig = a.sig;
   if (a.exp === 0x7fff) {
-    if (!(a.sig & J)) return Kind.UNSUPPORTED; // pseudo-infinity, pseudo-NaN
-    if ((a.sig & ~J) === 0n) return Kind.INF;
-    return a.sig & QBIT ? Kind.QNAN : Kind.SNAN;
+    if (sig < J) return Kind.UNSUPPORTED; // pseudo-infinity, pseudo-NaN
+    if (sig === J) return Kind.INF;
+    return sig >= J_QBIT ? Kind.QNAN : Kind.SNAN;
   }
-  if (a.exp === 0) return a.sig === 0n ? Kind.ZERO : Kind.DENORMAL; // includes pseudo-denormals
-  return a.sig & J ? Kind.NORMAL : Kind.UNSUPPORTED; // unnormal
+  if (a.exp === 0) return sig === 0n ? Kind.ZERO : Kind.DENORMAL; // includes pseudo-denormals
+  return sig >= J ? Kind.NORMAL : Kind.UNSUPPORTED; // unnormal
 }
 
 export const f80 = (sign: number, exp: number, sig: bigint): F80 => ({ sign, exp, sig });
@@ -82,15 +85,31 @@ function quiet(a: F80): F80 {
   return f80(a.sign, a.exp, a.sig | QBIT);
 }
 
+/** 2^k and 2^k − 1 for k = 0..192, and k as a BigInt: comparisons and table reads cost far less than BigInt arithmetic. */
+const POW2: bigint[] = [];
+const MASK: bigint[] = [];
+const BIG: bigint[] = [];
+for (let k = 0; k <= 192; k++) {
+  POW2.push(1n << BigInt(k));
+  MASK.push((1n << BigInt(k)) - 1n);
+  BIG.push(BigInt(k));
+}
+const big = (k: number): bigint => (k <= 192 ? BIG[k] : BigInt(k));
+
 /** Number of bits of a positive BigInt. */
 export function bitLen(m: bigint): number {
-  if (m < 0x100000000n) return 32 - Math.clz32(Number(m));
-  if (m < 0x10000000000000000n) {
-    const hi = Number(m >> 32n);
-    return 64 - Math.clz32(hi);
+  if (m >= POW2[192]) {
+    const s = m.toString(16);
+    return (s.length - 1) * 4 + (32 - Math.clz32(parseInt(s[0], 16)));
   }
-  const s = m.toString(16);
-  return (s.length - 1) * 4 + (32 - Math.clz32(parseInt(s[0], 16)));
+  // Binary search by comparisons: 2^(n−1) ≤ m < 2^n.
+  let lo = 0, hi = 192;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (m >= POW2[mid]) lo = mid;
+    else hi = mid - 1;
+  }
+  return m === 0n ? 0 : lo + 1;
 }
 
 /** A finite nonzero value as sign · m · 2^e. */
@@ -118,13 +137,13 @@ function roundSig(sign: number, m: bigint, e: number, prec: number, emin: number
   const E = e + bitLen(m) - 1;
   const q = Math.max(E, emin) - prec + 1;
   if (e >= q) return { m, e, inexact: false, up: false };
-  const sh = BigInt(q - e);
-  const kept = m >> sh;
-  const rem = m - (kept << sh);
+  const d = q - e;
+  const kept = m >> big(d);
+  const rem = d <= 192 ? m & MASK[d] : m - (kept << big(d));
   if (rem === 0n) return { m: kept, e: q, inexact: false, up: false };
   let up: boolean;
   if (rc === Rc.NEAREST) {
-    const half = 1n << (sh - 1n);
+    const half = d <= 193 ? POW2[d - 1] : 1n << big(d - 1);
     up = rem > half || (rem === half && (kept & 1n) === 1n);
   } else if (rc === Rc.UP) up = sign === 0;
   else if (rc === Rc.DOWN) up = sign === 1;
@@ -157,6 +176,14 @@ export interface Result {
  */
 export function roundTo(sign: number, m: bigint, e: number, prec: number, fmt: Fmt, env: FpEnv, toReg: boolean): Result | null {
   const rc = env.rc;
+  const n = bitLen(m);
+  const E0 = e + n - 1;
+  if (E0 > fmt.emin && E0 < fmt.emax) {
+    // Far from both ends of the range: no underflow, and rounding up can at most reach 2^(E0+1).
+    const r = roundSig(sign, m, e, prec, fmt.emin, rc);
+    if (r.inexact) { env.flags |= Fsw.PE; env.c1 = r.up ? 1 : 0; }
+    return { sign, m: r.m, e: r.e };
+  }
   const u = roundSig(sign, m, e, prec, -0x7fffffff, rc);
   const eu = u.e + bitLen(u.m) - 1;
   if (eu < fmt.emin) {
@@ -199,8 +226,8 @@ export function packExt(r: Result): F80 {
     // Denormal: the quantum is 2^(EMIN - 63) or coarser.
     return f80(r.sign, 0, (r.m << BigInt(r.e - (EMIN - 63))) & M64);
   }
-  const sig = n <= 64 ? r.m << BigInt(64 - n) : r.m >> BigInt(n - 64);
-  return f80(r.sign, (E + BIAS) & 0x7fff, sig & M64);
+  const sig = n <= 64 ? r.m << big(64 - n) : r.m >> big(n - 64);
+  return f80(r.sign, (E + BIAS) & 0x7fff, sig);
 }
 
 /** Round an exact value to a register result at precision `prec`. */
