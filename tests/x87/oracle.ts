@@ -136,3 +136,43 @@ export function oracleHarness(): CpuHarness {
   h.vcpu.cpu.sse3 = true;
   return h;
 }
+
+const TRANS = new Set([0xf0, 0xf1, 0xf2, 0xf3, 0xf9, 0xfb, 0xfe, 0xff]);
+const isTrans = (v: Vector) => v.insn[0] === 0xd9 && TRANS.has(v.insn[1]);
+const COMPARE = new Set(["d8 d1", "d8 d9", "dc d1", "dc d9", "de d1", "de d9", "da e9", "dd e1", "dd e9", "d9 e4",
+  "db e9", "db f1", "df e9", "df f1"]);
+export const key = (v: Vector): string => v.insn.map((x) => x.toString(16)).join(" ");
+const isCompare = (v: Vector) => COMPARE.has(key(v)) || ((v.insn[0] & 0xf9) === 0xd8 && ((v.insn[1] >> 3) & 7) >= 2 && ((v.insn[1] >> 3) & 7) <= 3 && v.insn[1] < 0xc0);
+
+const f80Of = (b: number[]) => ({ se: b[8] | (b[9] << 8), sig: b.slice(0, 8).reduce((s, x, k) => s + (BigInt(x) << BigInt(8 * k)), 0n) });
+const u16 = (b: number[], k: number) => b[k] | (b[k + 1] << 8);
+
+/** Which listed class explains a difference, or null. */
+export function explain(v: Vector, mine: { save: number[]; eflags: number }, what: string[]): string | null {
+  const hostFsw = u16(v.save, 4), myFsw = u16(mine.save, 4);
+  const unmasked = ~v.cw & 0x3f;
+  if (isCompare(v) && (unmasked & (hostFsw | myFsw) & 0x3)) {
+    // Only the condition codes / the compare's EFLAGS may differ.
+    const cc = 0x4500;
+    if (what.every((w) => w.startsWith("fsw") || w.startsWith("eflags")) && (hostFsw & ~cc) === (myFsw & ~cc)) return "compare-unmasked";
+  }
+  if ((key(v) === "d9 3" || key(v) === "dd 3") && (unmasked & 2) && (hostFsw & 2)) return "load-denormal-unmasked";
+  if (isTrans(v)) {
+    const x = f80Of(v.a);
+    const e = (x.se & 0x7fff) - 16383;
+    if (v.insn[1] === 0xf0 && e >= 0 && !(e === 0 && x.sig === 1n << 63n)) return "transcendental-domain";
+    if (v.insn[1] === 0xf9 && e >= -2) return "transcendental-domain";
+    // Within one ulp: same sign and exponent, significands one apart; FSW may differ in C1 only.
+    const ok = what.every((w) => {
+      if (w.startsWith("fsw")) return ((hostFsw ^ myFsw) & ~0x200) === 0;
+      const m = /^st(\d)/.exec(w);
+      if (!m) return false;
+      const r = Number(m[1]);
+      const a = f80Of(mine.save.slice(28 + 10 * r, 38 + 10 * r)), b = f80Of(v.save.slice(28 + 10 * r, 38 + 10 * r));
+      const d = a.sig - b.sig;
+      return a.se === b.se && (d === 1n || d === -1n);
+    });
+    if (ok) return "transcendental-ulp";
+  }
+  return null;
+}

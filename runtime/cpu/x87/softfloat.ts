@@ -190,6 +190,12 @@ export function roundTo(sign: number, m: bigint, e: number, prec: number, fmt: F
     if (!(env.masks & Fcw.UM)) {
       env.flags |= Fsw.UE;
       if (!toReg) return null;
+      if (eu + 24576 < fmt.emin) {
+        // Still too small after the bias adjustment (only FSCALE gets here): a zero, inexact.
+        env.flags |= Fsw.PE;
+        env.c1 = 0;
+        return { sign, m: 0n, e: 0 };
+      }
       if (u.inexact) { env.flags |= Fsw.PE; env.c1 = u.up ? 1 : 0; }
       return { sign, m: u.m, e: u.e + 24576 };
     }
@@ -203,6 +209,12 @@ export function roundTo(sign: number, m: bigint, e: number, prec: number, fmt: F
     if (!(env.masks & Fcw.OM)) {
       env.flags |= Fsw.OE;
       if (!toReg) return null;
+      if (er - 24576 > fmt.emax) {
+        // Still too large after the bias adjustment (only FSCALE gets here): an infinity, inexact.
+        env.flags |= Fsw.PE;
+        env.c1 = 1;
+        return { sign, m: -1n, e: 0 };
+      }
       if (r.inexact) { env.flags |= Fsw.PE; env.c1 = r.up ? 1 : 0; }
       return { sign, m: r.m, e: r.e - 24576 };
     }
@@ -517,7 +529,7 @@ export function toInt(a: F80, bits: number, truncate: boolean, env: FpEnv): bigi
 // ---------------------------------------------------------------------------------------------
 
 /** Load a single (bits 32) or double (64) real: exact, SNaN → IE and quieted, denormal → DE. */
-export function fromIeee(bits: bigint, fmt: Fmt, env: FpEnv): F80 {
+export function fromIeee(bits: bigint, fmt: Fmt, env: FpEnv, quietSnan = true): F80 {
   const ebits = fmt === FMT32 ? 8 : 11;
   const fbits = fmt.prec - 1;
   const sign = Number(bits >> BigInt(ebits + fbits)) & 1;
@@ -528,6 +540,8 @@ export function fromIeee(bits: bigint, fmt: Fmt, env: FpEnv): F80 {
   if (exp === emaxBiased) {
     if (frac === 0n) return inf(sign);
     const sig = J | (frac << BigInt(63 - fbits));
+    // FLD quiets an SNaN (IE); an arithmetic operand stays signalling for the operation's NaN rules.
+    if (!quietSnan) return f80(sign, 0x7fff, sig);
     if (!(sig & QBIT)) env.flags |= Fsw.IE;
     return f80(sign, 0x7fff, sig | QBIT);
   }

@@ -248,10 +248,10 @@ function signedInt(v: bigint, bits: number): bigint {
 }
 
 /** A memory operand's value as a register value: m32/m64 real, m16/m32/m64 integer, m80 real/BCD. */
-function loadMem(c: Cpu, i: Insn, off: number, form: number, e: FpEnv): F80 {
+function loadMem(c: Cpu, i: Insn, off: number, form: number, e: FpEnv, quietSnan = true): F80 {
   switch (form) {
-    case FORM_R32: return sf.fromIeee(BigInt(c.rd32(i.seg, off) >>> 0), sf.FMT32, e);
-    case FORM_R64: return sf.fromIeee(readU64(c, i, off), sf.FMT64, e);
+    case FORM_R32: return sf.fromIeee(BigInt(c.rd32(i.seg, off) >>> 0), sf.FMT32, e, quietSnan);
+    case FORM_R64: return sf.fromIeee(readU64(c, i, off), sf.FMT64, e, quietSnan);
     case FORM_I16: return sf.fromInteger(BigInt((c.rd16(i.seg, off) << 16) >> 16));
     case FORM_I32: return sf.fromInteger(BigInt(c.rd32(i.seg, off) | 0));
     case FORM_I64: return sf.fromInteger(signedInt(readU64(c, i, off), 64));
@@ -359,8 +359,7 @@ function memForm(c: Cpu, i: Insn, esc: number): void {
     const e = env(c);
     // The conversion's DE belongs to the operation: none beside a NaN operand or for FDIVR by a zero ST(0).
     const le = env(c);
-    const b = loadMem(c, i, off, form, le);
-    e.flags |= le.flags & Fsw.IE;
+    const b = loadMem(c, i, off, form, le, false);
     if (le.flags & Fsw.DE && !empty(c, 0)) {
       const k0 = sf.kind(getSt(c, 0));
       if (k0 < Kind.QNAN && !(r === 7 && k0 === Kind.ZERO)) e.flags |= Fsw.DE;
