@@ -785,6 +785,23 @@ function fullTags(c: Cpu): number {
   }
   return ftw;
 }
+/** The full tag word FSTENV/FNSAVE store: tags recomputed from the registers, empty kept. */
+export function fpuTagWord(c: Cpu): number {
+  return fullTags(c);
+}
+/** FXSAVE's abridged tag byte: bit i set when physical register Ri is not empty (SDM FXSAVE). */
+export function fpuAbridgedTags(c: Cpu): number {
+  let t = 0;
+  for (let p = 0; p < 8; p++) if (tagP(c, p) !== Tag.EMPTY) t |= 1 << p;
+  return t;
+}
+/** FXRSTOR's abridged tags: empty, or the tag the register's contents give. */
+export function fpuSetAbridgedTags(c: Cpu, abridged: number): void {
+  let t = 0;
+  for (let p = 0; p < 8; p++) t |= (abridged & (1 << p) ? tagOf(readPhys(c, p)) : Tag.EMPTY) << (2 * p);
+  c.st16[FTW16] = t;
+}
+
 /** The environment image (14 or 28 bytes). */
 function envImage(c: Cpu, i: Insn): number[] {
   const fcw = c.st16[FCW16], fsw = c.st16[FSW16], ftw = fullTags(c);

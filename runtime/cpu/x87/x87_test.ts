@@ -11,7 +11,7 @@ import { CpuHarness, type RunResult } from "../../../tests/cpu_harness.ts";
 import { realModeGuest } from "../../kvm/_testing.ts";
 import { KvmExit } from "../../kvm/kvm_run.ts";
 import { Fpu, Fsw, Tag } from "../fpu_state.ts";
-import { emms, fpuStack, mmxRead, mmxWrite } from "./x87.ts";
+import { emms, fpuAbridgedTags, fpuSetAbridgedTags, fpuStack, fpuTagWord, mmxRead, mmxWrite } from "./x87.ts";
 
 const CODE = 0x1000, HANDLER = 0x5000, DATA = 0x6000;
 const CR0 = { PE: 1, MP: 2, EM: 4, TS: 8, ET: 16, NE: 32 };
@@ -224,4 +224,17 @@ test("MMX registers alias the significands: a write sets the exponent word to FF
   emms(c);
   assertEquals(c.st16[Fpu.FTW >> 1], 0xffff);
   assert(fpuStack(c).every((s) => s.empty));
+});
+
+test("FXSAVE's abridged tags and back: non-empty registers get the tag their contents give", () => {
+  const h = new CpuHarness("protected");
+  // fninit; fld1; fldz: R7 = 1.0 (valid), R6 = +0 (zero)
+  h.write(CODE, [0xdb, 0xe3, 0xd9, 0xe8, 0xd9, 0xee, 0xf4]);
+  h.vcpu.setRegs({ rsp: 0x80000, rflags: 2, rip: CODE });
+  h.run(100);
+  const c = h.vcpu.cpu;
+  assertEquals(fpuAbridgedTags(c), 0xc0);
+  assertEquals(fpuTagWord(c), 0x0fff | (Tag.ZERO << 12) | (Tag.VALID << 14));
+  fpuSetAbridgedTags(c, 0xc1); // R0 holds +0 from RESET: tagged zero
+  assertEquals(c.st16[Fpu.FTW >> 1], 0x0ffd | (Tag.ZERO << 12) | (Tag.VALID << 14) | Tag.ZERO);
 });
