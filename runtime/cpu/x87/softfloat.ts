@@ -96,20 +96,24 @@ for (let k = 0; k <= 192; k++) {
 }
 const big = (k: number): bigint => (k <= 192 ? BIG[k] : BigInt(k));
 
-/** Number of bits of a positive BigInt. */
+const F64 = new Float64Array(1);
+const U32 = new Uint32Array(F64.buffer);
+
+/** Number of bits of a positive BigInt (0 for 0). */
 export function bitLen(m: bigint): number {
-  if (m >= POW2[192]) {
-    const s = m.toString(16);
-    return (s.length - 1) * 4 + (32 - Math.clz32(parseInt(s[0], 16)));
+  if (m < POW2[53]) {
+    // Exact as a double: the exponent field gives the length.
+    F64[0] = Number(m);
+    return m === 0n ? 0 : ((U32[1] >>> 20) & 0x7ff) - 1022;
   }
-  // Binary search by comparisons: 2^(n−1) ≤ m < 2^n.
-  let lo = 0, hi = 192;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (m >= POW2[mid]) lo = mid;
-    else hi = mid - 1;
+  if (m < POW2[192]) {
+    // Number(m) rounds to 53 bits, at most up to the next power of two: check that case.
+    F64[0] = Number(m);
+    const n = ((U32[1] >>> 20) & 0x7ff) - 1022;
+    return (U32[1] & 0xfffff) === 0 && U32[0] === 0 && m < POW2[n - 1] ? n - 1 : n;
   }
-  return m === 0n ? 0 : lo + 1;
+  const s = m.toString(16);
+  return (s.length - 1) * 4 + (32 - Math.clz32(parseInt(s[0], 16)));
 }
 
 /** A finite nonzero value as sign · m · 2^e. */
