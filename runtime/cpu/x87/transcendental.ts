@@ -347,7 +347,8 @@ export function fyl2xp1(y: F80, x: F80, env: FpEnv): F80 | null {
   denormals(env, x, y);
   if (aborted(env)) return null;
   const xv = fromExact(x);
-  if (kx === Kind.INF || (x.sign && top(badd(xv, bf(1n))) <= 0 && badd(xv, bf(1n)).m <= 0n)) {
+  if (kx === Kind.INF || badd(xv, bf(1n)).m <= 0n) {
+    // +∞, or x ≤ −1 (far outside the SDM's domain): an infinity, or invalid.
     if (x.sign || ky === Kind.ZERO) return invalid();
     return inf(y.sign);
   }
