@@ -33,23 +33,35 @@ const { Kind } = sf;
 
 const FCW16 = Fpu.FCW >> 1, FSW16 = Fpu.FSW >> 1, FTW16 = Fpu.FTW >> 1, FOP16 = Fpu.FOP >> 1;
 const FIP32 = Fpu.FIP >> 2, FCS16 = Fpu.FCS >> 1, FDP32 = Fpu.FDP >> 2, FDS16 = Fpu.FDS >> 1;
-const M32 = 0xffffffffn;
 
 // ---------------------------------------------------------------------------------------------
 // Registers, tags and TOP
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * The significands as 64-bit elements (one BigInt read or write each, instead of assembling two
+ * words): a view of the vCPU's state block, remade when the memory grows or another vCPU asks.
+ */
+let sigView: BigUint64Array | null = null;
+let sigBuf: ArrayBufferLike | null = null;
+let sigArea = -1;
+function sigs(c: Cpu): BigUint64Array {
+  const buf = c.memory.buffer;
+  if (buf !== sigBuf || c.area !== sigArea || sigView === null) {
+    sigView = new BigUint64Array(buf, c.area + Fpu.REGS, 16);
+    sigBuf = buf;
+    sigArea = c.area;
+  }
+  return sigView;
+}
 /** Physical register Ri's fields. */
 export function readPhys(c: Cpu, p: number): F80 {
-  const w = (Fpu.REGS + 16 * p) >> 2;
   const se = c.st16[(Fpu.REGS + 16 * p + 8) >> 1];
-  return { sign: se >> 15, exp: se & 0x7fff, sig: (BigInt(c.st[w + 1] >>> 0) << 32n) | BigInt(c.st[w] >>> 0) };
+  return { sign: se >> 15, exp: se & 0x7fff, sig: sigs(c)[2 * p] };
 }
 /** Write physical register Ri (the tag is the caller's). */
 export function writePhys(c: Cpu, p: number, v: F80): void {
-  const w = (Fpu.REGS + 16 * p) >> 2;
-  c.st[w] = Number(v.sig & M32) | 0;
-  c.st[w + 1] = Number((v.sig >> 32n) & M32) | 0;
+  sigs(c)[2 * p] = v.sig;
   c.st16[(Fpu.REGS + 16 * p + 8) >> 1] = (v.sign << 15) | v.exp;
 }
 /** The tag a value gets from its contents (SDM vol. 1, 8.1.7). */
