@@ -46,7 +46,8 @@ JIT_FILES=(tests/guests_test.ts tests/interrupts_test.ts tests/readme_test.ts te
   api/app_test.ts api/sandbox_test.ts api/sessions_test.ts api/reuse_test.ts api/parallel_test.ts
   tests/system_test.ts tests/singlestep_exit_test.ts runtime/cpu/ops_test.ts runtime/cpu/rep_bulk_test.ts
   tests/kvm_paths_test.ts runtime/kvm/exit_path_test.ts runtime/kvm/irq_test.ts runtime/kvm/memslot_test.ts
-  runtime/kvm/string_io_test.ts runtime/kvm/trace_test.ts runtime/vmx/vmx_test.ts tests/state_test.ts)
+  runtime/kvm/string_io_test.ts runtime/kvm/trace_test.ts runtime/vmx/vmx_test.ts tests/state_test.ts
+  tests/x87/x87_oracle_test.ts runtime/cpu/x87/x87_test.ts)
 : > "$logs/jit.log"
 if [ $# -eq 0 ] && [ "${VMXLAB_JIT_PASS:-1}" != 0 ]; then
   echo "== deno test, VMXLAB_ENGINE=jit (the tests that run guests, again under the JIT)"

@@ -1,11 +1,12 @@
 /**
  * Differential harness: run the same guest under two engines and compare everything a run leaves
  * behind (console, exit, instruction count, exits by reason, registers, EFLAGS, segment registers,
- * a hash of all guest RAM, the IO a hook saw).
+ * a hash of all guest RAM, the IO a hook saw, the x87 state).
  */
 import { Buffer } from "node:buffer";
 import { Machine, type MachineOptions } from "../runtime/vmm/machine.ts";
 import { type Engine, useEngine } from "../runtime/vmm/tiering.ts";
+import { fpuStateHex } from "../runtime/cpu/x87/x87.ts";
 import type { JitEngine, JitOptions, JitStats } from "../jit/engine.ts";
 
 export interface GuestSpec {
@@ -30,6 +31,8 @@ export interface RunSummary {
   sregs: string;
   memHash: string;
   io: number[];
+  /** The x87 state block (FCW..R7) as hex. */
+  fpu: string;
 }
 
 /** FNV-1a over 32-bit words (fast enough for 16 MiB per run). */
@@ -64,6 +67,7 @@ export async function runGuest(g: GuestSpec, engine: Engine, opts: JitOptions = 
     sregs: JSON.stringify(m.vcpu.getSregs()),
     memHash: hashMemory(m.vm.memoryView(0, m.memSize)),
     io,
+    fpu: fpuStateHex(m.vcpu.cpu),
   };
   return { sum, jit, m };
 }
@@ -125,7 +129,7 @@ export class DiffPair {
     return {
       console: m.console, exit: r.exit.reason, instructions: r.instructions, exits: r.exits,
       regs: { ...(m.vcpu.getRegs() as unknown as Record<string, number>) }, sregs: JSON.stringify(m.vcpu.getSregs()),
-      memHash: "", io,
+      memHash: "", io, fpu: fpuStateHex(m.vcpu.cpu),
     };
   }
 }

@@ -62,7 +62,7 @@ const PREFIXES = new Set([0x26, 0x2e, 0x36, 0x3e, 0xf0, 0xf2, 0xf3]);
 export const SKIP_STATUS: Record<string, string> = {
   undefined: "undefined opcode (#UD on the 286)",
   undocumented: "undocumented opcode",
-  fpu: "x87 escape (the processor has no FPU)",
+  fpu: "x87 escape (the 80286 vectors were captured without a coprocessor; the x87 is checked in tests/x87)",
   prefix: "a prefix, not an instruction",
   extension: "0F extension",
 };

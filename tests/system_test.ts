@@ -508,7 +508,7 @@ test("RDMSR and WRMSR reach the kernel's MSR set; an unknown MSR and ring 3 are 
   assertEquals([r.regs.rbx, r.regs.rdi], [0x1234, 0xdead]);
 });
 
-test("CPUID names the vendor and a P6-family integer core; UD2 raises #UD", () => {
+test("CPUID names the vendor and a P6-family core with the x87 FPU; UD2 raises #UD", () => {
   const h = sys();
   h.setHandler(6, HANDLER);
   h.write(HANDLER, [0x89, 0xc6, ...A.hlt]); // mov esi, eax
@@ -517,7 +517,8 @@ test("CPUID names the vendor and a P6-family integer core; UD2 raises #UD", () =
   const edx = r.regs.rdi;
   assert((edx & (1 << 4)) !== 0, "TSC");
   assert((edx & (1 << 5)) !== 0, "MSR");
-  assertEquals(edx & 1, 0); // no FPU
+  assertEquals(edx & 1, 1); // the x87 FPU (runtime/cpu/x87)
+  assertEquals(edx & (1 << 23), 0); // no MMX instructions yet
   assertEquals(r.regs.rsi, 0x6d6d);
   assertEquals(h.read32(STACK0 - 12), CODE + 14); // #UD pushes the UD2's own address
 });

@@ -196,6 +196,17 @@ export class Cpu {
   /** Wall-clock deadline (performance.now()); exceeding it makes the run loop return, as a host signal would. */
   deadline = Infinity;
   interruptedByHost = false;
+  /**
+   * The FERR# output (x87 errors with CR0.NE = 0, x87/x87.ts): the PC routes it to IRQ13. Null when
+   * nothing is wired (the x87 then behaves as if IGNNE# were asserted).
+   */
+  ferr: ((asserted: boolean) => void) | null = null;
+  /** FERR# is asserted (until the error summary clears). */
+  ferrAsserted = false;
+  /** The kernel has handled an external-interrupt exit since FERR# was asserted (vmx.ts). */
+  ferrExitTaken = false;
+  /** FISTTP (an SSE3 instruction) decodes; #UD while CPUID does not report SSE3. */
+  sse3 = false;
   /** Trace hook for `--trace insn`: called before each instruction when set (slows the loop). */
   onInsn: ((cpu: Cpu, i: Insn, eip: number) => void) | null = null;
 

@@ -198,8 +198,8 @@ oneByte[0xd4] = op("aam", "Ib", "aam");
 oneByte[0xd5] = op("aad", "Ib", "aad");
 oneByte[0xd6] = op("salc", "", "salc");
 oneByte[0xd7] = op("xlat", "", "xlat");
-// x87 escapes take a register form (mod = 3: FLDZ is D9 EE) as well as a memory one, so "E", not "M".
-for (let x = 0xd8; x <= 0xdf; x++) oneByte[x] = op("esc", "Ev", "fpu");
+// x87 escapes: the ModRM byte selects memory forms (mod < 3) or register forms (x87.ts).
+for (let x = 0xd8; x <= 0xdf; x++) oneByte[x] = op("esc", "Ef", "fpu");
 oneByte[0xe0] = op("loopne", "Jb", "loop", { sub: 2, term: true });
 oneByte[0xe1] = op("loope", "Jb", "loop", { sub: 1, term: true });
 oneByte[0xe2] = op("loop", "Jb", "loop", { sub: 0, term: true });

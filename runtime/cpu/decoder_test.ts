@@ -9,8 +9,9 @@
  *     index, scale, displacement, segment and access size, immediates, near-branch targets and far
  *     pointers.
  *
- * Out of scope, not compared (the processor has no FPU or SIMD unit):
- *   - x87 escapes D8–DF;
+ * Out of scope, not compared (the processor has no SIMD unit; x87 operands are not ModRM operands):
+ *   - x87 escapes D8–DF (runtime/cpu/x87/x87_test.ts checks which forms are #UD against iced, and
+ *     tests/x87 runs them against the host CPU);
  *   - MMX/SSE/AVX: 0F 10–17, 0F 28–2F, 0F 50–7F, 0F C2–C6, 0F D0–FF, 0F AE (fxsave, fences);
  *   - the three-byte maps 0F 38 and 0F 3A, 3DNow! (0F 0F) and 0F 0D/0E (prefetchw, femms);
  *   - VEX, EVEX and XOP encodings (C4/C5/62/8F that iced reads as such).

@@ -9,6 +9,7 @@
 import type { Cpu } from "./cpu.ts";
 import { descAttr, descBase, descLimit } from "./descriptor.ts";
 import { farCall, farJump, farReturn, iretProtected, iretV86 } from "./far.ts";
+import { fwait, x87Escape } from "./x87/x87.ts";
 import type { Insn } from "./insn.ts";
 import * as insnMod from "./insn.ts";
 import { CpuFault } from "./fault.ts";
@@ -1167,14 +1168,9 @@ function movToSeg(c: Cpu, i: Insn): void {
   if (i.dr === Seg.SS) c.st[St.INTERRUPTIBILITY] |= 2; // blocking by MOV SS (SDM 24.4.2)
 }
 function nop(): void {}
-function wait(c: Cpu): void {
-  if ((c.cr0 & (Cr0.MP | Cr0.TS)) === (Cr0.MP | Cr0.TS)) throw new CpuFault(Vec.NM);
-}
-/** x87 escape: there is no FPU (CPUID.1:EDX.FPU = 0). CR0.EM or TS give #NM; otherwise #UD. */
-function fpu(c: Cpu): void {
-  if (c.cr0 & (Cr0.EM | Cr0.TS)) throw new CpuFault(Vec.NM);
-  throw new CpuFault(Vec.UD);
-}
+/** WAIT/FWAIT and the x87 escapes D8–DF: see x87/x87.ts. */
+const wait = fwait;
+const fpu = x87Escape;
 function ud(): void {
   throw new CpuFault(Vec.UD);
 }

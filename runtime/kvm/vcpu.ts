@@ -3,6 +3,7 @@
  * ioctls a C VMM issues: KVM_GET/SET_REGS, KVM_GET/SET_SREGS, KVM_RUN, KVM_INTERRUPT.
  */
 import { Cpu, type CpuState } from "../cpu/cpu.ts";
+import { fpuReset } from "../cpu/x87/x87.ts";
 import * as stateMod from "../cpu/state.ts";
 import type { Vmcs, VmcsState } from "../cpu/vmcs.ts";
 import * as kvmRunMod from "./kvm_run.ts";
@@ -183,6 +184,9 @@ export class Vcpu {
 
   constructor(readonly vm: Vm, readonly id: number, area: number) {
     this.cpu = new Cpu(vm.memory, area, vm);
+    // FERR# reaches the in-kernel 8259 pair as IRQ13, as on a PC (x87 errors with CR0.NE = 0).
+    const pic = vm.pic;
+    if (pic !== null) this.cpu.ferr = (asserted) => pic.setIrq(13, asserted);
   }
 
   /** This vCPU's state (KVM_GET_REGS/SREGS/MSRS/VCPU_EVENTS/MP_STATE and the rest, in one piece). */
@@ -373,6 +377,7 @@ export class Vcpu {
     st[St.GDTR_LIMIT] = 0xffff;
     st[St.IDTR_LIMIT] = 0xffff;
     st[2 * 2] = PROCESSOR_SIGNATURE; // EDX: the processor signature after reset (CPUID.1:EAX)
+    fpuReset(c);
     c.refreshAllSegs();
     c.flushTlb();
     this.shutDown = false;

@@ -48,11 +48,12 @@ export const MICROCODE_REVISION = 0x1;
 /**
  * A coherent identity for what the processor implements: a GenuineIntel Pentium 4 class core
  * (family 15 model 3 stepping 4) whose feature bits report exactly what is implemented (leaf 1
- * EDX: PSE, TSC, MSR, CX8, CMOV; no FPU yet), running under a hypervisor (ECX bit 31) that names
- * itself at leaf 0x40000000, as KVM does.
+ * EDX: FPU, DE, PSE, TSC, MSR, CX8, CMOV, and the SIMD bits as they are implemented), running under
+ * a hypervisor (ECX bit 31) that names itself at leaf 0x40000000, as KVM does.
  */
 export function defaultCpuid(): CpuidEntry[] {
-  const edx1 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
+  // FPU (bit 0), DE, PSE, TSC, MSR, CX8, CMOV. MMX, FXSR and SSE* come with the SIMD instructions.
+  const edx1 = (1 << 0) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
   return [
     { function: 0, index: 0, eax: 1, ebx: str4("Genu"), edx: str4("ineI"), ecx: str4("ntel") },
     { function: 1, index: 0, eax: PROCESSOR_SIGNATURE, ebx: 0, ecx: 1 << 31, edx: edx1 },

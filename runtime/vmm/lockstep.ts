@@ -13,6 +13,7 @@
 import type { Machine, RunResult } from "./machine.ts";
 import { CpuFault } from "../cpu/fault.ts";
 import * as stateMod from "../cpu/state.ts";
+import { fpuStateHex } from "../cpu/x87/x87.ts";
 import { useEngine } from "./tiering.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
@@ -50,6 +51,8 @@ export interface LockstepState {
   instructions: number;
   regs: Record<string, number>;
   sregs: unknown;
+  /** The x87 state (FCW..R7) as hex. */
+  fpu: string;
   /** When RAM differs: the first differing guest-physical address and 16 bytes from there. */
   memAt?: number;
   mem?: number[];
@@ -83,6 +86,7 @@ const stateOf = (m: Machine, r: RunResult): LockstepState => ({
   instructions: r.instructions,
   regs: { ...m.vcpu.getRegs() } as unknown as Record<string, number>,
   sregs: m.vcpu.getSregs(),
+  fpu: fpuStateHex(m.vcpu.cpu),
 });
 
 /**
@@ -98,6 +102,8 @@ function quickDifference(a: Machine, b: Machine, ra: RunResult, rb: RunResult): 
   for (let s = 0; s < 8; s++) {
     if (x.segBase[s] !== y.segBase[s] || x.segLo[s] !== y.segLo[s] || x.segHi[s] !== y.segHi[s]) return "sregs";
   }
+  // The x87 state: FCW through R7 (fpu_state.ts), as 32-bit words of the state block.
+  for (let k = 0x400 >> 2; k < 0x4a0 >> 2; k++) if (x.st[k] !== y.st[k]) return "fpu";
   return null;
 }
 
@@ -168,7 +174,7 @@ async function pass(pair: MachinePair, budget: number, memEvery: number, everyFr
     if (what !== null || check) {
       sa = stateOf(a, ra);
       sb = stateOf(b, rb);
-      for (const k of ["exit", "instructions", "regs", "sregs"] as const) {
+      for (const k of ["exit", "instructions", "regs", "sregs", "fpu"] as const) {
         if (JSON.stringify(sa[k]) !== JSON.stringify(sb[k])) { what = k; break; }
       }
     }

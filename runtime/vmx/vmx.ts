@@ -468,6 +468,8 @@ function handlePreemptionTimer(vcpu: Vcpu): number {
  * back in (vcpuEnterGuest runs it and injects IRQ0).
  */
 function handleExternalInterrupt(vcpu: Vcpu): number {
+  // An x87 instruction frozen by FERR# (x87/x87.ts) exits so that IRQ13 can be injected first.
+  vcpu.cpu.ferrExitTaken = true;
   if (!vcpu.cpu.interruptedByHost) return 1;
   vcpu.kvmRun.exitReason = KvmExit.INTR;
   return 0;

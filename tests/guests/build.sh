@@ -46,6 +46,17 @@ for opt in O0 O2; do
         "$OBJ/crt0.o" "$OBJ/lib_$opt.o" "$OBJ/main_$opt.o" "$LIBGCC"
 done
 
+# the float guest: x87 code (-mfpmath=387, no SSE), linked with the C guest's crt0 and lib
+FCFLAGS=(-m32 -march=i686 -std=gnu11 -Wall -Wextra -Werror
+         -ffreestanding -fno-builtin -fno-pic -fno-pie -fno-stack-protector
+         -fno-asynchronous-unwind-tables -fcf-protection=none
+         -mno-sse -mno-mmx -mfpmath=387)
+for opt in O0 O2; do
+    gcc "${FCFLAGS[@]}" -"$opt" -c -o "$OBJ/float_$opt.o" c/float.c
+    ld "${LDFLAGS[@]}" -o "$OUT/cfloat_$opt.elf" \
+        "$OBJ/crt0.o" "$OBJ/lib_$opt.o" "$OBJ/float_$opt.o" "$LIBGCC"
+done
+
 # multiboot: the -O2 objects plus multiboot.c, with the header-bearing crt0
 gcc "${CFLAGS[@]}" -O2 -c -o "$OBJ/multiboot_O2.o" c/multiboot.c
 ld "${LDFLAGS[@]}" -o "$OUT/mb_kernel.elf" \

@@ -160,6 +160,20 @@ def host_run(mb):
     return outs[0]
 
 
+def host_float_run(opt):
+    """The float guest (c/float.c) built for the host as a 32-bit x87 program (-m32 -mfpmath=387,
+    the guest's code generation flags) at `opt`, run natively: its stdout is what the guest prints.
+    The -O0 and -O2 outputs differ (values kept in 80-bit registers at -O2 are rounded to double
+    when -O0 spills them), so each build has its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "cfloat" + opt)
+        flags = ["gcc", "-m32", "-march=i686", "-mno-sse", "-mno-mmx", "-mfpmath=387", opt, "-std=gnu11",
+                 "-Wall", "-Wextra", "-Werror", "-fno-builtin", "-DHOSTED"]
+        subprocess.run(flags + ["-o", exe] + [os.path.join(HERE, "c", f) for f in ("lib.c", "float.c", "host_shim.c")],
+                       check=True)
+        return subprocess.run([exe], check=True, capture_output=True).stdout.decode("ascii")
+
+
 # pm_kernel.asm's console, as its header specifies: the PIT ticks it waits for (3 halted, 2 in
 # ring 3), the two demand-paged addresses and the user-write/not-present error code 6, exit 42.
 PM_KERNEL_STDOUT = (
@@ -242,6 +256,11 @@ def main():
                                   "load 0x100000..0x100070, bss to 0x101070, entry 0x100020"),
         "cguest_O0.elf": dict(mode=pm, format="elf", stdout=c_out, exit="hlt"),
         "cguest_O2.elf": dict(mode=pm, format="elf", stdout=c_out, exit="hlt"),
+        "cfloat_O0.elf": dict(mode=pm, format="elf", stdout=host_float_run("-O0"), exit="hlt",
+                              notes="x87 float/double/long double program (c/float.c); stdout from the same "
+                                    "source built with gcc -m32 -mfpmath=387 and run on the host CPU"),
+        "cfloat_O2.elf": dict(mode=pm, format="elf", stdout=host_float_run("-O2"), exit="hlt",
+                              notes="c/float.c at -O2; stdout from the host CPU as for cfloat_O0.elf"),
         "mb_kernel.elf": dict(mode=pm, format="multiboot", stdout=host_run(mb=True), exit="hlt",
                               notes="mem_upper line assumes 16 MiB of RAM (15360 KiB above 1 MiB); "
                                     "multiboot flags 0x00000003"),
