@@ -4,6 +4,7 @@
  */
 import { Cpu } from "../cpu/cpu.ts";
 import * as stateMod from "../cpu/state.ts";
+import * as sseStateMod from "../cpu/sse_state.ts";
 import type { Vmcs } from "../cpu/vmcs.ts";
 import { KvmRun } from "./kvm_run.ts";
 import type { Vm } from "./kvm_main.ts";
@@ -13,6 +14,7 @@ import { kvmQueueInterrupt, kvmVcpuIoctl } from "./x86.ts";
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
 const { Cr0, Seg, St } = stateMod;
+const { MXCSR_DEFAULT, SseOff } = sseStateMod;
 
 /** KVM_GET_MP_STATE values (include/uapi/linux/kvm.h). */
 export const MpState = { RUNNABLE: 0, UNINITIALIZED: 1, INIT_RECEIVED: 2, HALTED: 3, SIPI_RECEIVED: 4 } as const;
@@ -302,6 +304,9 @@ export class Vcpu {
     st[St.GDTR_LIMIT] = 0xffff;
     st[St.IDTR_LIMIT] = 0xffff;
     st[2 * 2] = 0x600; // EDX: the processor signature after reset (family 6)
+    // SSE state after reset (SDM vol. 3, table 9-1): XMM0-7 zero, MXCSR 0x1F80.
+    st.fill(0, SseOff.XMM >> 2, (SseOff.XMM + 16 * 16) >> 2);
+    st[SseOff.MXCSR >> 2] = MXCSR_DEFAULT;
     c.refreshAllSegs();
     c.flushTlb();
     this.shutDown = false;

@@ -1,0 +1,99 @@
+/**
+ * The host-CPU vectors of tests/sse_oracle (oracle.c ran each instruction natively, build.sh wrote
+ * vectors.txt) and a runner that executes the same instruction bytes under vmxlab: all vectors in
+ * one guest, each in the body oracle.c describes, with ESI pointing at its 96-byte record.
+ */
+import { readFileSync } from "node:fs";
+import { CpuHarness } from "../cpu_harness.ts";
+
+export interface SseVector {
+  /** Line number in vectors.txt (1-based). */
+  line: number;
+  insn: number[];
+  mxcsr: number;
+  eax: number;
+  a: Uint8Array;
+  b: Uint8Array;
+  /** What the host produced. */
+  xmm0: string;
+  mm0: string;
+  mxcsrOut: number;
+  eflags: number;
+  eaxOut: number;
+}
+
+const hex = (s: string) => Uint8Array.from(s.match(/../g)!.map((x) => parseInt(x, 16)));
+const toHex = (b: ArrayLike<number>) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+export function loadVectors(path = new URL("./vectors.txt", import.meta.url)): SseVector[] {
+  return readFileSync(path, "utf8").trim().split("\n").map((l, k) => {
+    const f = l.split(" ");
+    return {
+      line: k + 1, insn: Array.from(hex(f[0])), mxcsr: parseInt(f[1], 16), eax: parseInt(f[2], 16) >>> 0,
+      a: hex(f[3]), b: hex(f[4]), xmm0: f[5], mm0: f[6], mxcsrOut: parseInt(f[7], 16), eflags: parseInt(f[8], 16),
+      eaxOut: parseInt(f[9], 16) >>> 0,
+    };
+  });
+}
+
+// The body around each instruction (oracle.c's header lists it instruction by instruction).
+const PRE = [0x0f, 0xae, 0x16, 0x8b, 0x46, 0x04, 0x0f, 0x10, 0x46, 0x10, 0x0f, 0x10, 0x4e, 0x20,
+  0x0f, 0x6f, 0x46, 0x10, 0x0f, 0x6f, 0x4e, 0x20, 0x6a, 0x02, 0x9d];
+const POST = [0x0f, 0x11, 0x46, 0x30, 0x0f, 0x7f, 0x46, 0x40, 0x0f, 0xae, 0x5e, 0x48,
+  0x9c, 0x8f, 0x46, 0x4c, 0x89, 0x46, 0x50];
+/** mov eax, cr4; or eax, OSFXSR | OSXMMEXCPT; mov cr4, eax */
+const ENABLE_SSE = [0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x06, 0x00, 0x00, 0x0f, 0x22, 0xe0];
+/** EFLAGS bits the instructions define: OF SF ZF AF PF CF. */
+const ARITH = 0x8d5;
+const CODE = 0x1000, DATA = 0x400000, REC = 96;
+
+export interface Mismatch {
+  line: number;
+  insn: string;
+  field: string;
+  want: string;
+  got: string;
+  inputs: string;
+}
+
+/**
+ * Run the vectors in one guest on `h` (a protected-mode harness, its engine already chosen).
+ * @returns every field that differs from the host's result
+ */
+export function runVectors(h: CpuHarness, vs: SseVector[]): Mismatch[] {
+  const code: number[] = [...ENABLE_SSE];
+  vs.forEach((v, k) => {
+    const rec = DATA + k * REC;
+    const w = new Uint8Array(REC);
+    const dv = new DataView(w.buffer);
+    dv.setUint32(0, v.mxcsr, true);
+    dv.setUint32(4, v.eax, true);
+    w.set(v.a, 16);
+    w.set(v.b, 32);
+    h.write(rec, w);
+    code.push(0xbe, rec & 0xff, (rec >> 8) & 0xff, (rec >> 16) & 0xff, rec >>> 24, ...PRE, ...v.insn, ...POST);
+  });
+  code.push(0xf4);
+  h.write(CODE, code);
+  h.vcpu.setRegs({ rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rbp: 0, rsp: 0x80000, rflags: 0x2, rip: CODE });
+  const r = h.run(vs.length * 20 + 100);
+  if (r.exit.reason !== "hlt") throw new Error(`The vector guest ended with ${r.exit.reason} at ${r.regs.rip.toString(16)}`);
+  const out: Mismatch[] = [];
+  vs.forEach((v, k) => {
+    const rec = DATA + k * REC;
+    const got = {
+      xmm0: toHex(h.read(rec + 48, 16)), mm0: toHex(h.read(rec + 64, 8)), mxcsr: h.read32(rec + 72) >>> 0,
+      eflags: h.read32(rec + 76) & ARITH, eax: h.read32(rec + 80) >>> 0,
+    };
+    const inputs = `mxcsr ${v.mxcsr.toString(16)} eax ${v.eax.toString(16)} a ${toHex(v.a)} b ${toHex(v.b)}`;
+    const add = (field: string, want: string, g: string) => {
+      if (want !== g) out.push({ line: v.line, insn: toHex(v.insn), field, want, got: g, inputs });
+    };
+    add("xmm0", v.xmm0, got.xmm0);
+    add("mm0", v.mm0, got.mm0);
+    add("mxcsr", v.mxcsrOut.toString(16), got.mxcsr.toString(16));
+    add("eflags", (v.eflags & ARITH).toString(16), got.eflags.toString(16));
+    add("eax", v.eaxOut.toString(16), got.eax.toString(16));
+  });
+  return out;
+}
