@@ -29,7 +29,7 @@
  *   <instruction hex> <mxcsr> <eax> <a 32 hex> <b 32 hex> <xmm0> <mm0 16 hex> <mxcsr> <eflags> <eax>
  * with 128-bit values as little-endian byte strings.
  *
- * Build and run: build.sh (gcc -m32; the output is committed as vectors.txt).
+ * Build and run: build.sh (gcc -m32; the output is committed as vectors.txt and sequences.txt).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -231,11 +231,102 @@ static void run_one(const uint8_t *insn, int len, char lane) {
     printf(" %08x %08x %08x\n", r.mxcsr_out, r.eflags_out, r.eax_out);
 }
 
+/*
+ * Sequence mode (`oracle N SEED seq`): N random sequences of 1-8 instructions over XMM0-XMM7 (the
+ * instructions of OPS whose operands are all XMM registers, plus the integer ones' 66 forms), with
+ * random registers in ModRM. The record: +0 mxcsr, +4 eax, +16 XMM0-7 in, +144 XMM0-7 out,
+ * +272 mxcsr out, +276 EFLAGS out, +280 eax out. The body:
+ *   0f ae 16; 8b 46 04; for k in 0..7: 0f 10 (86|k<<3) <16+16k as disp32>   (movups xmmk, [esi+disp32])
+ *   6a 02 9d; <the sequence>; for k in 0..7: 0f 11 (86|k<<3) <144+16k>;
+ *   0f ae 9e <272>; 9c 8f 86 <276>; 89 86 <280>
+ * Output line: S <instructions, hex, joined by '-'> <mxcsr> <eax> <XMM0-7 in, 256 hex> <XMM0-7 out> <mxcsr> <eflags> <eax>
+ */
+static const char *NOT_XMM[] = { "f30f2d", "f30f2c", "f20f2d", "f20f2c", "0f2d", "0f2c", "660f2d", "660f2c", "0f2a",
+    "660f2a", "f30f2a", "f20f2a", "0f50", "660f50", "660f6e", "660f7e", "0f6e", "0f7e", "f30fd6", "f20fd6",
+    "660fc4", "0fc4", "660fc5", "0fc5", "660fd7", "0fd7", "0f70", "0f71", "0f72", "0f73", "0f6f", NULL };
+static int pure_xmm(const char *hex) {
+    for (int k = 0; NOT_XMM[k]; k++) if (strncmp(hex, NOT_XMM[k], strlen(NOT_XMM[k])) == 0) return 0;
+    return 1;
+}
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+
+static void run_seq(void) {
+    static uint8_t rec[288] __attribute__((aligned(16)));
+    static const struct op *pool[512];
+    static int npool = 0;
+    static uint8_t intx[sizeof INT_OPS + sizeof INT_XMM_ONLY][5];
+    if (npool == 0) {
+        for (const struct op *o = OPS; o->hex; o++) if (pure_xmm(o->hex)) pool[npool++] = o;
+    }
+    memset(rec, 0, sizeof rec);
+    char lane = "fdi"[rnd() % 3];
+    for (int k = 0; k < 8; k++) fill(rec + 16 + 16 * k, rec + 16 + 16 * ((k + 1) % 8), lane);
+    uint32_t mx = 0x1f80 | ((rnd() % 4) << 13);
+    if (rnd() % 3 == 0) mx |= 0x40;
+    if (rnd() % 3 == 0) mx |= 0x8000;
+    put32(rec, mx);
+    put32(rec + 4, int_value());
+    uint8_t seq[8][8];
+    int lens[8], n = 1 + rnd() % 8;
+    for (int i = 0; i < n; i++) {
+        uint8_t *b = seq[i];
+        int len;
+        int pick = rnd() % (npool + (int)sizeof intx / 5);
+        if (pick < npool) {
+            const struct op *o = pool[pick];
+            len = hexbytes(o->hex, b);
+            int grp = strstr(o->hex, "0f71") || strstr(o->hex, "0f72") || strstr(o->hex, "0f73");
+            int cmp = strstr(o->hex, "0fc2") != NULL; /* the predicate is the last byte, ModRM before it */
+            int at = cmp ? len - 2 : len - 1;
+            b[at] = (uint8_t)(0xc0 | (grp ? (b[at] & 0x38) : (rnd() % 8) << 3) | (rnd() % 8));
+            if (o->imm == 1) b[len++] = (uint8_t)rnd();
+            if (o->imm == 2) b[len++] = (uint8_t)(rnd() % 40);
+        } else {
+            int k = pick - npool;
+            b[0] = 0x66; b[1] = 0x0f;
+            b[2] = k < (int)sizeof INT_OPS ? INT_OPS[k] : INT_XMM_ONLY[k - sizeof INT_OPS];
+            b[3] = (uint8_t)(0xc0 | (rnd() % 8) << 3 | (rnd() % 8));
+            len = 4;
+        }
+        lens[i] = len;
+    }
+    (void)intx;
+    uint8_t *p = code;
+    *p++ = 0x56; *p++ = 0x8b; *p++ = 0x74; *p++ = 0x24; *p++ = 0x08;
+    *p++ = 0x0f; *p++ = 0xae; *p++ = 0x16; *p++ = 0x8b; *p++ = 0x46; *p++ = 0x04;
+    for (int k = 0; k < 8; k++) { *p++ = 0x0f; *p++ = 0x10; *p++ = (uint8_t)(0x86 | k << 3); put32(p, 16 + 16 * k); p += 4; }
+    *p++ = 0x6a; *p++ = 0x02; *p++ = 0x9d;
+    for (int i = 0; i < n; i++) { memcpy(p, seq[i], lens[i]); p += lens[i]; }
+    for (int k = 0; k < 8; k++) { *p++ = 0x0f; *p++ = 0x11; *p++ = (uint8_t)(0x86 | k << 3); put32(p, 144 + 16 * k); p += 4; }
+    *p++ = 0x0f; *p++ = 0xae; *p++ = 0x9e; put32(p, 272); p += 4;
+    *p++ = 0x9c; *p++ = 0x8f; *p++ = 0x86; put32(p, 276); p += 4;
+    *p++ = 0x89; *p++ = 0x86; put32(p, 280); p += 4;
+    *p++ = 0x5e; *p++ = 0xc3;
+    ((void (*)(uint8_t *))code)(rec);
+    printf("S ");
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < lens[i]; k++) printf("%02x", seq[i][k]);
+        printf(i + 1 < n ? "-" : " ");
+    }
+    uint32_t v[3];
+    memcpy(v, rec, 8);
+    printf("%08x %08x ", v[0], v[1]);
+    for (int k = 0; k < 128; k++) printf("%02x", rec[16 + k]);
+    printf(" ");
+    for (int k = 0; k < 128; k++) printf("%02x", rec[144 + k]);
+    memcpy(v, rec + 272, 12);
+    printf(" %08x %08x %08x\n", v[0], v[1], v[2]);
+}
+
 int main(int argc, char **argv) {
     int per = argc > 1 ? atoi(argv[1]) : 40;
     if (argc > 2) rng = strtoull(argv[2], NULL, 0);
     code = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (code == MAP_FAILED) { perror("mmap"); return 1; }
+    if (argc > 3 && strcmp(argv[3], "seq") == 0) {
+        for (int k = 0; k < per; k++) run_seq();
+        return 0;
+    }
     uint8_t insn[16];
     static const uint8_t COUNTS[] = { 0, 1, 2, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 255 };
     for (const struct op *o = OPS; o->hex; o++) {

@@ -3,7 +3,8 @@
  * instruction did natively (oracle.c, built and run by build.sh on an x86-64 host with gcc -m32),
  * and vmxlab runs the same bytes (tests/sse_oracle/vectors.ts) under each engine. Every field must
  * match bit for bit: XMM0, MM0, MXCSR (result flags, sticky flags), EFLAGS' arithmetic flags, EAX.
- * RCPPS/RSQRTPS are not here: their results differ between processors (runtime/cpu/sse/sse_test.ts
+ * sequences.txt holds random sequences of 1-8 instructions over XMM0-7 (every register encoding),
+ * checked the same way. RCPPS/RSQRTPS are not here: their results differ between processors (runtime/cpu/sse/sse_test.ts
  * checks the SDM's error bound instead).
  */
 import { test } from "node:test";
@@ -11,9 +12,10 @@ import process from "node:process";
 import { assert, assertEquals } from "../assert.ts";
 import { CpuHarness } from "../cpu_harness.ts";
 import { useEngine } from "../../jit/mod.ts";
-import { loadVectors, runVectors } from "./vectors.ts";
+import { loadSequences, loadVectors, runSequences, runVectors } from "./vectors.ts";
 
 const vectors = loadVectors();
+const sequences = loadSequences();
 
 test("the host-CPU vectors cover every instruction form the oracle runs", () => {
   const forms = new Set(vectors.map((v) => v.insn.slice(0, v.insn.length).map((b) => b.toString(16)).join(" ")));
@@ -32,3 +34,18 @@ for (const [engine, vs] of [["interp", vectors], ["jit", jitSample]] as const) {
     assertEquals(mismatches.slice(0, 20), []);
   });
 }
+
+for (const [engine, ss] of [["interp", sequences], ["jit", sequences.filter((_, k) => k % 8 === 0)]] as const) {
+  test(`${ss.length} random SSE/SSE2/SSE3 sequences over XMM0-7 end as on the host CPU under ${engine}`, async () => {
+    const h = new CpuHarness("protected");
+    if (engine === "jit") await useEngine(h.vcpu, "jit", { validate: true });
+    assertEquals(runSequences(h, ss).slice(0, 20), []);
+  });
+}
+
+test("host-CPU vectors that once differed (regressions.txt, lines of oracle.c's output kept from larger runs) match", () => {
+  const h = new CpuHarness("protected");
+  const rs = loadVectors(new URL("./regressions.txt", import.meta.url));
+  assert(rs.length >= 1);
+  assertEquals(runVectors(h, rs), []);
+});

@@ -97,3 +97,71 @@ export function runVectors(h: CpuHarness, vs: SseVector[]): Mismatch[] {
   });
   return out;
 }
+
+/** A random sequence over XMM0-7 (oracle.c's sequence mode) and what the host ended with. */
+export interface SseSequence {
+  line: number;
+  insns: number[][];
+  mxcsr: number;
+  eax: number;
+  xmmIn: Uint8Array;
+  xmmOut: string;
+  mxcsrOut: number;
+  eflags: number;
+  eaxOut: number;
+}
+export function loadSequences(path = new URL("./sequences.txt", import.meta.url)): SseSequence[] {
+  return readFileSync(path, "utf8").trim().split("\n").map((l, k) => {
+    const f = l.split(" ");
+    return {
+      line: k + 1, insns: f[1].split("-").map((x) => Array.from(hex(x))), mxcsr: parseInt(f[2], 16), eax: parseInt(f[3], 16) >>> 0,
+      xmmIn: hex(f[4]), xmmOut: f[5], mxcsrOut: parseInt(f[6], 16), eflags: parseInt(f[7], 16), eaxOut: parseInt(f[8], 16) >>> 0,
+    };
+  });
+}
+const SREC = 288;
+const le32 = (v: number) => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >>> 24];
+/** The sequence body (oracle.c's run_seq), instructions in the middle. */
+function seqBody(insns: number[][]): number[] {
+  const b = [0x0f, 0xae, 0x16, 0x8b, 0x46, 0x04];
+  for (let k = 0; k < 8; k++) b.push(0x0f, 0x10, 0x86 | (k << 3), ...le32(16 + 16 * k));
+  b.push(0x6a, 0x02, 0x9d);
+  for (const i of insns) b.push(...i);
+  for (let k = 0; k < 8; k++) b.push(0x0f, 0x11, 0x86 | (k << 3), ...le32(144 + 16 * k));
+  b.push(0x0f, 0xae, 0x9e, ...le32(272), 0x9c, 0x8f, 0x86, ...le32(276), 0x89, 0x86, ...le32(280));
+  return b;
+}
+/** Run the sequences in one guest; every difference from the host's final state. */
+export function runSequences(h: CpuHarness, ss: SseSequence[]): Mismatch[] {
+  const code: number[] = [...ENABLE_SSE];
+  ss.forEach((s, k) => {
+    const rec = DATA + k * SREC;
+    const w = new Uint8Array(SREC);
+    const dv = new DataView(w.buffer);
+    dv.setUint32(0, s.mxcsr, true);
+    dv.setUint32(4, s.eax, true);
+    w.set(s.xmmIn, 16);
+    h.write(rec, w);
+    code.push(0xbe, ...le32(rec), ...seqBody(s.insns));
+  });
+  code.push(0xf4);
+  h.write(CODE, code);
+  h.vcpu.setRegs({ rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rbp: 0, rsp: 0x80000, rflags: 0x2, rip: CODE });
+  const r = h.run(ss.length * 40 + 100);
+  if (r.exit.reason !== "hlt") throw new Error(`The sequence guest ended with ${r.exit.reason} at ${r.regs.rip.toString(16)}`);
+  const out: Mismatch[] = [];
+  ss.forEach((s, k) => {
+    const rec = DATA + k * SREC;
+    const inputs = `mxcsr ${s.mxcsr.toString(16)} eax ${s.eax.toString(16)} xmm ${toHex(s.xmmIn)}`;
+    const insn = s.insns.map(toHex).join("-");
+    const add = (field: string, want: string, got: string) => {
+      if (want !== got) out.push({ line: s.line, insn, field, want, got, inputs });
+    };
+    const got = toHex(h.read(rec + 144, 128));
+    for (let x = 0; x < 8; x++) add(`xmm${x}`, s.xmmOut.slice(32 * x, 32 * x + 32), got.slice(32 * x, 32 * x + 32));
+    add("mxcsr", s.mxcsrOut.toString(16), (h.read32(rec + 272) >>> 0).toString(16));
+    add("eflags", (s.eflags & ARITH).toString(16), (h.read32(rec + 276) & ARITH).toString(16));
+    add("eax", s.eaxOut.toString(16), (h.read32(rec + 280) >>> 0).toString(16));
+  });
+  return out;
+}

@@ -346,7 +346,10 @@ export function div(a: number, b: number, fmt: number): number {
   if (a === 0) return a / b;
   const r = a / b;
   if (fmt === F64) {
-    if (fastOk(r, fmt) && Math.abs(r) > 2 ** -900 && Math.abs(r) < 2 ** 995 && Math.abs(b) < 2 ** 995 && Math.abs(a) > 2 ** -900) {
+    // Dekker's product r * b must neither overflow (|a| well below the largest double: a
+    // rounded-up split of r times b could reach 2^1024) nor underflow.
+    const aa = Math.abs(a);
+    if (fastOk(r, fmt) && Math.abs(r) > 2 ** -900 && Math.abs(r) < 2 ** 995 && Math.abs(b) < 2 ** 995 && aa > 2 ** -900 && aa < 2 ** 995) {
       // Exact iff r * b == a exactly (the residual a - r*b is representable).
       const p = r * b;
       if (p !== a || prodErr(r, b, p) !== 0) fl |= PE;
