@@ -1,7 +1,8 @@
 /*
  * oracle.c - run MMX/SSE/SSE2/SSE3 instructions on the host processor and print what they did.
  *
- * Each vector is one instruction (register forms: destination xmm0/mm0/eax, source xmm1/mm1/eax)
+ * Each vector is one instruction (destination xmm0/mm0/eax, source xmm1/mm1/eax, or in memory forms
+ * the source [esi+32] (b) or [esi+4] (eax))
  * run inside a fixed body of machine code that loads its inputs from a record at ESI and stores
  * its outputs back (the body's bytes are listed in sse_oracle_test.ts, which runs the same bytes
  * under vmxlab):
@@ -250,6 +251,14 @@ static int pure_xmm(const char *hex) {
 }
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
+/* Instructions whose source must be a register (U, N: a memory form is #UD) or whose register
+ * form is a different instruction worth no memory test (MOVHLPS/MOVLHPS are MOVLPS/MOVHPS). */
+static const char *REG_ONLY[] = { "0f50", "660f50", "0fd7", "660fd7", "0fc5", "660fc5", "f30fd6", "f20fd6", NULL };
+static int mem_ok(const char *hex) {
+    for (int k = 0; REG_ONLY[k]; k++) if (strncmp(hex, REG_ONLY[k], strlen(REG_ONLY[k])) == 0) return 0;
+    return 1;
+}
+
 static void run_seq(void) {
     static uint8_t rec[288] __attribute__((aligned(16)));
     static const struct op *pool[512];
@@ -338,6 +347,24 @@ int main(int argc, char **argv) {
             run_one(insn, len, o->lane);
         }
     }
+    /* Memory forms: the source xmm1/mm1 becomes [esi+32] (b), the source eax [esi+4]. */
+    for (const struct op *o = OPS; o->hex; o++) {
+        int n = hexbytes(o->hex, insn);
+        int cmp = strstr(o->hex, "0fc2") != NULL;
+        int at = cmp ? n - 2 : n - 1;
+        if ((insn[at] != 0xc1 && insn[at] != 0xc0) || !mem_ok(o->hex)) continue;
+        uint8_t m[16];
+        memcpy(m, insn, at);
+        m[at] = 0x46;
+        m[at + 1] = insn[at] == 0xc1 ? 0x20 : 0x04;
+        int len = at + 2;
+        if (cmp) m[len++] = insn[n - 1];
+        for (int v = 0; v < (per + 3) / 4; v++) {
+            int l = len;
+            if (o->imm == 1) m[l++] = (uint8_t)rnd();
+            run_one(m, l, o->lane);
+        }
+    }
     for (unsigned k = 0; k < sizeof INT_OPS; k++) {
         for (int v = 0; v < per; v++) {
             uint8_t x[4] = { 0x66, 0x0f, INT_OPS[k], 0xc1 };
@@ -349,6 +376,14 @@ int main(int argc, char **argv) {
         for (int v = 0; v < per; v++) {
             uint8_t x[4] = { 0x66, 0x0f, INT_XMM_ONLY[k], 0xc1 };
             run_one(x, 4, 'i');
+        }
+    }
+    /* Their memory forms: the source is [esi+32] (b; PUNPCKL* of MMX registers read 4 bytes). */
+    for (unsigned k = 0; k < sizeof INT_OPS; k++) {
+        for (int v = 0; v < (per + 3) / 4; v++) {
+            uint8_t x[5] = { 0x66, 0x0f, INT_OPS[k], 0x46, 0x20 };
+            run_one(x, 5, 'i');
+            run_one(x + 1, 4, 'i');
         }
     }
     return 0;
