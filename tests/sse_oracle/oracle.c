@@ -32,8 +32,12 @@
  *
  * Build and run: build.sh (gcc -m32; the output is committed as vectors.txt and sequences.txt).
  */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <ucontext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -327,6 +331,57 @@ static void run_seq(void) {
     printf(" %08x %08x %08x\n", v[0], v[1], v[2]);
 }
 
+/*
+ * Exception mode (`oracle N SEED xm`): the floating-point instructions of OPS with some exceptions
+ * unmasked. When the instruction raises an unmasked one, the processor takes #XM (Linux: SIGFPE);
+ * the handler reads XMM0, MXCSR and EAX as they were at the fault from the signal frame. Output:
+ * a vector line (as above; mm0 and EFLAGS zero after a fault) and a last column, 1 when it faulted.
+ */
+static sigjmp_buf xm_env;
+static struct rec *xm_rec;
+static void on_sigfpe(int sig, siginfo_t *si, void *ctx) {
+    (void)sig; (void)si;
+    ucontext_t *u = ctx;
+    const uint8_t *fp = (const uint8_t *)u->uc_mcontext.fpregs; /* struct _fpstate_32 */
+    memcpy(&xm_rec->mxcsr_out, fp + 136, 4);
+    memcpy(xm_rec->x0, fp + 272, 16);
+    xm_rec->eax_out = (uint32_t)u->uc_mcontext.gregs[REG_EAX];
+    xm_rec->eflags_out = 0;
+    siglongjmp(xm_env, 1);
+}
+static void run_xm(const uint8_t *insn, int len, char lane) {
+    static struct rec r;
+    memset(&r, 0, sizeof r);
+    fill(r.a, r.b, lane);
+    uint32_t mx = (rnd() % 4) << 13;
+    if (rnd() % 4 == 0) mx |= 0x40;
+    if (rnd() % 4 == 0) mx |= 0x8000;
+    mx |= (rnd() & 0x3f) << 7;       /* a random set of masks */
+    if (rnd() % 2) mx |= 0x1000;     /* mostly PM masked: PE is everywhere */
+    r.mxcsr_in = mx;
+    r.eax_in = int_value();
+    uint8_t *p = code;
+    *p++ = 0x56; *p++ = 0x8b; *p++ = 0x74; *p++ = 0x24; *p++ = 0x08;
+    memcpy(p, PRE, sizeof PRE); p += sizeof PRE;
+    memcpy(p, insn, len); p += len;
+    memcpy(p, POST, sizeof POST); p += sizeof POST;
+    *p++ = 0x0f; *p++ = 0x77; *p++ = 0x5e; *p++ = 0xc3;
+    xm_rec = &r;
+    int faulted = 0;
+    if (sigsetjmp(xm_env, 1) == 0) ((void (*)(struct rec *))code)(&r);
+    else { faulted = 1; memset(r.m0, 0, 8); __asm__ volatile("emms"); }
+    for (int k = 0; k < len; k++) printf("%02x", insn[k]);
+    printf(" %08x %08x ", r.mxcsr_in, r.eax_in);
+    for (int k = 0; k < 16; k++) printf("%02x", r.a[k]);
+    printf(" ");
+    for (int k = 0; k < 16; k++) printf("%02x", r.b[k]);
+    printf(" ");
+    for (int k = 0; k < 16; k++) printf("%02x", r.x0[k]);
+    printf(" ");
+    for (int k = 0; k < 8; k++) printf("%02x", r.m0[k]);
+    printf(" %08x %08x %08x %d\n", r.mxcsr_out, r.eflags_out, r.eax_out, faulted);
+}
+
 int main(int argc, char **argv) {
     int per = argc > 1 ? atoi(argv[1]) : 40;
     if (argc > 2) rng = strtoull(argv[2], NULL, 0);
@@ -334,6 +389,21 @@ int main(int argc, char **argv) {
     if (code == MAP_FAILED) { perror("mmap"); return 1; }
     if (argc > 3 && strcmp(argv[3], "seq") == 0) {
         for (int k = 0; k < per; k++) run_seq();
+        return 0;
+    }
+    if (argc > 3 && strcmp(argv[3], "xm") == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_sigfpe;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGFPE, &sa, NULL);
+        uint8_t x[16];
+        for (const struct op *o = OPS; o->hex; o++) {
+            /* Floating point, and the integer-to-floating-point conversions (CVTDQ2PS, CVTxI2xx). */
+            if (o->lane == 'i' && !strstr(o->hex, "2a") && strcmp(o->hex, "0f5bc1") != 0) continue;
+            int n = hexbytes(o->hex, x);
+            for (int v = 0; v < per; v++) run_xm(x, n, o->lane);
+        }
         return 0;
     }
     uint8_t insn[16];

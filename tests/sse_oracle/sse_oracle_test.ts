@@ -4,7 +4,8 @@
  * and vmxlab runs the same bytes (tests/sse_oracle/vectors.ts) under each engine. Every field must
  * match bit for bit: XMM0, MM0, MXCSR (result flags, sticky flags), EFLAGS' arithmetic flags, EAX.
  * sequences.txt holds random sequences of 1-8 instructions over XMM0-7 (every register encoding),
- * checked the same way. RCPPS/RSQRTPS are not here: their results differ between processors (runtime/cpu/sse/sse_test.ts
+ * checked the same way; exceptions.txt has floating-point instructions with exceptions unmasked:
+ * whether #XM was taken, and MXCSR, XMM0 and EAX at that point. RCPPS/RSQRTPS are not here: their results differ between processors (runtime/cpu/sse/sse_test.ts
  * checks the SDM's error bound instead).
  */
 import { test } from "node:test";
@@ -12,7 +13,7 @@ import process from "node:process";
 import { assert, assertEquals } from "../assert.ts";
 import { CpuHarness } from "../cpu_harness.ts";
 import { useEngine } from "../../jit/mod.ts";
-import { loadSequences, loadVectors, runSequences, runVectors } from "./vectors.ts";
+import { loadSequences, loadVectors, runExceptionVectors, runSequences, runVectors } from "./vectors.ts";
 
 const vectors = loadVectors();
 const sequences = loadSequences();
@@ -49,3 +50,13 @@ test("host-CPU vectors that once differed (regressions.txt, lines of oracle.c's 
   assert(rs.length >= 1);
   assertEquals(runVectors(h, rs), []);
 });
+
+const exceptions = loadVectors(new URL("./exceptions.txt", import.meta.url));
+for (const [engine, vs] of [["interp", exceptions], ["jit", exceptions.filter((_, k) => k % 8 === 0)]] as const) {
+  test(`${vs.length} host-CPU vectors with exceptions unmasked take #XM, or not, with the host's MXCSR under ${engine}`, async () => {
+    const h = new CpuHarness("protected");
+    if (engine === "jit") await useEngine(h.vcpu, "jit", { validate: true });
+    assert(vs.some((v) => v.faulted) && vs.some((v) => !v.faulted));
+    assertEquals(runExceptionVectors(h, vs).slice(0, 20), []);
+  });
+}

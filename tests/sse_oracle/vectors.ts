@@ -20,6 +20,8 @@ export interface SseVector {
   mxcsrOut: number;
   eflags: number;
   eaxOut: number;
+  /** Exception vectors (exceptions.txt): the instruction took #XM. */
+  faulted?: boolean;
 }
 
 const hex = (s: string) => Uint8Array.from(s.match(/../g)!.map((x) => parseInt(x, 16)));
@@ -31,7 +33,7 @@ export function loadVectors(path = new URL("./vectors.txt", import.meta.url)): S
     return {
       line: k + 1, insn: Array.from(hex(f[0])), mxcsr: parseInt(f[1], 16), eax: parseInt(f[2], 16) >>> 0,
       a: hex(f[3]), b: hex(f[4]), xmm0: f[5], mm0: f[6], mxcsrOut: parseInt(f[7], 16), eflags: parseInt(f[8], 16),
-      eaxOut: parseInt(f[9], 16) >>> 0,
+      eaxOut: parseInt(f[9], 16) >>> 0, faulted: f.length > 10 ? f[10] === "1" : undefined,
     };
   });
 }
@@ -162,6 +164,53 @@ export function runSequences(h: CpuHarness, ss: SseSequence[]): Mismatch[] {
     add("mxcsr", s.mxcsrOut.toString(16), (h.read32(rec + 272) >>> 0).toString(16));
     add("eflags", (s.eflags & ARITH).toString(16), (h.read32(rec + 276) & ARITH).toString(16));
     add("eax", s.eaxOut.toString(16), (h.read32(rec + 280) >>> 0).toString(16));
+  });
+  return out;
+}
+
+/**
+ * The exception vectors (oracle.c's exception mode, some exceptions unmasked): each runs in the
+ * body with EDI holding the next vector's address, and an #XM handler that records the fault,
+ * MXCSR, XMM0 and EAX in the record (+84, +72, +48, +80) and goes on at EDI.
+ */
+export function runExceptionVectors(h: CpuHarness, vs: SseVector[]): Mismatch[] {
+  const HANDLER = 0xf00; // between the IDT (ends at 0xE00) and the code
+  h.setHandler(19, HANDLER);
+  h.write(HANDLER, [0xc7, 0x46, 0x54, 1, 0, 0, 0, 0x0f, 0xae, 0x5e, 0x48, 0x0f, 0x11, 0x46, 0x30, 0x89, 0x46, 0x50,
+    0x83, 0xc4, 0x0c, 0xff, 0xe7]);
+  const code: number[] = [...ENABLE_SSE];
+  vs.forEach((v, k) => {
+    const rec = DATA + k * REC;
+    const w = new Uint8Array(REC);
+    const dv = new DataView(w.buffer);
+    dv.setUint32(0, v.mxcsr, true);
+    dv.setUint32(4, v.eax, true);
+    w.set(v.a, 16);
+    w.set(v.b, 32);
+    h.write(rec, w);
+    code.push(0xbe, ...le32(rec), 0xbf);
+    const at = code.length;
+    code.push(0, 0, 0, 0, ...PRE, ...v.insn, ...POST);
+    const next = CODE + code.length;
+    code.splice(at, 4, ...le32(next));
+  });
+  code.push(0xf4);
+  h.write(CODE, code);
+  h.vcpu.setRegs({ rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rbp: 0, rsp: 0x80000, rflags: 0x2, rip: CODE });
+  const r = h.run(vs.length * 30 + 100);
+  if (r.exit.reason !== "hlt") throw new Error(`The exception guest ended with ${r.exit.reason} at ${r.regs.rip.toString(16)}`);
+  const out: Mismatch[] = [];
+  vs.forEach((v, k) => {
+    const rec = DATA + k * REC;
+    const faulted = h.read32(rec + 84) === 1;
+    const inputs = `mxcsr ${v.mxcsr.toString(16)} eax ${v.eax.toString(16)} a ${toHex(v.a)} b ${toHex(v.b)}`;
+    const add = (field: string, want: string, g: string) => {
+      if (want !== g) out.push({ line: v.line, insn: toHex(v.insn), field, want, got: g, inputs });
+    };
+    add("faulted", String(v.faulted), String(faulted));
+    add("xmm0", v.xmm0, toHex(h.read(rec + 48, 16)));
+    add("mxcsr", v.mxcsrOut.toString(16), (h.read32(rec + 72) >>> 0).toString(16));
+    add("eax", v.eaxOut.toString(16), (h.read32(rec + 80) >>> 0).toString(16));
   });
   return out;
 }

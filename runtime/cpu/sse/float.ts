@@ -27,12 +27,18 @@ export let fl = 0;
 let rc = 0;
 let ftz = false;
 let daz = false;
+/** UM clear: an unmasked underflow is signaled for any tiny result, exact or not (SDM 4.9.1.5). */
+let umUnmasked = false;
+/** OM clear: an unmasked overflow. */
+let omUnmasked = false;
 
 /** Take the rounding mode, FTZ and DAZ from an MXCSR value, and clear the flags. */
 export function setMode(mxcsr: number): void {
   rc = (mxcsr >> 13) & 3;
   ftz = (mxcsr & Mx.FZ) !== 0 && (mxcsr & Mx.UM) !== 0;
   daz = (mxcsr & Mx.DAZ) !== 0;
+  umUnmasked = (mxcsr & Mx.UM) === 0;
+  omUnmasked = (mxcsr & Mx.OM) === 0;
   fl = 0;
 }
 /** Clear the collected flags (the mode stays). */
@@ -169,11 +175,14 @@ export function roundExact(s: number, m: bigint, e: number, sticky: boolean, fmt
     fl |= UE | PE;
     return s ? -0 : 0;
   }
+  // An unmasked overflow or underflow delivers no result (#XM): PE then says whether the result
+  // rounded with an unbounded exponent (what the handler would see, bias-adjusted) was inexact
+  // (SDM vol. 1, 4.9.1.4-5; measured on the host).
+  if (rUnb.lead > emax && omUnmasked) { fl |= OE | (rUnb.inexact ? PE : 0); return s ? -Infinity : Infinity; }
+  if (tiny && umUnmasked) { fl |= UE | (rUnb.inexact ? PE : 0); return s ? -0 : 0; }
   const r = qBnd === qUnb ? rUnb : roundAt(s, m, e, sticky, qBnd);
-  if (r.inexact) {
-    fl |= PE;
-    if (tiny) fl |= UE;
-  }
+  if (r.inexact) fl |= PE;
+  if (tiny && r.inexact) fl |= UE;
   if (r.lead > emax) {
     fl |= OE | PE;
     // Overflow: infinity or the largest finite value, by the rounding direction (SDM 4.9.1.4).

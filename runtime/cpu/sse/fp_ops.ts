@@ -75,10 +75,18 @@ export function commitFlags(c: Cpu): void {
   const f = F.fl;
   if (f === 0) return;
   const mx = c.st[MXCSR_W];
-  c.st[MXCSR_W] = mx | f;
-  if (f & ~(mx >> 7) & 0x3f) {
-    throw new CpuFault(c.st[St.CR4] & Cr4Sse.OSXMMEXCPT ? Vec.XM : Vec.UD);
+  const unmasked = ~(mx >> 7) & 0x3f;
+  if ((f & unmasked) === 0) {
+    c.st[MXCSR_W] = mx | f;
+    return;
   }
+  // An unmasked exception (SDM vol. 1, 11.5.1; the flags as measured on the host): an unmasked
+  // pre-computation exception (IE, DE, ZE) stops the instruction before any result, so only the
+  // pre-computation flags are set; otherwise every flag the lanes raised (float.ts computes PE
+  // for an unmasked overflow or underflow from the unbounded-exponent result).
+  const pre = f & (Mx.IE | Mx.DE | Mx.ZE);
+  c.st[MXCSR_W] = mx | (pre & unmasked ? pre : f);
+  throw new CpuFault(c.st[St.CR4] & Cr4Sse.OSXMMEXCPT ? Vec.XM : Vec.UD);
 }
 
 // ---------------------------------------------------------------------------------------------
