@@ -1,6 +1,6 @@
 /**
  * Operand access for the MMX and SSE instructions: the device-not-available and undefined-opcode
- * checks (SDM vol. 3, 13.1 and 22.x, table 23-... "Effect of the control flags"), XMM and MMX
+ * checks (SDM vol. 3, 2.5 and 13.1; vol. 2's "Exceptions" section of each instruction), XMM and MMX
  * registers in the state block (sse_state.ts), and 4-, 8- and 16-byte memory operands with the
  * alignment rule of legacy SSE (SDM vol. 1, 11.4.1: a 16-byte operand not aligned is #GP(0)).
  *
@@ -39,7 +39,7 @@ export function checkSse(c: Cpu): void {
   if ((cr0 & Cr0.EM) || !(c.st[St.CR4] & Cr4Sse.OSFXSR)) throw new CpuFault(Vec.UD);
   if (cr0 & Cr0.TS) throw new CpuFault(Vec.NM);
 }
-/** MMX-register instructions: CR0.EM #UD, CR0.TS #NM, a pending x87 exception (FSW.ES) #MF (SDM vol. 3, 12.x). */
+/** MMX-register instructions: CR0.EM #UD, CR0.TS #NM, a pending x87 exception (FSW.ES) #MF (SDM vol. 2, PADDB "Exceptions"). */
 export function checkMmx(c: Cpu): void {
   const cr0 = c.st[St.CR0];
   if (cr0 & Cr0.EM) throw new CpuFault(Vec.UD);

@@ -14,7 +14,7 @@ import * as stateMod from "../state.ts";
 import * as sseStateMod from "../sse_state.ts";
 import * as F from "./float.ts";
 import {
-  A, B, checkSse, checkSseMmx, getXmm, loadQ, loadW, mmxCommit, MXCSR_W, R, setMm, setXmm,
+  A, B, checkSse, checkSseMmx, ea, getXmm, loadQ, loadW, mmxCommit, MXCSR_W, R, setMm, setXmm,
 } from "./common.ts";
 
 const { Fl, St, Vec } = stateMod;
@@ -343,7 +343,7 @@ function sseCvt(c: Cpu, i: Insn): void {
   // Sources
   switch (s) {
     case Cvt.PI2PS: case Cvt.PI2PD: loadQ(c, i, 8, b); break;
-    case Cvt.SI2SS: case Cvt.SI2SD: b[0] = i.sk === 1 ? c.st[i.sr] : c.rd32(i.seg, eaOf(c, i)); break;
+    case Cvt.SI2SS: case Cvt.SI2SD: b[0] = i.sk === 1 ? c.st[i.sr] : c.rd32(i.seg, ea(c, i)); break;
     case Cvt.TPS2PI: case Cvt.PS2PI: case Cvt.TSD2SI: case Cvt.SD2SI: case Cvt.PS2PD: case Cvt.SD2SS: case Cvt.DQ2PD:
       loadW(c, i, 8, false, b); break;
     case Cvt.TSS2SI: case Cvt.SS2SI: case Cvt.SS2SD: loadW(c, i, 4, false, b); break;
@@ -381,24 +381,18 @@ function sseCvt(c: Cpu, i: Insn): void {
   setXmm(c, i.dr, r);
   if (mmxSrc) mmxCommit(c);
 }
-function eaOf(c: Cpu, i: Insn): number {
-  let a = i.disp;
-  if (i.base >= 0) a += c.st[i.base << 1];
-  if (i.index >= 0) a += c.st[i.index << 1] << i.scale;
-  return i.asz === 4 ? a | 0 : a & 0xffff;
-}
 
 /** LDMXCSR: reserved bits set is #GP(0) (SDM LDMXCSR). */
 function ldmxcsr(c: Cpu, i: Insn): void {
   checkSse(c);
-  const v = c.rd32(i.seg, eaOf(c, i));
+  const v = c.rd32(i.seg, ea(c, i));
   if (v & ~MXCSR_MASK) throw new CpuFault(Vec.GP, 0);
   c.st[MXCSR_W] = v;
 }
 function stmxcsr(c: Cpu, i: Insn): void {
   checkSse(c);
   c.checkWritable(i.seg);
-  c.wr32(i.seg, eaOf(c, i), c.st[MXCSR_W]);
+  c.wr32(i.seg, ea(c, i), c.st[MXCSR_W]);
 }
 
 export const fpSemantics = { sseArith, sseCmp, sseComi, sseCvt, ldmxcsr, stmxcsr };

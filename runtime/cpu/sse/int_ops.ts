@@ -7,7 +7,7 @@
 import type { Cpu } from "../cpu.ts";
 import type { Insn } from "../insn.ts";
 import {
-  A, B, checkMmx, checkSse, getMm, getXmm, loadQ, loadW, mmxCommit, R, setMm, setXmm,
+  A, B, checkMmx, checkSse, ea, getMm, getXmm, loadQ, loadW, mmxCommit, R, setMm, setXmm,
 } from "./common.ts";
 
 /** Operation numbers (the `sub` of the table, without the XMM bit). */
@@ -240,16 +240,10 @@ function pextrw(c: Cpu, i: Insn): void {
 function pinsrw(c: Cpu, i: Insn): void {
   const xmm = i.sub === 1;
   if (xmm) { checkSse(c); getXmm(c, i.dr, R.i32); } else { checkMmx(c); getMm(c, i.dr, R.i32); }
-  const v = i.sk === 1 ? c.st16[i.sr] : c.rd16(i.seg, eaOf(c, i));
+  const v = i.sk === 1 ? c.st16[i.sr] : c.rd16(i.seg, ea(c, i));
   R.u16[i.imm & (xmm ? 7 : 3)] = v;
   if (xmm) setXmm(c, i.dr, R.i32);
   else { setMm(c, i.dr, R.i32[0], R.i32[1]); mmxCommit(c); }
-}
-function eaOf(c: Cpu, i: Insn): number {
-  let a = i.disp;
-  if (i.base >= 0) a += c.st[i.base << 1];
-  if (i.index >= 0) a += c.st[i.index << 1] << i.scale;
-  return i.asz === 4 ? a | 0 : a & 0xffff;
 }
 
 export const intSemantics = { pint, pshiftImm, pshuf, pmovmskb, pextrw, pinsrw };
