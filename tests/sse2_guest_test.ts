@@ -23,3 +23,17 @@ for (const engine of ["interp", "jit", "auto"] as const) {
     assert(expected.endsWith("sse2 done\n"));
   });
 }
+
+const bench = new Uint8Array(readFileSync(`${REPO}/tests/guests/sse2/bench_sse2.elf`));
+const benchExpected = readFileSync(`${REPO}/tests/guests/sse2/bench_sse2.expected`, "utf8");
+for (const engine of ["interp", "jit"] as const) {
+  test(`the SSE2 benchmark guest (bench nbody-sse2) prints the host's output whatever its pass count (${engine})`, async () => {
+    const m = await Machine.create({ mode: "protected", engine });
+    m.load(bench, { format: "elf" });
+    m.vcpu.setRegs({ rdi: 2 });
+    const r = m.run({ budget: 50_000_000 });
+    assertEquals(r.exit.reason, "hlt");
+    assertEquals(m.console, benchExpected);
+    assert(/^nbody [0-9a-f]{16} [0-9a-f]{16} mandel [0-9a-f]{8}\n$/.test(benchExpected));
+  });
+}

@@ -27,3 +27,17 @@ gcc -m32 -O2 -c -o "$OBJ/h_shim.o" ../c/host_shim.c
 gcc -m32 -o "$OBJ/host" "$OBJ/h_sse2.o" "$OBJ/h_lib.o" "$OBJ/h_shim.o"
 "$OBJ/host" > sse2.expected
 echo "sse2.elf: $(wc -c < sse2.elf) bytes; expected output: $(wc -l < sse2.expected) lines"
+
+# The benchmark guest: passes in EDI (crt0_passes.asm hands them to main), same flags.
+nasm -f elf32 -Werror -o "$OBJ/crt0_passes.o" crt0_passes.asm
+gcc "${CFLAGS[@]}" "${FP[@]}" -c -o "$OBJ/bench_sse2.o" bench_sse2.c
+ld "${LDFLAGS[@]}" -o bench_sse2.elf "$OBJ/crt0_passes.o" "$OBJ/lib.o" "$OBJ/bench_sse2.o" "$(gcc -m32 -print-libgcc-file-name)"
+if objdump -d bench_sse2.elf | grep -E '\sf(ld|st|add|mul|div|sub|ild|istp|comi|ucomi)' ; then
+    echo "x87 instructions in bench_sse2.elf" >&2; exit 1
+fi
+gcc "${H[@]}" -c -o "$OBJ/h_bench.o" bench_sse2.c
+printf '%s\n' '#include <stdlib.h>' 'int bench_main(unsigned);' 'int main(int c, char **v) { return bench_main(c > 1 ? (unsigned)atoi(v[1]) : 1); }' > "$OBJ/h_main.c"
+gcc -m32 -O2 -c -o "$OBJ/h_main.o" "$OBJ/h_main.c"
+gcc -m32 -o "$OBJ/hbench" "$OBJ/h_bench.o" "$OBJ/h_lib.o" "$OBJ/h_shim.o" "$OBJ/h_main.o"
+"$OBJ/hbench" 3 > bench_sse2.expected
+echo "bench_sse2.elf: $(wc -c < bench_sse2.elf) bytes; expected: $(cat bench_sse2.expected)"
