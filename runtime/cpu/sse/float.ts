@@ -299,6 +299,12 @@ export function add(a: number, b: number, fmt: number): number {
     return a === Infinity || a === -Infinity ? a : b;
   }
   const r = a + b;
+  if (r === 0) {
+    // An exact zero (a = -b, or two zeros): -0 only for two negative zeros, or rounding down
+    // (IEEE 754 6.3). Never inexact: a nonzero sum of finite operands does not round to zero here.
+    if (a === 0 && b === 0 && Object.is(a, b)) return a;
+    return rc === 1 ? -0 : 0;
+  }
   if (fmt === F64) {
     if (fastOk(r, fmt)) {
       const bb = r - a;
