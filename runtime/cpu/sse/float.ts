@@ -12,7 +12,8 @@
  * significands that rounds once, from the exact value, with the tininess rule of x86 (tininess is
  * detected after rounding, SDM vol. 1, 4.9.1.5 and 11.5.2.2).
  *
- * State is module-level for speed: `setMode` before an instruction, `fl` collects its flags.
+ * State is one module-level object for speed (`M`): `setMode` before an instruction, `M.fl`
+ * collects its flags.
  */
 import * as sseStateMod from "../sse_state.ts";
 
@@ -21,36 +22,26 @@ const { Mx } = sseStateMod;
 /** Format codes. */
 export const F32 = 0, F64 = 1;
 
-/** Flags raised by the operations since the caller last cleared it (MXCSR bit positions). */
-export let fl = 0;
-/** Rounding control (0 nearest, 1 down, 2 up, 3 toward zero), flush-to-zero, denormals-are-zero. */
-let rc = 0;
-let ftz = false;
-let daz = false;
-/** UM clear: an unmasked underflow is signaled for any tiny result, exact or not (SDM 4.9.1.5). */
-let umUnmasked = false;
-/** OM clear: an unmasked overflow. */
-let omUnmasked = false;
+/**
+ * The rounding mode (0 nearest, 1 down, 2 up, 3 toward zero), flush-to-zero (with UM masked),
+ * denormals-are-zero, UM and OM clear (an unmasked underflow is signaled for any tiny result, exact
+ * or not; SDM 4.9.1.5), and `fl`, the flags raised since the caller last cleared them (MXCSR bit
+ * positions). One const object: a module-level `let` costs a hole check at every use.
+ */
+export const M = { fl: 0, rc: 0, ftz: false, daz: false, um: false, om: false };
 
 /** Take the rounding mode, FTZ and DAZ from an MXCSR value, and clear the flags. */
 export function setMode(mxcsr: number): void {
-  rc = (mxcsr >> 13) & 3;
-  ftz = (mxcsr & Mx.FZ) !== 0 && (mxcsr & Mx.UM) !== 0;
-  daz = (mxcsr & Mx.DAZ) !== 0;
-  umUnmasked = (mxcsr & Mx.UM) === 0;
-  omUnmasked = (mxcsr & Mx.OM) === 0;
-  fl = 0;
-}
-/** Clear the collected flags (the mode stays). */
-export function clearFlags(): void {
-  fl = 0;
+  M.rc = (mxcsr >> 13) & 3;
+  M.ftz = (mxcsr & Mx.FZ) !== 0 && (mxcsr & Mx.UM) !== 0;
+  M.daz = (mxcsr & Mx.DAZ) !== 0;
+  M.um = (mxcsr & Mx.UM) === 0;
+  M.om = (mxcsr & Mx.OM) === 0;
+  M.fl = 0;
 }
 /** Raise flags (MXCSR bit positions). */
 export function raise(f: number): void {
-  fl |= f;
-}
-export function roundingMode(): number {
-  return rc;
+  M.fl |= f;
 }
 
 const IE = Mx.IE, DE = Mx.DE, ZE = Mx.ZE, OE = Mx.OE, UE = Mx.UE, PE = Mx.PE;
@@ -77,48 +68,48 @@ export function isDenormal(x: number, fmt: number): boolean {
  */
 export function operand(x: number, fmt: number): number {
   if (x !== 0 && Math.abs(x) < MIN_NORMAL[fmt]) {
-    if (daz) return x < 0 ? -0 : 0;
-    fl |= DE;
+    if (M.daz) return x < 0 ? -0 : 0;
+    M.fl |= DE;
   }
   return x;
 }
-/** Whether denormal operands are read as zeros (MXCSR.DAZ). */
-export function dazOn(): boolean {
-  return daz;
-}
+/** Operation codes of binary(): the SSE opcodes' order (ADD 58, MUL 59, SUB 5C, DIV 5E). */
+export const OP_ADD = 0, OP_MUL = 1, OP_SUB = 2, OP_DIV = 4;
 
 /**
  * A binary operation with the denormal-operand rule: DE for a denormal operand (DAZ off), except
  * when the operation is invalid or divides by zero, which take priority (measured on the host:
  * a denormal divided by zero raises ZE alone, the square root of a negative denormal IE alone).
  */
-export function binary(op: (a: number, b: number, fmt: number) => number, a: number, b: number, fmt: number): number {
+export function binary(op: number, a: number, b: number, fmt: number): number {
   let de = false;
   const min = MIN_NORMAL[fmt];
-  if (a !== 0 && Math.abs(a) < min) { if (daz) a = a < 0 ? -0 : 0; else de = true; }
-  if (b !== 0 && Math.abs(b) < min) { if (daz) b = b < 0 ? -0 : 0; else de = true; }
-  const before = fl;
-  fl = 0;
-  const r = op(a, b, fmt);
-  if (de && !(fl & (IE | ZE))) fl |= DE;
-  fl |= before;
+  if (a !== 0 && Math.abs(a) < min) { if (M.daz) a = a < 0 ? -0 : 0; else de = true; }
+  if (b !== 0 && Math.abs(b) < min) { if (M.daz) b = b < 0 ? -0 : 0; else de = true; }
+  if (!de) return op === OP_ADD ? add(a, b, fmt) : op === OP_MUL ? mul(a, b, fmt) : op === OP_SUB ? add(a, -b, fmt) : div(a, b, fmt);
+  const before = M.fl;
+  M.fl = 0;
+  const r = op === OP_ADD ? add(a, b, fmt) : op === OP_MUL ? mul(a, b, fmt) : op === OP_SUB ? add(a, -b, fmt) : div(a, b, fmt);
+  if (!(M.fl & (IE | ZE))) M.fl |= DE;
+  M.fl |= before;
   return r;
 }
-/** A unary operation (square root) with the same denormal rule. */
-export function unary(op: (a: number, fmt: number) => number, a: number, fmt: number): number {
+/** The square root with the same denormal rule. */
+export function sqrtOp(a: number, fmt: number): number {
   let de = false;
-  if (a !== 0 && Math.abs(a) < MIN_NORMAL[fmt]) { if (daz) a = a < 0 ? -0 : 0; else de = true; }
-  const before = fl;
-  fl = 0;
-  const r = op(a, fmt);
-  if (de && !(fl & IE)) fl |= DE;
-  fl |= before;
+  if (a !== 0 && Math.abs(a) < MIN_NORMAL[fmt]) { if (M.daz) a = a < 0 ? -0 : 0; else de = true; }
+  if (!de) return sqrt(a, fmt);
+  const before = M.fl;
+  M.fl = 0;
+  const r = sqrt(a, fmt);
+  if (!(M.fl & IE)) M.fl |= DE;
+  M.fl |= before;
   return r;
 }
 
 /** Like operand(), without raising DE (instructions that do not signal it: conversions to integers). */
 export function operandQuiet(x: number, fmt: number): number {
-  if (daz && x !== 0 && Math.abs(x) < MIN_NORMAL[fmt]) return x < 0 ? -0 : 0;
+  if (M.daz && x !== 0 && Math.abs(x) < MIN_NORMAL[fmt]) return x < 0 ? -0 : 0;
   return x;
 }
 
@@ -171,22 +162,22 @@ export function roundExact(s: number, m: bigint, e: number, sticky: boolean, fmt
   const qBnd = Math.max(lead, emin) - (p - 1);
   const rUnb = roundAt(s, m, e, sticky, qUnb);
   const tiny = rUnb.lead < emin; // after rounding, with unbounded exponent
-  if (tiny && ftz) {
-    fl |= UE | PE;
+  if (tiny && M.ftz) {
+    M.fl |= UE | PE;
     return s ? -0 : 0;
   }
   // An unmasked overflow or underflow delivers no result (#XM): PE then says whether the result
   // rounded with an unbounded exponent (what the handler would see, bias-adjusted) was inexact
   // (SDM vol. 1, 4.9.1.4-5; measured on the host).
-  if (rUnb.lead > emax && omUnmasked) { fl |= OE | (rUnb.inexact ? PE : 0); return s ? -Infinity : Infinity; }
-  if (tiny && umUnmasked) { fl |= UE | (rUnb.inexact ? PE : 0); return s ? -0 : 0; }
+  if (rUnb.lead > emax && M.om) { M.fl |= OE | (rUnb.inexact ? PE : 0); return s ? -Infinity : Infinity; }
+  if (tiny && M.um) { M.fl |= UE | (rUnb.inexact ? PE : 0); return s ? -0 : 0; }
   const r = qBnd === qUnb ? rUnb : roundAt(s, m, e, sticky, qBnd);
-  if (r.inexact) fl |= PE;
-  if (tiny && r.inexact) fl |= UE;
+  if (r.inexact) M.fl |= PE;
+  if (tiny && r.inexact) M.fl |= UE;
   if (r.lead > emax) {
-    fl |= OE | PE;
+    M.fl |= OE | PE;
     // Overflow: infinity or the largest finite value, by the rounding direction (SDM 4.9.1.4).
-    const toInf = rc === 0 || (rc === 1 && s === 1) || (rc === 2 && s === 0);
+    const toInf = M.rc === 0 || (M.rc === 1 && s === 1) || (M.rc === 2 && s === 0);
     const v = toInf ? Infinity : MAX_FINITE[fmt];
     return s ? -v : v;
   }
@@ -203,7 +194,7 @@ function roundAt(s: number, m: bigint, e: number, sticky: boolean, q: number): {
     inexact = sticky;
     if (sticky) {
       // Only possible when m has fewer bits than p (callers avoid it); round as below with rem = 0.
-      const up = rc === 1 ? s === 1 : rc === 2 ? s === 0 : false;
+      const up = M.rc === 1 ? s === 1 : M.rc === 2 ? s === 0 : false;
       if (up) kept += 1n;
     }
   } else {
@@ -214,7 +205,7 @@ function roundAt(s: number, m: bigint, e: number, sticky: boolean, q: number): {
     inexact = rem !== 0n || sticky;
     let up = false;
     if (inexact) {
-      switch (rc) {
+      switch (M.rc) {
         case 0: up = rem > half || (rem === half && (sticky || (kept & 1n) === 1n)); break;
         case 1: up = s === 1; break;
         case 2: up = s === 0; break;
@@ -238,7 +229,7 @@ function addExact(a: number, b: number, fmt: number): number {
     // Two zeros of one sign keep it; any other exact zero sum is +0, or -0 when rounding down
     // (IEEE 754 6.3).
     if (x.m === 0n && y.m === 0n && x.s === y.s) return x.s ? -0 : 0;
-    return rc === 1 ? -0 : 0;
+    return M.rc === 1 ? -0 : 0;
   }
   return roundExact(sum < 0n ? 1 : 0, sum < 0n ? -sum : sum, e, false, fmt);
 }
@@ -290,12 +281,12 @@ function prodErr(a: number, b: number, p: number): number {
 /** Whether a fast-path result may be taken: round to nearest and a normal result with room. */
 function fastOk(r: number, fmt: number): boolean {
   const ar = Math.abs(r);
-  return rc === 0 && ar >= MIN_NORMAL[fmt] * 2 ** 54 && ar <= MAX_FINITE[fmt] * 2 ** -2;
+  return M.rc === 0 && ar >= MIN_NORMAL[fmt] * 2 ** 54 && ar <= MAX_FINITE[fmt] * 2 ** -2;
 }
 
 export function add(a: number, b: number, fmt: number): number {
   if (a === Infinity || a === -Infinity || b === Infinity || b === -Infinity) {
-    if (a === -b) { fl |= IE; return NaN; }
+    if (a === -b) { M.fl |= IE; return NaN; }
     return a === Infinity || a === -Infinity ? a : b;
   }
   const r = a + b;
@@ -303,13 +294,13 @@ export function add(a: number, b: number, fmt: number): number {
     // An exact zero (a = -b, or two zeros): -0 only for two negative zeros, or rounding down
     // (IEEE 754 6.3). Never inexact: a nonzero sum of finite operands does not round to zero here.
     if (a === 0 && b === 0 && Object.is(a, b)) return a;
-    return rc === 1 ? -0 : 0;
+    return M.rc === 1 ? -0 : 0;
   }
   if (fmt === F64) {
     if (fastOk(r, fmt)) {
       const bb = r - a;
       const err = (a - (r - bb)) + (b - bb);
-      if (err !== 0) fl |= PE;
+      if (err !== 0) M.fl |= PE;
       return r;
     }
   } else {
@@ -317,7 +308,7 @@ export function add(a: number, b: number, fmt: number): number {
     if (fastOk(rs, fmt)) {
       const bb = r - a;
       const err = (a - (r - bb)) + (b - bb);
-      if (err !== 0 || rs !== r) fl |= PE;
+      if (err !== 0 || rs !== r) M.fl |= PE;
       return rs;
     }
   }
@@ -329,20 +320,20 @@ export function sub(a: number, b: number, fmt: number): number {
 export function mul(a: number, b: number, fmt: number): number {
   const ia = a === Infinity || a === -Infinity, ib = b === Infinity || b === -Infinity;
   if (ia || ib) {
-    if (a === 0 || b === 0) { fl |= IE; return NaN; }
+    if (a === 0 || b === 0) { M.fl |= IE; return NaN; }
     return a * b;
   }
   if (a === 0 || b === 0) return a * b;
   const r = a * b;
   if (fmt === F64) {
     if (fastOk(r, fmt) && Math.abs(r) > 2 ** -900 && Math.abs(a) < 2 ** 995 && Math.abs(b) < 2 ** 995) {
-      if (prodErr(a, b, r) !== 0) fl |= PE;
+      if (prodErr(a, b, r) !== 0) M.fl |= PE;
       return r;
     }
   } else {
     const rs = Math.fround(r); // the double product of two singles is exact (48 bits)
     if (fastOk(rs, fmt)) {
-      if (rs !== r) fl |= PE;
+      if (rs !== r) M.fl |= PE;
       return rs;
     }
   }
@@ -350,12 +341,12 @@ export function mul(a: number, b: number, fmt: number): number {
 }
 export function div(a: number, b: number, fmt: number): number {
   const ia = a === Infinity || a === -Infinity, ib = b === Infinity || b === -Infinity;
-  if (ia && ib) { fl |= IE; return NaN; }
+  if (ia && ib) { M.fl |= IE; return NaN; }
   if (ia) return a / b;
   if (ib) return a / b;
   if (b === 0) {
-    if (a === 0) { fl |= IE; return NaN; }
-    fl |= ZE;
+    if (a === 0) { M.fl |= IE; return NaN; }
+    M.fl |= ZE;
     return a / b;
   }
   if (a === 0) return a / b;
@@ -367,14 +358,14 @@ export function div(a: number, b: number, fmt: number): number {
     if (fastOk(r, fmt) && Math.abs(r) > 2 ** -900 && Math.abs(r) < 2 ** 995 && Math.abs(b) < 2 ** 995 && aa > 2 ** -900 && aa < 2 ** 995) {
       // Exact iff r * b == a exactly (the residual a - r*b is representable).
       const p = r * b;
-      if (p !== a || prodErr(r, b, p) !== 0) fl |= PE;
+      if (p !== a || prodErr(r, b, p) !== 0) M.fl |= PE;
       return r;
     }
   } else {
     const rs = Math.fround(r);
     if (fastOk(rs, fmt)) {
       // rs * b is a product of two singles: exact in double.
-      if (rs * b !== a) fl |= PE;
+      if (rs * b !== a) M.fl |= PE;
       return rs;
     }
   }
@@ -382,19 +373,19 @@ export function div(a: number, b: number, fmt: number): number {
 }
 export function sqrt(a: number, fmt: number): number {
   if (a === 0) return a;
-  if (a < 0) { fl |= IE; return NaN; }
+  if (a < 0) { M.fl |= IE; return NaN; }
   if (a === Infinity) return a;
   const r = Math.sqrt(a);
   if (fmt === F64) {
-    if (rc === 0 && r >= 2 ** -480 && r < 2 ** 480) {
+    if (M.rc === 0 && r >= 2 ** -480 && r < 2 ** 480) {
       const p = r * r;
-      if (p !== a || prodErr(r, r, p) !== 0) fl |= PE;
+      if (p !== a || prodErr(r, r, p) !== 0) M.fl |= PE;
       return r;
     }
   } else {
     const rs = Math.fround(r);
-    if (rc === 0) {
-      if (rs * rs !== a) fl |= PE; // exact in double
+    if (M.rc === 0) {
+      if (rs * rs !== a) M.fl |= PE; // exact in double
       return rs;
     }
   }
@@ -406,7 +397,7 @@ export function toFormat(a: number, fmt: number): number {
   if (a === 0 || a === Infinity || a === -Infinity) return a;
   const r = inFormat(a, fmt);
   if (r === a && !isDenormal(r, fmt)) return r;
-  if (rc === 0 && fastOk(r, fmt)) { fl |= PE; return r; }
+  if (M.rc === 0 && fastOk(r, fmt)) { M.fl |= PE; return r; }
   const x = decompose(a);
   return roundExact(x.s, x.m, x.e, false, fmt);
 }
@@ -416,14 +407,14 @@ export function toFormat(a: number, fmt: number): number {
  * NaN or infinity gives the integer indefinite 0x80000000 and IE (SDM CVTSS2SI).
  */
 export function toInt32(a: number, truncate: boolean): number {
-  if (a !== a || a === Infinity || a === -Infinity) { fl |= IE; return -0x80000000; }
+  if (a !== a || a === Infinity || a === -Infinity) { M.fl |= IE; return -0x80000000; }
   const r = roundInt(a, truncate);
-  if (r > 0x7fffffff || r < -0x80000000) { fl |= IE; return -0x80000000; }
-  if (r !== a) fl |= PE;
+  if (r > 0x7fffffff || r < -0x80000000) { M.fl |= IE; return -0x80000000; }
+  if (r !== a) M.fl |= PE;
   return r | 0;
 }
 function roundInt(a: number, truncate: boolean): number {
-  switch (truncate ? 3 : rc) {
+  switch (truncate ? 3 : M.rc) {
     case 0: {
       const r = Math.round(a);
       // Math.round rounds halves up; IEEE rounds them to even.

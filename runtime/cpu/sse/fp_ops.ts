@@ -72,7 +72,7 @@ function begin(c: Cpu): void {
  * the destination is written; masked flags are sticky in MXCSR (SDM vol. 1, 11.5.1 and 11.5.3).
  */
 export function commitFlags(c: Cpu): void {
-  const f = F.fl;
+  const f = F.M.fl;
   if (f === 0) return;
   const mx = c.st[MXCSR_W];
   const unmasked = ~(mx >> 7) & 0x3f;
@@ -98,10 +98,10 @@ const ADD = 0, MUL = 1, SUB = 2, MIN = 3, DIV = 4, MAX = 5, SQRT = 6, RCP = 7, R
 /** Arithmetic on two non-NaN operands as read from the register (DAZ and DE applied here). */
 function arith(op: number, a: number, b: number, fmt: number): number {
   switch (op) {
-    case ADD: return F.binary(F.add, a, b, fmt);
-    case SUB: return F.binary(F.sub, a, b, fmt);
-    case MUL: return F.binary(F.mul, a, b, fmt);
-    default: return F.binary(F.div, a, b, fmt);
+    case ADD: return F.binary(F.OP_ADD, a, b, fmt);
+    case SUB: return F.binary(F.OP_SUB, a, b, fmt);
+    case MUL: return F.binary(F.OP_MUL, a, b, fmt);
+    default: return F.binary(F.OP_DIV, a, b, fmt);
   }
 }
 
@@ -109,7 +109,7 @@ function arith(op: number, a: number, b: number, fmt: number): number {
 function op32(op: number, a: number, b: number): number {
   if (op === SQRT || op === RCP || op === RSQRT) {
     if (isNaN32(b)) { if (isSNaN32(b) && op === SQRT) F.raise(Mx.IE); return b | 0x400000; }
-    if (op === SQRT) return bits32(F.unary(F.sqrt, num32(b), F32));
+    if (op === SQRT) return bits32(F.sqrtOp(num32(b), F32));
     return bits32(estimate(op, num32(b)));
   }
   const an = isNaN32(a), bn = isNaN32(b);
@@ -132,7 +132,7 @@ function op64(op: number, al: number, ah: number, bl: number, bh: number, k: num
   const o = R.i32;
   if (op === SQRT) {
     if (isNaN64(bl, bh)) { if (isSNaN64(bl, bh)) F.raise(Mx.IE); o[k] = bl; o[k + 1] = bh | 0x80000; return; }
-    put64(o, k, F.unary(F.sqrt, num64(bl, bh), F64));
+    put64(o, k, F.sqrtOp(num64(bl, bh), F64));
     return;
   }
   const an = isNaN64(al, ah), bn = isNaN64(bl, bh);
