@@ -259,3 +259,19 @@ test("CPUID leaf 1 reports MMX, FXSR, SSE, SSE2, SSE3 and CLFLUSH with a 64-byte
   assertEquals(ecx & (1 << 3), 0); // no MONITOR/MWAIT
   assertEquals((h.vcpu.getRegs().rdi >> 8) & 0xff, 8);
 });
+
+test("SSE in real mode: 16-bit addressing and a segment base", () => {
+  const r = new CpuHarness("real");
+  const s = r.vcpu.getSregs();
+  s.cr4 = OSFXSR;
+  s.ds = { ...s.ds, selector: 0x100, base: 0x1000 };
+  r.vcpu.setSregs(s);
+  r.write(0x1000 + 0x200, f32(1, 2, 3, 4));
+  r.write(0x1000 + 0x210, f32(0.5, 0.25, -3, 8));
+  // movups xmm0, [0x200]; addps xmm0, [bx+si] (BX = 0x200, SI = 0x10: 16-byte aligned); movups [0x220], xmm0; hlt
+  r.write(0x7000, [0x0f, 0x10, 0x06, 0x00, 0x02, 0x0f, 0x58, 0x00, 0x0f, 0x11, 0x06, 0x20, 0x02, 0xf4]);
+  r.vcpu.setRegs({ rax: 0, rbx: 0x200, rcx: 0, rdx: 0, rsi: 0x10, rdi: 0, rbp: 0, rsp: 0x6000, rflags: 2, rip: 0x7000 });
+  const out = r.run(100);
+  assertEquals(out.exit.reason, "hlt");
+  assertEquals(Array.from(r.read(0x1000 + 0x220, 16)), f32(1.5, 2.25, 0, 12));
+});
