@@ -267,7 +267,7 @@ static void run_seq(void) {
     static uint8_t rec[288] __attribute__((aligned(16)));
     static const struct op *pool[512];
     static int npool = 0;
-    static uint8_t intx[sizeof INT_OPS + sizeof INT_XMM_ONLY][5];
+    const int nint = (int)(sizeof INT_OPS + sizeof INT_XMM_ONLY); /* the 66 0f xx integer forms */
     if (npool == 0) {
         for (const struct op *o = OPS; o->hex; o++) if (pure_xmm(o->hex)) pool[npool++] = o;
     }
@@ -284,7 +284,7 @@ static void run_seq(void) {
     for (int i = 0; i < n; i++) {
         uint8_t *b = seq[i];
         int len;
-        int pick = rnd() % (npool + (int)sizeof intx / 5);
+        int pick = rnd() % (npool + nint);
         if (pick < npool) {
             const struct op *o = pool[pick];
             len = hexbytes(o->hex, b);
@@ -303,7 +303,6 @@ static void run_seq(void) {
         }
         lens[i] = len;
     }
-    (void)intx;
     uint8_t *p = code;
     *p++ = 0x56; *p++ = 0x8b; *p++ = 0x74; *p++ = 0x24; *p++ = 0x08;
     *p++ = 0x0f; *p++ = 0xae; *p++ = 0x16; *p++ = 0x8b; *p++ = 0x46; *p++ = 0x04;
