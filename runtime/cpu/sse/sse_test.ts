@@ -275,3 +275,9 @@ test("SSE in real mode: 16-bit addressing and a segment base", () => {
   assertEquals(out.exit.reason, "hlt");
   assertEquals(Array.from(r.read(0x1000 + 0x220, 16)), f32(1.5, 2.25, 0, 12));
 });
+
+test("MOV CR4 sets OSFXSR and OSXMMEXCPT (bits 9 and 10) and reads them back", () => {
+  // mov eax, 0x600; mov cr4, eax; mov ecx, cr4; addps xmm0, xmm1
+  const r = run([0xb8, 0x00, 0x06, 0, 0, 0x0f, 0x22, 0xe0, 0x0f, 0x20, 0xe1, 0x0f, 0x58, 0xc1], { cr4: 0 });
+  assertEquals([r.ebx, r.ecx & 0x600], [0xffffffff, 0x600]);
+});
