@@ -94,7 +94,7 @@ async function mipsSampler(root: string): Promise<(w: Workload) => number> {
 }
 
 async function compareMips(): Promise<void> {
-  const ws = mips === "all" ? WORKLOADS.filter((w) => !w.exitBound && !w.shape) : mips.split(",").map((id) => {
+  const ws = mips === "all" ? WORKLOADS.filter((w) => !w.exitBound && !w.shape && !w.float) : mips.split(",").map((id) => {
     const w = WORKLOADS.find((x) => x.id === id);
     if (!w) throw new Error(`Unknown workload ${id} (${WORKLOADS.map((x) => x.id).join(", ")})`);
     return w;

@@ -35,6 +35,7 @@ echo "== bun test"
 #     and the README's vmrun examples, which are in this pass;
 #   api/{openapi,malformed,problem,serve,client,watchdog}_test.ts: validation, documents,
 #     transport and worker replacement, the same whatever the engine;
+#   tests/sse_oracle/sse_oracle_test.ts and tests/sse2_guest_test.ts: run interp and jit (and auto) themselves;
 #   tests/conformance*_test.ts and runtime/{cpu,devices,vmm} tests other than the ones below: they
 #     drive the processor or a device directly, not a Machine, tests/cpu_harness.ts or
 #     runtime/kvm/_testing.ts (VMXLAB_ENGINE does not reach them; jit/conformance_jit_test.ts runs
@@ -47,7 +48,7 @@ JIT_FILES=(tests/guests_test.ts tests/interrupts_test.ts tests/readme_test.ts te
   tests/system_test.ts tests/singlestep_exit_test.ts runtime/cpu/ops_test.ts runtime/cpu/rep_bulk_test.ts
   tests/kvm_paths_test.ts runtime/kvm/exit_path_test.ts runtime/kvm/irq_test.ts runtime/kvm/memslot_test.ts
   runtime/kvm/string_io_test.ts runtime/kvm/trace_test.ts runtime/vmx/vmx_test.ts tests/state_test.ts
-  tests/x87/x87_oracle_test.ts runtime/cpu/x87/x87_test.ts)
+  tests/x87/x87_oracle_test.ts runtime/cpu/x87/x87_test.ts runtime/cpu/sse/sse_test.ts)
 : > "$logs/jit.log"
 if [ $# -eq 0 ] && [ "${VMXLAB_JIT_PASS:-1}" != 0 ]; then
   echo "== deno test, VMXLAB_ENGINE=jit (the tests that run guests, again under the JIT)"

@@ -508,7 +508,7 @@ test("RDMSR and WRMSR reach the kernel's MSR set; an unknown MSR and ring 3 are 
   assertEquals([r.regs.rbx, r.regs.rdi], [0x1234, 0xdead]);
 });
 
-test("CPUID names the vendor and a P6-family core with the x87 FPU; UD2 raises #UD", () => {
+test("CPUID reports a Pentium 4 class core: the x87 FPU, MMX, FXSR, SSE, SSE2, SSE3; UD2 raises #UD", () => {
   const h = sys();
   h.setHandler(6, HANDLER);
   h.write(HANDLER, [0x89, 0xc6, ...A.hlt]); // mov esi, eax
@@ -518,7 +518,9 @@ test("CPUID names the vendor and a P6-family core with the x87 FPU; UD2 raises #
   assert((edx & (1 << 4)) !== 0, "TSC");
   assert((edx & (1 << 5)) !== 0, "MSR");
   assertEquals(edx & 1, 1); // the x87 FPU (runtime/cpu/x87)
-  assertEquals(edx & (1 << 23), 0); // no MMX instructions yet
+  for (const [bit, name] of [[23, "MMX"], [24, "FXSR"], [25, "SSE"], [26, "SSE2"]] as const) {
+    assert((edx & (1 << bit)) !== 0, name); // runtime/cpu/sse
+  }
   assertEquals(r.regs.rsi, 0x6d6d);
   assertEquals(h.read32(STACK0 - 12), CODE + 14); // #UD pushes the UD2's own address
 });

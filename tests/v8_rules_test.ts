@@ -20,6 +20,7 @@ const TABLE_MODULES: Record<string, Set<string>> = {
   "vmcs.ts": new Set(["Vmcs", "VmcsError", "VmcsFieldName", "ExitReasonName", "GuestStateAccess"]),
   "kvm_run.ts": new Set(["KvmRun", "KvmExitName", "VcpuExit"]),
   "insn.ts": new Set(["Insn", "Exec"]),
+  "sse_state.ts": new Set(),
 };
 
 function sources(dir: string): string[] {

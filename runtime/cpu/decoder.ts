@@ -11,6 +11,7 @@ import { type Exec, Insn } from "./insn.ts";
 import { semantics, type SemName } from "./ops.ts";
 import { CpuFault } from "./fault.ts";
 import * as stateMod from "./state.ts";
+import { SSE_ROWS } from "./sse/table.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
@@ -35,6 +36,11 @@ export interface OpEntry {
   group?: (OpEntry | undefined)[];
   /** For 0F 01-style groups: entries for mod == 3 keyed by (reg << 3 | rm). */
   mod3?: Record<number, OpEntry>;
+  /**
+   * For the 0F opcodes with mandatory prefixes (SSE): the entries for no prefix, 66, F3 and F2
+   * (SDM vol. 2, 2.1.2: F2/F3 before 66; the prefix selecting the entry is part of the opcode).
+   */
+  pfx?: (OpEntry | undefined)[];
   /** Decoding needs a ModRM byte. */
   modrm: boolean;
   /**
@@ -51,7 +57,7 @@ interface EntryOpts {
   term?: boolean;
 }
 
-const MODRM_METHODS = new Set(["E", "G", "M", "R", "S", "C", "D"]);
+const MODRM_METHODS = new Set(["E", "G", "M", "R", "S", "C", "D", "V", "W", "U", "P", "Q", "N"]);
 
 function parseOps(spec: string): OperandSpec[] {
   if (!spec) return [];
@@ -308,6 +314,23 @@ twoByte[0xc1] = op("xadd", "Ev,Gv", "xadd", { lock: true });
 twoByte[0xc7] = group("grp9", [undefined, op("cmpxchg8b", "Mq", "cmpxchg8b", { lock: true })]);
 for (let r = 0; r < 8; r++) twoByte[0xc8 + r] = op("bswap", "Zd", "bswap");
 
+// MMX, SSE, SSE2, SSE3 (sse/table.ts): each opcode becomes a prefix selector over four columns; a
+// group row (0F 71-73, 0F AE) becomes a group inside its column.
+for (const r of SSE_ROWS) {
+  let sel = twoByte[r.op];
+  if (!sel) {
+    sel = { name: "(sse)", sem: "ud", ops: [], sub: 0, lock: false, terminal: false, modrm: false, regOnly: false, pfx: [undefined, undefined, undefined, undefined] };
+    twoByte[r.op] = sel;
+  }
+  if (!sel.pfx) throw new Error(`SSE row 0F ${r.op.toString(16)} collides with an existing entry`);
+  const e = op(r.name, r.spec, r.sem, { sub: r.sub });
+  if (r.reg === undefined) { sel.pfx[r.pfx] = e; continue; }
+  let g = sel.pfx[r.pfx];
+  if (!g) { g = group("grp", [undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined], {}); sel.pfx[r.pfx] = g; }
+  if (r.mod3) for (let rm = 0; rm < 8; rm++) g.mod3![r.reg << 3 | rm] = e;
+  else g.group![r.reg] = e;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Decoding
 // ---------------------------------------------------------------------------------------------
@@ -360,6 +383,13 @@ export function decode(fetch: FetchByte, code32: boolean, out: Insn = new Insn()
     b = next();
     opcode = 0x100 | b;
     entry = twoByte[b];
+    if (entry !== undefined && entry.pfx !== undefined) {
+      // The last of F2/F3 wins over 66; the selecting prefix is not a REP or operand-size prefix.
+      const col = rep === 1 ? 2 : rep === 2 ? 3 : osz !== (code32 ? 4 : 2) ? 1 : 0;
+      entry = entry.pfx[col];
+      if (col === 1) osz = code32 ? 4 : 2;
+      else if (col !== 0) rep = 0;
+    }
   } else {
     entry = oneByte[b];
   }
@@ -432,6 +462,14 @@ export function decode(fetch: FetchByte, code32: boolean, out: Insn = new Insn()
         break;
       case "G": kind = OpKind.REG; idx = regIndex(i.reg, size); break;
       case "R": kind = OpKind.REG; idx = i.rm; break;
+      // XMM (V, W, U) and MMX (P, Q, N) operands: the register number itself (sse/common.ts).
+      case "V": case "P": kind = OpKind.REG; idx = i.reg; break;
+      case "W": case "Q":
+        if (i.mod === 3) { kind = OpKind.REG; idx = i.rm; } else kind = OpKind.MEM;
+        break;
+      case "U": case "N":
+        if (i.mod === 3) { kind = OpKind.REG; idx = i.rm; } else i.exec = execs.ud;
+        break;
       case "C":
         // CR1 and CR5–CR7 do not exist (SDM MOV—Move to/from Control Registers: #UD).
         if (i.reg === 1 || i.reg >= 5) i.exec = execs.ud;

@@ -15,6 +15,9 @@ import * as insnMod from "./insn.ts";
 import { CpuFault } from "./fault.ts";
 import * as stateMod from "./state.ts";
 import * as vmcsMod from "./vmcs.ts";
+import { fpSemantics } from "./sse/fp_ops.ts";
+import { intSemantics } from "./sse/int_ops.ts";
+import { moveSemantics } from "./sse/move_ops.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
@@ -1387,5 +1390,7 @@ export const semantics = {
   int: intN, int3, int1, into, iret, daa, das, aaa, aas, aam, aad, salc, xlat, bound, arpl, loadFarPtr, movFromSeg,
   movToSeg, nop, wait, fpu, ud, hlt, cpuid, vmcall, rdtsc, rdmsr, wrmsr, invd, wbinvd, invlpg, movFromCr, movToCr,
   movFromDr, movToDr, sdt, ldt, smsw, lmsw, clts, sldt, str, lldt, ltr, larlsl, verrw,
+  // MMX, SSE, SSE2, SSE3 (runtime/cpu/sse/)
+  ...fpSemantics, ...intSemantics, ...moveSemantics,
 } satisfies Record<string, (c: Cpu, i: Insn) => void>;
 export type SemName = keyof typeof semantics;

@@ -38,4 +38,9 @@ export const SEM_TIER: Readonly<Record<SemName, Tier>> = {
   wbinvd: "callout", invlpg: "callout", movFromCr: "callout", movToCr: "callout", movFromDr: "callout",
   movToDr: "callout", sdt: "callout", ldt: "callout", smsw: "callout", lmsw: "callout", clts: "callout",
   sldt: "callout", str: "callout", lldt: "callout", ltr: "callout", larlsl: "callout", verrw: "callout",
+  // MMX, SSE, SSE2, SSE3 (runtime/cpu/sse/): the interpreter's definitions, called from compiled code.
+  sseArith: "callout", sseCmp: "callout", sseComi: "callout", sseCvt: "callout", ldmxcsr: "callout",
+  stmxcsr: "callout", pint: "callout", pshiftImm: "callout", pshuf: "callout", pmovmskb: "callout",
+  pextrw: "callout", pinsrw: "callout", sseMov: "callout", mmxMov: "callout", shufp: "callout", movmskp: "callout",
+  maskmov: "callout", fxsave: "callout", fxrstor: "callout", fence: "callout", clflush: "callout",
 };

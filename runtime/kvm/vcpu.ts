@@ -5,6 +5,7 @@
 import { Cpu, type CpuState } from "../cpu/cpu.ts";
 import { fpuReset } from "../cpu/x87/x87.ts";
 import * as stateMod from "../cpu/state.ts";
+import * as sseStateMod from "../cpu/sse_state.ts";
 import type { Vmcs, VmcsState } from "../cpu/vmcs.ts";
 import * as kvmRunMod from "./kvm_run.ts";
 import { KvmRun, type KvmRunState } from "./kvm_run.ts";
@@ -16,6 +17,7 @@ import { kvmQueueInterrupt, kvmVcpuIoctl, PROCESSOR_SIGNATURE } from "./x86.ts";
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
 const { Cr0, Seg, St } = stateMod;
 const { MpState } = kvmRunMod;
+const { MXCSR_DEFAULT, SseOff } = sseStateMod;
 
 export { MpState };
 
@@ -378,6 +380,9 @@ export class Vcpu {
     st[St.IDTR_LIMIT] = 0xffff;
     st[2 * 2] = PROCESSOR_SIGNATURE; // EDX: the processor signature after reset (CPUID.1:EAX)
     fpuReset(c);
+    // SSE state after reset (SDM vol. 3, table 9-1): XMM0-7 zero, MXCSR 0x1F80.
+    st.fill(0, SseOff.XMM >> 2, (SseOff.XMM + 16 * 16) >> 2);
+    st[SseOff.MXCSR >> 2] = MXCSR_DEFAULT;
     c.refreshAllSegs();
     c.flushTlb();
     this.shutDown = false;

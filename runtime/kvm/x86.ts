@@ -6,6 +6,7 @@
 import * as stateMod from "../cpu/state.ts";
 import { CpuFault } from "../cpu/fault.ts";
 import * as vmcsMod from "../cpu/vmcs.ts";
+import * as sseStateMod from "../cpu/sse_state.ts";
 import type { KvmModule, KvmTimer } from "./kvm_main.ts";
 import { KvmError } from "./errors.ts";
 import * as kvmRunMod from "./kvm_run.ts";
@@ -15,6 +16,7 @@ import type { Tracer } from "./trace.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
+const { CLFLUSH_LINE } = sseStateMod;
 const { Cr0, Fl, Seg, St } = stateMod;
 const { CpuBased, IntrInfo, VmcsField } = vmcsMod;
 const { KVM_ENOSYS, KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KvmExit, MpState } = kvmRunMod;
@@ -52,11 +54,17 @@ export const MICROCODE_REVISION = 0x1;
  * a hypervisor (ECX bit 31) that names itself at leaf 0x40000000, as KVM does.
  */
 export function defaultCpuid(): CpuidEntry[] {
-  // FPU (bit 0), DE, PSE, TSC, MSR, CX8, CMOV. MMX, FXSR and SSE* come with the SIMD instructions.
-  const edx1 = (1 << 0) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
+  // FPU (bit 0), DE, PSE, TSC, MSR, CX8, CMOV.
+  let edx1 = (1 << 0) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 15);
+  // MMX, SSE, SSE2, SSE3, FXSAVE/FXRSTOR and CLFLUSH (runtime/cpu/sse/): CLFSH (19), MMX (23),
+  // FXSR (24), SSE (25), SSE2 (26); ECX bit 0 SSE3 (MONITOR, ECX bit 3, is not reported: #UD).
+  edx1 |= (1 << 19) | (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26);
+  const ecx1 = 1 << 0;
+  // EBX[15:8]: the CLFLUSH line size in 8-byte units (64 bytes).
+  const ebx1 = (CLFLUSH_LINE / 8) << 8;
   return [
     { function: 0, index: 0, eax: 1, ebx: str4("Genu"), edx: str4("ineI"), ecx: str4("ntel") },
-    { function: 1, index: 0, eax: PROCESSOR_SIGNATURE, ebx: 0, ecx: 1 << 31, edx: edx1 },
+    { function: 1, index: 0, eax: PROCESSOR_SIGNATURE, ebx: ebx1, ecx: (1 << 31) | ecx1, edx: edx1 },
     { function: 0x40000000, index: 0, eax: 0x40000001, ebx: str4("vmxl"), ecx: str4("abvm"), edx: str4("xlab") },
     { function: 0x40000001, index: 0, eax: 0, ebx: 0, ecx: 0, edx: 0 },
     { function: 0x80000000, index: 0, eax: 0x80000000, ebx: 0, ecx: 0, edx: 0 },
