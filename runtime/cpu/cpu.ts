@@ -491,7 +491,11 @@ export class Cpu {
       for (let k = size - 1; k >= 0; k--) v = (v << 8) | this.m8[h + k];
       return v;
     }
-    // Straddles a page: translate both pages before reading (faults come from either page).
+    // Straddles a page: translate the first page, then the second at its start, before reading, so
+    // a fault reports the address that caused it in CR2 (SDM 4.7): the access's own address when the
+    // first page faults, the second page's first byte when only the second does.
+    this.translate(la, ACC_READ);
+    this.translate(((la + size - 1) & ~0xfff) | 0, ACC_READ);
     let v = 0;
     for (let k = size - 1; k >= 0; k--) v = (v << 8) | this.rdLin8((la + k) | 0);
     return size === 2 ? v & 0xffff : v;
@@ -533,7 +537,7 @@ export class Cpu {
     }
     // Straddles a page: check both pages are writable before writing either (no partial writes).
     this.translate(la, ACC_WRITE, true);
-    this.translate((la + size - 1) | 0, ACC_WRITE, true);
+    this.translate(((la + size - 1) & ~0xfff) | 0, ACC_WRITE, true);
     for (let k = 0; k < size; k++) this.wrLin8((la + k) | 0, v >> (8 * k));
   }
 
@@ -581,13 +585,15 @@ export class Cpu {
         if ((want >>> 0) !== (pde >>> 0) && !probeOnly) this.physWrite32(pdeGpa, want);
         dirty = write || (pde & 0x40) !== 0;
       } else {
+        // The PDE is used to reach the PTE: its accessed flag is set even when the PTE then
+        // faults (SDM 4.8, "whenever the processor uses a paging-structure entry").
+        if (!(pde & 0x20) && !probeOnly) this.physWrite32(pdeGpa, pde | 0x20);
         const pteGpa = ((pde & ~0xfff) + (((la >>> 12) & 0x3ff) << 2)) >>> 0;
         const pte = this.physRead32(pteGpa);
         if (!(pte & 1)) { st[St.CR2] = la; throw pfErr(0); }
         rw &= pte & 2; us &= pte & 4;
         if (!this.accessOk(rw, us, user, write, wp)) { st[St.CR2] = la; throw pfErr(1); }
         if (!probeOnly) {
-          if (!(pde & 0x20)) this.physWrite32(pdeGpa, pde | 0x20);
           const want = pte | 0x20 | (write ? 0x40 : 0);
           if (want !== pte) this.physWrite32(pteGpa, want);
         }
