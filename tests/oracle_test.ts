@@ -88,3 +88,16 @@ test("oracle generator: every program of every class decodes (iced-x86) into who
     }
   }
 });
+
+test("oracle: the initial x87 and SSE state (random stacks, TOP, tags, FCW, MXCSR, XMM) goes through vmxlab's state block as FXRSTOR/FXSAVE take it", { skip }, () => {
+  for (const cls of ["x87", "sse"] as const) {
+    const cases = Array.from({ length: 50 }, (_, k) => ({ ...caseOf(genProgram(cls, SEED + k)).c, code: new Uint8Array([0x90]) }));
+    const host = runNative(cases);
+    const r = new VmxRunner("interp");
+    cases.forEach((c, k) => assertEquals(compare(c, 0, host[k], r.run(c)), { kind: "same" }, `${cls} seed ${SEED + k}`));
+    // The host kept what it was given (FXRSTOR then FXSAVE): ST(i), TOP, tags, FCW, MXCSR.
+    assertEquals(host[0].fx.subarray(0, 5), cases[0].fx.subarray(0, 5));
+    assertEquals(host[0].fx.subarray(24, 28), cases[0].fx.subarray(24, 28));
+    assertEquals(host[0].fx.subarray(32, 288), cases[0].fx.subarray(32, 288));
+  }
+});

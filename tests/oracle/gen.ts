@@ -423,22 +423,50 @@ function weighted(g: Gen, table: [number, (g: Gen) => Piece][]): Piece {
 /** Memory operand [disp32] in the data page. */
 const abs = (reg: number, off: number) => [modrm(0, reg, 5), ...u32(DATA_ADDR + off)];
 
-/** x87 arithmetic on values loaded from the data page (flags of the FPU live in FSW, compared whole but for C0-C3 where undefined). */
+/**
+ * The x87 condition codes, tracked like EFLAGS but 16 bits up in a piece's reads/defs/undef:
+ * C0 (FSW bit 8), C1 (9), C2 (10), C3 (14).
+ */
+export const X = { C0: 0x100 << 16, C1: 0x200 << 16, C2: 0x400 << 16, C3: 0x4000 << 16 } as const;
+const CC_ALL = (X.C0 | X.C1 | X.C2 | X.C3) >>> 0;
+/** C0, C2 and C3 undefined, C1 defined (rounding or stack fault): most x87 arithmetic (SDM Vol. 2, "FPU Flags Affected"). */
+const CC_ARITH = { defs: X.C1, undef: (X.C0 | X.C2 | X.C3) >>> 0 };
+
+/** x87 operations on values from the data page and the initial stack (all exceptions masked, as FNINIT leaves them). */
 function pieceX87(g: Gen): Piece {
-  const mo = () => g.int(0x100) * 8;
-  switch (g.int(12)) {
-    case 0: return P([0xdd, ...abs(0, mo())], "fld m64");
-    case 1: return P([0xd9, ...abs(0, mo())], "fld m32");
-    case 2: return P([0xdb, ...abs(5, g.int(0xc0) * 10)], "fld m80");
-    case 3: return P([g.pick([0xdf, 0xdb]), ...abs(0, mo())], "fild");
-    case 4: return P([0xd8 + g.pick([0, 4]), modrm(3, g.int(8), g.int(8))], "farith st");
-    case 5: return P([0xdc, ...abs(g.int(8), mo())], "farith m64");
-    case 6: return P([0xd9, g.pick([0xe0, 0xe1, 0xfa, 0xfc, 0xe8, 0xee, 0xeb, 0xe9, 0xea, 0xec, 0xed, 0xc8 + g.int(8)])], "fchs/fabs/fsqrt/frndint/fldc/fxch");
-    case 7: return P([0xdd, ...abs(g.pick([2, 3]), 0x400 + mo())], "fst m64");
-    case 8: return P([0xdb, ...abs(g.pick([2, 3]), 0x400 + mo())], "fist m32");
-    case 9: return P([0xdd, 0xd8 + g.int(8)], "fstp st");
-    case 10: return P([0xdf, 0xe0], "fnstsw ax");
-    default: return P([0xd8, modrm(3, g.pick([2, 3]), g.int(8))], "fcom");
+  const mo = () => g.int(0x80) * 8;
+  const st = () => g.int(8);
+  const A = CC_ARITH;
+  switch (g.int(20)) {
+    case 0: return P([0xdd, ...abs(0, mo())], "fld m64", 0, A.defs, A.undef);
+    case 1: return P([0xd9, ...abs(0, g.int(0x100) * 4)], "fld m32", 0, A.defs, A.undef);
+    case 2: return P([0xdb, ...abs(5, g.int(0x60) * 10)], "fld m80", 0, A.defs, A.undef);
+    case 3: return P(g.pick([[0xdf, ...abs(0, g.int(0x200) * 2)], [0xdb, ...abs(0, g.int(0x100) * 4)], [0xdf, ...abs(5, mo())]]), "fild", 0, A.defs, A.undef);
+    case 4: return P([0xd9, 0xc0 + st()], "fld st(i)", 0, A.defs, A.undef);
+    case 5: // fadd fmul fsub fsubr fdiv fdivr: st0 op st(i), st(i) op st0, and the popping forms
+      return P([g.pick([0xd8, 0xdc, 0xde]), modrm(3, g.pick([0, 1, 4, 5, 6, 7]), st())], "farith st", 0, A.defs, A.undef);
+    case 6: return P([g.pick([0xd8, 0xdc]), ...abs(g.pick([0, 1, 4, 5, 6, 7]), mo())], "farith m32/m64", 0, A.defs, A.undef);
+    case 7: return P([g.pick([0xda, 0xde]), ...abs(g.pick([0, 1, 4, 5, 6, 7]), g.int(0x200) * 2)], "fiarith", 0, A.defs, A.undef);
+    case 8: return P([0xd9, g.pick([0xe0, 0xe1])], "fchs/fabs", 0, A.defs, A.undef);
+    case 9: return P([0xd9, g.pick([0xfa, 0xfc, 0xfd])], "fsqrt/frndint/fscale", 0, A.defs, A.undef);
+    case 10: return P([0xd9, g.pick([0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee])], "fld const", 0, A.defs, A.undef);
+    case 11: return P([0xd9, 0xc8 + st()], "fxch", 0, A.defs, A.undef);
+    case 12: { // fst/fstp m32 (D9 /2 /3), m64 (DD /2 /3), fstp m80 (DB /7)
+      const [op, r] = g.pick([[0xd9, 2], [0xd9, 3], [0xdd, 2], [0xdd, 3], [0xdb, 7]] as const);
+      return P([op, ...abs(r, 0x400 + g.int(0x60) * 10)], "fst/fstp", 0, A.defs, A.undef);
+    }
+    case 13: return P([g.pick([0xdf, 0xdb]), ...abs(g.pick([2, 3]), 0x400 + mo())], "fist/fistp", 0, A.defs, A.undef);
+    case 14: return P([0xdd, 0xd8 + st()], "fstp st(i)", 0, A.defs, A.undef);
+    case 15: return P([0xdf, 0xe0], "fnstsw ax", CC_ALL);
+    case 16: return P(g.pick([[0xd8, 0xd0 + st()], [0xd8, 0xd8 + st()], [0xdd, 0xe0 + st()], [0xdd, 0xe8 + st()], [0xde, 0xd9], [0xda, 0xe9], [0xd9, 0xe4], [0xd9, 0xe5]]),
+      "fcom/fucom/ftst/fxam", 0, CC_ALL);
+    case 17: return P([0xd9, 0xf8], "fprem", 0, CC_ALL);
+    case 18: { // fldcw from the data page: precision and rounding control, exceptions stay masked
+      const cw = 0x7f | (g.int(4) << 8) | (g.int(4) << 10);
+      const off = 0x780 + g.int(0x40) * 2;
+      return P([0x66, 0xc7, 0x05, ...u32(DATA_ADDR + off), cw & 0xff, cw >> 8, 0xd9, ...abs(5, off)], "fldcw", 0, 0, CC_ALL);
+    }
+    default: return P([0xd9, g.pick([0xf6, 0xf7])], "fdecstp/fincstp", 0, A.defs, A.undef);
   }
 }
 
@@ -470,6 +498,31 @@ export function genProgram(cls: OracleClass, seed: number, size = 12): Program {
   const data = new Uint8Array(DATA_SIZE);
   for (let k = 0; k < DATA_SIZE; k += 4) new DataView(data.buffer).setUint32(k, g.value(), true);
   const fx = defaultFx();
+  const fdv = new DataView(fx.buffer);
+  if (cls === "x87") {
+    // FCW: exceptions masked, random precision and rounding control; a random TOP and 0-8 valid
+    // registers holding normal, denormal, zero, infinite and NaN values (the image's ST(i) order).
+    fdv.setUint16(0, 0x7f | (g.int(4) << 8) | (g.int(4) << 10), true);
+    const top = g.int(8), n = g.int(9);
+    fdv.setUint16(2, top << 11, true);
+    let tags = 0;
+    for (let i = 0; i < n; i++) {
+      const o = 32 + 16 * i;
+      const kind = g.int(6);
+      const exp = kind === 0 ? 0 : kind === 1 ? 0x7fff : 0x3fff + g.int(129) - 64;
+      const hi = kind === 0 && g.chance(0.5) ? 0 : (g.r() | (kind === 0 ? 0 : 0x80000000)) >>> 0;
+      fdv.setUint32(o, kind === 1 && g.chance(0.5) ? 0 : g.r(), true);
+      fdv.setUint32(o + 4, kind === 1 && g.chance(0.5) ? 0x80000000 : hi, true);
+      fdv.setUint16(o + 8, exp | (g.int(2) << 15), true);
+      tags |= 1 << ((top + i) & 7);
+    }
+    fx[4] = tags;
+  }
+  if (cls === "sse") {
+    // MXCSR: exceptions masked, random rounding, FTZ and DAZ; XMM0-7 of mixed single/double patterns.
+    fdv.setUint32(24, 0x1f80 | (g.int(4) << 13) | (g.chance(0.3) ? 0x8000 : 0) | (g.chance(0.3) ? 0x40 : 0), true);
+    for (let k = 160; k < 288; k += 4) fdv.setUint32(k, g.chance(0.5) ? g.value() : ((g.int(2) << 31) | ((0x70 + g.int(32)) << 23) | (g.r() & 0x7fffff)) >>> 0, true);
+  }
   if (cls === "x87") {
     // Plausible doubles in the data page, so loads give normal numbers as well as the odd pattern.
     const dv = new DataView(data.buffer);
@@ -489,6 +542,8 @@ export function genProgram(cls: OracleClass, seed: number, size = 12): Program {
 
 /** The CMP EAX, imm32 that makes every arithmetic flag defined before a piece that reads one. */
 const CLEANSE = [0x3d, 0x5a, 0xa5, 0x0f, 0xf0];
+/** FXAM: sets C0-C3 from ST0's class and sign (SDM Vol. 2A FXAM), before a piece that reads them. */
+const CLEANSE_CC = [0xd9, 0xe5];
 
 /** The program's code (pieces plus the inserted CMPs) and the flags undefined at its end. */
 export function buildProgram(p: Program, keep: number[] = p.pieces.map((_, k) => k)): { code: Uint8Array; undefFlags: number; starts: number[] } {
@@ -497,7 +552,8 @@ export function buildProgram(p: Program, keep: number[] = p.pieces.map((_, k) =>
   let undef = 0;
   for (const k of keep) {
     const pc = p.pieces[k];
-    if (pc.reads & undef) { out.push(...CLEANSE); undef = 0; }
+    if (pc.reads & undef & 0xffff) { out.push(...CLEANSE); undef &= ~ALL6; }
+    if (pc.reads & undef & CC_ALL) { out.push(...CLEANSE_CC); undef &= ~CC_ALL; }
     starts.push(out.length);
     out.push(...pc.bytes);
     undef = (undef & ~pc.defs) | pc.undef;
