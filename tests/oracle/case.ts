@@ -215,7 +215,7 @@ export class VmxRunner {
     const stBytes = new Uint8Array(cpuSt.buffer, cpuSt.byteOffset, cpuSt.byteLength);
     fxToState(c.fx, stBytes);
     let note: string | undefined;
-    let fault: number | null = null, errorCode = 0;
+    let fault: number | null = null, errorCode = 0, trapLen = 0;
     try {
       const res = m.run({ budget: 100_000 });
       const e = res.exit;
@@ -223,12 +223,17 @@ export class VmxRunner {
       else if (e.reason === "debug") fault = e.exception;
       else if (e.reason === "shutdown") note = `triple fault (vectors ${e.vectors.join(", ")})`;
       else if (e.reason !== "hlt") note = `run ended with exit ${JSON.stringify(e)}`;
+      // A VM exit for a software exception (INT3, INTO) saves the RIP of the instruction itself
+      // (SDM Vol. 3C 27.1); delivered natively, these traps leave EIP after it. The generator
+      // emits them unprefixed (one byte).
+      if (fault === 3 || fault === 4) trapLen = 1;
     } catch (err) {
       note = `host exception: ${err instanceof Error ? err.message : String(err)}`;
     }
     const regs = m.vcpu.getRegs() as unknown as Record<string, number>;
     let eip = regs.rip >>> 0;
     if (fault === null && note === undefined) eip = (eip - 1) >>> 0; // the HLT has retired
+    eip = (eip + trapLen) >>> 0;
     return {
       fault, errorCode, eip,
       gpr: GPR_NAMES.map((n) => regs["r" + n.slice(1)] >>> 0),

@@ -11,7 +11,7 @@
  * at the end (masked in the comparison). Any subset of a program's pieces is again a valid program,
  * which is what the shrinker relies on.
  */
-import { CODE_MAX, DATA_ADDR, DATA_SIZE, defaultFx, type OracleCase } from "./case.ts";
+import { CODE_ADDR, CODE_MAX, DATA_ADDR, DATA_SIZE, defaultFx, type OracleCase } from "./case.ts";
 
 export type OracleClass = "int" | "x87" | "sse";
 export const CLASSES: readonly OracleClass[] = ["int", "x87", "sse"];
@@ -407,9 +407,65 @@ function pieceSimple(g: Gen): Piece {
   }
 }
 
+/** Control transfers and frames: LOOP/LOOPcc/JECXZ forward, CALL/POP, ENTER/LEAVE (levels 0 and 1), INTO. */
+function pieceControl(g: Gen): Piece {
+  switch (g.int(5)) {
+    case 0: { // mov ecx, n; loop/loope/loopne/jecxz over one instruction
+      const inner = pieceSimple(g);
+      const op = g.pick([0xe0, 0xe1, 0xe2, 0xe3]);
+      if (inner.bytes.length > 127) return inner;
+      const reads = op === 0xe0 || op === 0xe1 ? F.ZF : 0;
+      return P([0xb9, ...u32(g.pick([0, 1, 2, g.value()])), op, inner.bytes.length, ...inner.bytes], "loop/jecxz", reads | inner.reads, 0, inner.undef);
+    }
+    case 1: return P([0xe8, 0, 0, 0, 0, 0x58 + g.gpr()], "call/pop");
+    case 2: { // enter n, 0|1; leave: the frame stays in the data page's stack area
+      const level = g.int(2);
+      return P([0xc8, g.int(0x80), 0, level, ...(g.chance(0.5) ? [0x89, modrm(1, g.gpr(), 5), 0x100 - 4 * (1 + g.int(4))] : []), 0xc9], "enter/leave");
+    }
+    case 3: return P([0xce], "into", F.OF); // #OF when OF = 1 (a trap: EIP after the INTO)
+    default: { // sub esp / add esp around a store to the new stack slot
+      const n = 4 * (1 + g.int(16));
+      return P([0x83, modrm(3, 5, 4), n, 0xc7, 0x04, 0x24, ...u32(g.value()), 0x83, modrm(3, 0, 4), n], "stack slot", 0, ALL6);
+    }
+  }
+}
+
+/** Memory operands with SIB (base + index*scale + disp8), segment overrides, BTx with a register bit offset into memory, CMPXCHG8B's success path, BOUND. */
+function pieceAddressing(g: Gen): Piece {
+  switch (g.int(5)) {
+    case 0: { // mov base, DATA+x; mov index, i; op [base + index*scale + d]
+      const base = g.pick([0, 1, 2, 3, 6, 7]), index = g.pick([0, 1, 2, 3, 5, 6, 7].filter((r) => r !== base));
+      const scale = g.int(4), i = g.int(32), d = g.int(128);
+      const at = DATA_ADDR + g.int(0x400) - ((i << scale) + d) + 0x100;
+      const seg = g.chance(0.3) ? [g.pick([0x26, 0x2e, 0x36, 0x3e])] : [];
+      const op = g.pick([[0x8b], [0x03], [0x01], [0x31], [0x0f, 0xb6], [0x89]]);
+      const reg = g.pick([0, 1, 2, 3, 5, 6, 7].filter((r) => r !== base && r !== index));
+      const flags = op[0] === 0x03 || op[0] === 0x01 ? [0, ALL6, 0] : op[0] === 0x31 ? [0, ALL6 & ~F.AF, F.AF] : [0, 0, 0];
+      return P([0xb8 + base, ...u32(at), 0xb8 + index, ...u32(i), ...seg, ...op, modrm(1, reg, 4), (scale << 6) | (index << 3) | base, d], "sib", flags[0], flags[1], flags[2]);
+    }
+    case 1: { // bt/bts/btr/btc [mem], reg with a small signed bit offset (the bit string reaches below and above the operand)
+      const r = g.pick([0, 1, 2, 3, 5, 6, 7]), bit = g.int(192) - 64, size = g.pick([16, 32]);
+      return P([0xb8 + r, ...u32(bit), ...(g.chance(0.2) ? [0xf0] : []), ...osz(size), 0x0f, g.pick([0xab, 0xb3, 0xbb]), modrm(0, r, 5), ...u32(DATA_ADDR + 0x200 + g.int(0x100))],
+        "bt mem,reg", 0, F.CF, F.OF | F.SF | F.AF | F.PF);
+    }
+    case 2: { // cmpxchg8b that succeeds: EDX:EAX loaded from the operand first
+      const m = DATA_ADDR + g.int(0xf0) * 8;
+      return P([0xa1, ...u32(m), 0x8b, modrm(0, 2, 5), ...u32(m + 4), 0x0f, 0xc7, modrm(0, 1, 5), ...u32(m)], "cmpxchg8b equal", 0, F.ZF);
+    }
+    case 3: { // bound r32, m32&32 (#BR when out of range, which ends the program: kept rare)
+      if (g.chance(0.7)) return pieceAddressing(g);
+      return P([0x62, modrm(0, g.gpr(), 5), ...u32(DATA_ADDR + g.int(0xf0) * 8)], "bound");
+    }
+    default: { // movs/stos/lods with a segment override on the source
+      const size = g.pick([8, 16, 32]);
+      return P([0xbe, ...u32(DATA_ADDR + 0x100 + g.int(0x300)), 0xbf, ...u32(DATA_ADDR + 0x400 + g.int(0x300)), 0xfc, g.pick([0x26, 0x2e, 0x36, 0x3e]), ...osz(size), g.pick([0xa4, 0xac]) + wbit(size)], "movs/lods seg");
+    }
+  }
+}
+
 const INT_PIECES: [number, (g: Gen) => Piece][] = [
   [14, pieceAlu], [10, pieceUnary], [4, pieceDiv], [10, pieceShift], [4, pieceShd], [6, pieceBits], [4, pieceBcd],
-  [5, pieceString], [8, pieceCond], [6, pieceExchange], [6, pieceFlags], [12, pieceSimple],
+  [5, pieceString], [8, pieceCond], [6, pieceExchange], [6, pieceFlags], [12, pieceSimple], [4, pieceControl], [6, pieceAddressing],
 ];
 
 function weighted(g: Gen, table: [number, (g: Gen) => Piece][]): Piece {
@@ -545,10 +601,31 @@ const CLEANSE = [0x3d, 0x5a, 0xa5, 0x0f, 0xf0];
 /** FXAM: sets C0-C3 from ST0's class and sign (SDM Vol. 2A FXAM), before a piece that reads them. */
 const CLEANSE_CC = [0xd9, 0xe5];
 
-/** The program's code (pieces plus the inserted CMPs) and the flags undefined at its end. */
-export function buildProgram(p: Program, keep: number[] = p.pieces.map((_, k) => k)): { code: Uint8Array; undefFlags: number; starts: number[] } {
+/**
+ * Flags (and x87 condition codes) undefined at the end of a program, and at each piece, for a
+ * program that faults part-way: a fault in piece k is compared with the flags undefined before or
+ * after piece k masked (its instructions before the faulting one may have run).
+ */
+export interface UndefMask {
+  end: number;
+  at: { start: number; undef: number }[];
+}
+
+/** The undefined set a result at `eip` is compared with: the faulting piece's, or the end's. */
+export function undefAt(u: number | UndefMask, eip: number | null): number {
+  if (typeof u === "number") return u;
+  if (eip === null) return u.end;
+  const off = eip - CODE_ADDR;
+  let m = u.end;
+  for (const p of u.at) if (p.start <= off) m = p.undef;
+  return m;
+}
+
+/** The program's code (pieces plus the inserted CMPs and FXAMs) and the flags left undefined. */
+export function buildProgram(p: Program, keep: number[] = p.pieces.map((_, k) => k)): { code: Uint8Array; undef: UndefMask; starts: number[] } {
   const out: number[] = [];
   const starts: number[] = [];
+  const at: { start: number; undef: number }[] = [];
   let undef = 0;
   for (const k of keep) {
     const pc = p.pieces[k];
@@ -556,14 +633,16 @@ export function buildProgram(p: Program, keep: number[] = p.pieces.map((_, k) =>
     if (pc.reads & undef & CC_ALL) { out.push(...CLEANSE_CC); undef &= ~CC_ALL; }
     starts.push(out.length);
     out.push(...pc.bytes);
-    undef = (undef & ~pc.defs) | pc.undef;
+    const after = (undef & ~pc.defs) | pc.undef;
+    at.push({ start: starts[starts.length - 1], undef: (undef | after) >>> 0 });
+    undef = after;
   }
   if (out.length > CODE_MAX) throw new RangeError(`Program too long: ${out.length} bytes`);
-  return { code: new Uint8Array(out), undefFlags: undef, starts };
+  return { code: new Uint8Array(out), undef: { end: undef >>> 0, at }, starts };
 }
 
 /** The case for a program (or a subset of its pieces). */
-export function caseOf(p: Program, keep?: number[]): { c: OracleCase; undefFlags: number } {
+export function caseOf(p: Program, keep?: number[]): { c: OracleCase; undef: UndefMask } {
   const b = buildProgram(p, keep);
-  return { c: { gpr: p.gpr.slice(), eflags: p.eflags, fx: p.fx.slice(), data: p.data.slice(), code: b.code }, undefFlags: b.undefFlags };
+  return { c: { gpr: p.gpr.slice(), eflags: p.eflags, fx: p.fx.slice(), data: p.data.slice(), code: b.code }, undef: b.undef };
 }

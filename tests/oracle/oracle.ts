@@ -16,7 +16,7 @@
  */
 import { Decoder, DecoderOptions, Formatter, FormatterSyntax } from "iced-x86";
 import { CODE_ADDR, DATA_ADDR, GPR_NAMES, type OracleCase, type OracleResult, runNative, VmxRunner } from "./case.ts";
-import { caseOf, type OracleClass, genProgram, type Program } from "./gen.ts";
+import { caseOf, type OracleClass, genProgram, type Program, undefAt, type UndefMask } from "./gen.ts";
 import type { EngineName } from "../../runtime/vmm/engines.ts";
 
 /** Vectors vmxlab raises for an instruction it does not implement (#UD) or lets a kernel emulate (#NM). */
@@ -60,7 +60,8 @@ function insnAt(c: OracleCase, eip: number): string {
 }
 
 /** Compare vmxlab's result with the host's, masking what the SDM leaves undefined. */
-export function compare(c: OracleCase, undefFlags: number, host: OracleResult, vmx: OracleResult): Verdict {
+export function compare(c: OracleCase, undef: number | UndefMask, host: OracleResult, vmx: OracleResult): Verdict {
+  const undefFlags = undefAt(undef, host.fault === null ? null : host.eip);
   if (vmx.note !== undefined) return { kind: "differ", what: [`vmxlab: ${vmx.note} at ${hex(vmx.eip)}`] };
   if (vmx.fault !== null && UNIMPLEMENTED_VECTORS.has(vmx.fault) && host.fault !== vmx.fault) {
     return { kind: "unimplemented", eip: vmx.eip, insn: insnAt(c, vmx.eip) };
@@ -160,7 +161,7 @@ export function runOracle(o: OracleOptions): OracleSummary {
       sum.cases++;
       for (const r of runners) {
         sum.runs++;
-        const v = compare(built[k].c, built[k].undefFlags, host[k], r.run(built[k].c));
+        const v = compare(built[k].c, built[k].undef, host[k], r.run(built[k].c));
         if (v.kind === "same") { sum.same++; continue; }
         if (v.kind === "unimplemented") {
           sum.unimplemented++;
@@ -185,7 +186,7 @@ export function runOracle(o: OracleOptions): OracleSummary {
 export function explain(p: Program, r: VmxRunner, shrink: boolean): string {
   const verdictOf = (keep: number[]): Verdict => {
     const b = caseOf(p, keep);
-    return compare(b.c, b.undefFlags, runNative([b.c])[0], r.run(b.c));
+    return compare(b.c, b.undef, runNative([b.c])[0], r.run(b.c));
   };
   let keep = p.pieces.map((_, k) => k);
   if (shrink) {
