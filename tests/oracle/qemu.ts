@@ -1,7 +1,8 @@
 /**
  * The QEMU oracle for system behaviour: random programs that exercise paging (test windows 16 MiB
- * apart mapped onto shared frames, A/D bits, INVLPG and CR3 flushes, 4 MiB pages, CR0.WP) and
- * segmentation (FS loaded with descriptors of every kind, accesses at and past their limits), with
+ * apart mapped onto shared frames, A/D bits, INVLPG and CR3 flushes, 4 MiB pages, CR0.WP, U/S at
+ * CPL 3) and segmentation (FS loaded with descriptors of every kind, accesses within their limits,
+ * privilege checks at CPL 3, privileged instructions), with
  * the faults they raise logged by the frame's IDT stubs. A program is the committed frame
  * (tests/oracle/qemu/sys.bin, from sys.asm) with the generator's page-table entries patched in and
  * its random body appended: a multiboot kernel that QEMU (`-kernel`) and vmxlab (its multiboot
@@ -174,8 +175,28 @@ export function genSysProgram(seed: number, size = 40): SysProgram {
     } else if (x < 87) { // write a frame through the identity map
       const o = int(16) * 0x1000 + pick(offs), v = r();
       b.op(`mov dword [frame ${hex(FRAMES + o)}], ${hex(v)}`, [0xc7, 0x05, ...u32(FRAMES + o), ...u32(v)]);
+    } else if (x < 92) { // a run at CPL 3: IRET to a flat DPL 3 code segment, a few accesses, INT 0x30 back
+      b.op("mov [tss.esp0], esp; ds = es = 0x6b; iretd to 0x63:next (CPL 3, ss:esp 0x6b:0x10e000, eflags 0x2)", [
+        0x89, 0x25, ...u32(0x10f804), 0x66, 0xb8, 0x6b, 0x00, 0x8e, 0xd8, 0x8e, 0xc0,
+        0x6a, 0x6b, 0x68, ...u32(0x10e000), 0x6a, 0x02, 0x6a, 0x63, 0xe8, 0, 0, 0, 0, 0x83, 0x04, 0x24, 5, 0xcf,
+      ]);
+      for (let n3 = 1 + int(4); n3 > 0; n3--) {
+        const y = int(10);
+        if (y < 4) {
+          const { a } = lin(), o = pick(offs);
+          if (chance(0.5)) b.op(`cpl3: mov eax, [${hex(a + o)}]; log`, [0xa1, ...u32(a + o), ...CALL_LOG], true);
+          else b.op(`cpl3: mov dword [${hex(a + o & ~3)}], imm`, [0xc7, 0x05, ...u32((a + o) & ~3), ...u32(r())], true);
+        } else if (y < 7) { // privilege checks of segment loads at CPL 3
+          const sel = pick([0x10, 0x13, 0x48, 0x4b, 0x68, 0x6b, 0x60, 0x63, 0x18, 0x1b, 0x00, 0x03]);
+          b.op(`cpl3: mov fs, ${hex(sel)}`, [0x66, 0xb8, sel & 0xff, 0, 0x8e, 0xe0], true);
+        } else { // privileged instructions: #GP(0) at CPL 3
+          const [t, code] = pick([["mov eax, cr0", [0x0f, 0x20, 0xc0]], ["cli", [0xfa]], ["hlt", [0xf4]], ["invlpg [0x400000]", INVLPG(0x400000)], ["in al, 0x80", [0xe4, 0x80]]] as const);
+          b.op(`cpl3: ${t}`, [...code], true);
+        }
+      }
+      b.op("int 0x30 (back to CPL 0)", [0xcd, 0x30]);
     } else { // segmentation: load FS (every kind of selector), then read or write through it within its limits
-      const sel = pick([0x00, 0x18, 0x20, 0x28, 0x30, 0x38, 0x40, 0x48, 0x4b, 0x50, 0x58, 0x60, 0x80, 0x1c, 0x10]);
+      const sel = pick([0x00, 0x18, 0x20, 0x28, 0x30, 0x38, 0x40, 0x48, 0x4b, 0x50, 0x58, 0x60, 0x70, 0x78, 0x80, 0x1c, 0x10]);
       b.op(`mov fs, ${hex(sel)}`, [0x66, 0xb8, sel & 0xff, sel >> 8, 0x8e, 0xe0], true);
       // Accesses only where the SDM allows them for the segment FS would hold: QEMU TCG does not
       // check data accesses against segment limits, types or a null selector (tests/oracle/README.md).
@@ -253,11 +274,12 @@ export function dumpWords(d: Uint8Array): number[] | string {
   return w;
 }
 
-/** The tail of a dump: CR0, CR4, PD[16], 3 x 8 PTEs, the GDT's 24 words, 16 frame checksums. */
-const TAIL = 2 + 16 + 24 + 24 + 16;
+/** The tail of a dump: CR0, CR4, PD[16], 3 x 8 PTEs, the GDT's 30 words, 16 frame checksums. */
+const GDT_WORDS = 30;
+const TAIL = 2 + 16 + 24 + GDT_WORDS + 16;
 const TAIL_NAMES = ["cr0", "cr4", ...Array.from({ length: 16 }, (_, i) => `pde[${i}]`),
   ...[0, 1, 2].flatMap((w) => Array.from({ length: 8 }, (_, k) => `pte ${hex(WINDOWS[w] + k * 0x1000)}`)),
-  ...Array.from({ length: 24 }, (_, i) => `gdt[0x${(i * 4).toString(16)}]`), ...Array.from({ length: 16 }, (_, i) => `frame ${i} checksum`)];
+  ...Array.from({ length: GDT_WORDS }, (_, i) => `gdt[0x${(i * 4).toString(16)}]`), ...Array.from({ length: 16 }, (_, i) => `frame ${i} checksum`)];
 
 /** Compare two dumps: null when equal, else a description (the first differing words, named). */
 export function compareDumps(expected: Uint8Array, actual: Uint8Array): string | null {

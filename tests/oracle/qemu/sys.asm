@@ -14,7 +14,8 @@
 ;            PDE1/5/9 -> PT_A/PT_B/PT_C: test windows at 0x400000, 0x1400000, 0x2400000 (16 MiB apart)
 ;   0x104000 PT0, 0x105000 PT_ID2, 0x106000 PT_A, 0x107000 PT_B, 0x108000 PT_C (the generator
 ;            writes the windows' first eight PTEs), stack below 0x10F000, body at 0x110000,
-;            log at 0x300000 ("VMXO", byte length, entries).
+;            log at 0x300000 ("VMXO", byte length, entries). Everything here is user-accessible
+;            (PT0's U/S = 1); the user-mode stack is below 0x10E000, the TSS at 0x10F800.
 ; The test frames are 0x800000-0x80FFFF (sixteen 4 KiB frames, reached also through PT_ID2).
 bits 32
 org 0x100000
@@ -30,6 +31,7 @@ PT_A     equ 0x106000
 PT_B     equ 0x107000
 PT_C     equ 0x108000
 FRAMES   equ 0x800000
+TSS      equ 0x10F800           ; SS0 = 0x10; ESP0 written by the body before it enters CPL 3
 
 mb_header:
         dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
@@ -59,6 +61,8 @@ entry:
         mov esp, 0x10F000
         xor eax, eax            ; a null LDT: the reset value (limit 0xFFFF) or a loader's must not leak in
         lldt ax
+        mov ax, 0x70            ; the TSS (ESP0 for faults and INT 0x30 from CPL 3)
+        ltr ax
         xor ecx, ecx
 .gate:  mov eax, [isr_table + ecx*4]
         mov [0x102000 + ecx*8], ax
@@ -69,6 +73,12 @@ entry:
         inc ecx
         cmp ecx, 32
         jb .gate
+        mov eax, user_return    ; INT 0x30: a DPL 3 interrupt gate, the way back from CPL 3
+        mov [0x102000 + 0x30*8], ax
+        mov word [0x102000 + 0x30*8 + 2], 0x08
+        mov word [0x102000 + 0x30*8 + 4], 0xEE00
+        shr eax, 16
+        mov [0x102000 + 0x30*8 + 6], ax
         lidt [idtr]
         mov eax, 0x10           ; CR4: PSE only
         mov cr4, eax
@@ -144,6 +154,17 @@ log_words:                      ; ESI words, ECX count
         loop log_words
         ret
 
+; INT 0x30 from CPL 3 (the body's way back to CPL 0): drop the interrupt frame (EIP CS EFLAGS ESP
+; SS, on the ESP0 the body put in the TSS, so ESP is the body's own again) and go on at the
+; instruction after the INT with flat DS/ES. EAX and ECX are the body's scratch registers.
+user_return:
+        mov eax, [esp]
+        add esp, 20
+        mov cx, 0x10
+        mov ds, cx
+        mov es, cx
+        jmp eax
+
 ; Exceptions: log 0xFA0000vv, the error code (0 when none), CR2 and the faulting EIP, then go on
 ; at [resume]. After 4096 faults the program ends at the dump.
 isr_common:                     ; [esp] vector, error, EIP, CS, EFLAGS
@@ -193,7 +214,7 @@ isr_table:
         align 8
 gdtr:   dw gdt_end - gdt - 1
         dd gdt
-idtr:   dw 32 * 8 - 1
+idtr:   dw 0x31 * 8 - 1
         dd 0x102000
 
 ; base, limit (20 bits), access byte, flags nibble (G D/B L AVL)
@@ -216,16 +237,19 @@ gdt:                            ; 0x101000
         DESC FRAMES, 0x0FFFF, 0xF2, 0x4         ; 0x48 data RW, DPL 3
         DESC FRAMES + 0x1000, 0x00000, 0x92, 0xC ; 0x50 data RW, G=1, limit 0 (4 KiB)
         DESC FRAMES, 0x00FFF, 0x96, 0x0         ; 0x58 data RW expand-down, B=0 (offsets 0x1000-0xFFFF)
+        DESC 0, 0xFFFFF, 0xFB, 0xC              ; 0x60 user code, flat, DPL 3, accessed (QEMU does not set A on an IRET to CS: README)
+        DESC 0, 0xFFFFF, 0xF2, 0xC              ; 0x68 user data, flat, DPL 3
+        DESC TSS, 0x67, 0x89, 0x0               ; 0x70 32-bit TSS (available; LTR makes it busy)
 gdt_end:
 
         times 0x3000 - ($ - $$) db 0
 pd:                             ; 0x103000
         dd PT0 + 7, PT_A + 7, PT_ID2 + 7, 0, 0, PT_B + 7, 0, 0, 0, PT_C + 7
         times 0x4000 - ($ - $$) db 0
-pt0:                            ; 0x104000: identity 0-4 MiB
+pt0:                            ; 0x104000: identity 0-4 MiB, user-accessible (the body also runs at CPL 3)
 %assign p 0
 %rep 1024
-        dd (p << 12) | 3
+        dd (p << 12) | 7
 %assign p p+1
 %endrep
 pt_id2:                         ; 0x105000: identity 8-12 MiB
@@ -234,4 +258,8 @@ pt_id2:                         ; 0x105000: identity 8-12 MiB
         dd 0x800000 + (p << 12) | 3
 %assign p p+1
 %endrep
-        times 0x10000 - ($ - $$) db 0   ; PT_A, PT_B, PT_C (written by the generator), stack; the body follows at 0x110000
+        times 0xF800 - ($ - $$) db 0    ; PT_A, PT_B, PT_C (written by the generator), stacks
+tss:    dd 0, 0, 0x10                   ; link, ESP0, SS0
+        times 0x66 - ($ - tss) db 0
+        dw 0x68                         ; I/O map base beyond the limit: no I/O bitmap
+        times 0x10000 - ($ - $$) db 0   ; the body follows at 0x110000
