@@ -30,6 +30,8 @@ export interface Piece {
   undef: number;
   /** A short description (the instruction class), for reports. */
   what: string;
+  /** For code that depends on where it lands (self-modifying code): the bytes at linear address `at`. */
+  place?: (at: number) => number[];
 }
 
 export interface Program {
@@ -463,9 +465,24 @@ function pieceAddressing(g: Gen): Piece {
   }
 }
 
+/**
+ * Self-modifying code: a store into the immediate of an instruction a few bytes on (MOV r32, imm32,
+ * or ADD EAX, imm32). Since the P6 family the processor detects stores to code already fetched and
+ * runs the new bytes (SDM Vol. 3A 11.6); a JIT must too.
+ */
+function pieceSmc(g: Gen): Piece {
+  const reg = g.gpr(), v = g.value(), old = g.value();
+  const add = g.chance(0.3);
+  const store = (at: number) => [0xc7, 0x05, ...u32(at + 10 + (add ? 1 : 1)), ...u32(v)]; // 10 bytes, then the target
+  const target = add ? [0x05, ...u32(old)] : [0xb8 + reg, ...u32(old)];
+  const piece = P([...store(CODE_ADDR), ...target], add ? "smc add eax" : "smc mov", 0, add ? ALL6 : 0);
+  piece.place = (at) => [...store(at), ...target];
+  return piece;
+}
+
 const INT_PIECES: [number, (g: Gen) => Piece][] = [
   [14, pieceAlu], [10, pieceUnary], [4, pieceDiv], [10, pieceShift], [4, pieceShd], [6, pieceBits], [4, pieceBcd],
-  [5, pieceString], [8, pieceCond], [6, pieceExchange], [6, pieceFlags], [12, pieceSimple], [4, pieceControl], [6, pieceAddressing],
+  [5, pieceString], [8, pieceCond], [6, pieceExchange], [6, pieceFlags], [12, pieceSimple], [4, pieceControl], [6, pieceAddressing], [2, pieceSmc],
 ];
 
 function weighted(g: Gen, table: [number, (g: Gen) => Piece][]): Piece {
@@ -660,7 +677,7 @@ export function buildProgram(p: Program, keep: number[] = p.pieces.map((_, k) =>
     if (pc.reads & undef & 0xffff) { out.push(...CLEANSE); undef &= ~ALL6; }
     if (pc.reads & undef & CC_ALL) { out.push(...CLEANSE_CC); undef &= ~CC_ALL; }
     starts.push(out.length);
-    out.push(...pc.bytes);
+    out.push(...(pc.place ? pc.place(CODE_ADDR + out.length) : pc.bytes));
     const after = (undef & ~pc.defs) | pc.undef;
     at.push({ start: starts[starts.length - 1], undef: (undef | after) >>> 0 });
     undef = after;
