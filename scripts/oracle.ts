@@ -16,6 +16,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { runOracle } from "../tests/oracle/oracle.ts";
+import { harnessUnavailable } from "../tests/oracle/case.ts";
 import { CLASSES, type OracleClass } from "../tests/oracle/gen.ts";
 import { ENGINE_NAMES, type EngineName } from "../runtime/vmm/engines.ts";
 import { loadJit } from "../jit/mod.ts";
@@ -43,8 +44,9 @@ if (!Number.isInteger(seed) || !Number.isInteger(count) || count < 1 || !Number.
   console.error(usage);
   process.exit(2);
 }
-if (process.platform !== "linux" || !["x64", "ia32"].includes(process.arch)) {
-  console.error(`The host-CPU oracle runs its harness natively: it needs x86 Linux (this is ${process.platform}/${process.arch})`);
+const unavailable = harnessUnavailable();
+if (unavailable !== null) {
+  console.error(`Cannot run the host-CPU oracle: ${unavailable}`);
   process.exit(2);
 }
 if (engines.some((e) => e !== "interp")) await loadJit();

@@ -5,15 +5,13 @@
  * another run of vmxlab. `npm run oracle -- --count N` runs more.
  */
 import { test } from "node:test";
-import process from "node:process";
 import { assert, assertEquals } from "./assert.ts";
 import { loadJit } from "../jit/mod.ts";
-import { CODE_ADDR, DATA_ADDR, DATA_SIZE, defaultFx, type OracleCase, runNative, VmxRunner } from "./oracle/case.ts";
+import { CODE_ADDR, DATA_ADDR, DATA_SIZE, defaultFx, harnessUnavailable, type OracleCase, runNative, VmxRunner } from "./oracle/case.ts";
 import { buildProgram, caseOf, CLASSES, genProgram } from "./oracle/gen.ts";
 import { compare, disassemble, runOracle } from "./oracle/oracle.ts";
 
-const native = process.platform === "linux" && (process.arch === "x64" || process.arch === "ia32");
-const skip = native ? false : "the harness runs natively: it needs an x86 Linux host";
+const skip = harnessUnavailable() ?? false;
 const SEED = 20261207;
 
 function bareCase(code: number[], gpr = [1, 2, 3, 4, DATA_ADDR + 0xc00, 6, 7, 8]): OracleCase {

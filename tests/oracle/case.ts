@@ -6,6 +6,7 @@
  * register calls and the state block's documented x87/SSE offsets.
  */
 import { spawnSync } from "node:child_process";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -65,6 +66,17 @@ const CASE_MAGIC = 0x45534143, RESULT_MAGIC = 0x544c5352;
 const RESULT_BYTES = 4 * 6 + 32 + 4 + FX_SIZE + DATA_SIZE;
 /** Linux's signal for SIGALRM (the harness's per-case time limit); reported as vector -1. */
 const TIMEOUT_VECTOR = 0xffffffff;
+
+/**
+ * Whether the harness runs here: an x86 Linux host that executes 32-bit binaries (a kernel built
+ * without IA-32 emulation, or another OS, cannot). Returns the reason when it does not.
+ */
+export function harnessUnavailable(): string | null {
+  if (process.platform !== "linux" || !["x64", "ia32"].includes(process.arch)) return `the harness runs natively: it needs x86 Linux (this is ${process.platform}/${process.arch})`;
+  const r = spawnSync(HARNESS_PATH, ["/dev/null"]);
+  if (r.error || r.status !== 0) return `the 32-bit harness does not run on this host: ${r.error?.message ?? `status ${r.status} ${r.stderr?.toString().trim()}`}`;
+  return null;
+}
 
 /** Run cases on the host processor through the committed harness. */
 export function runNative(cases: OracleCase[]): OracleResult[] {
