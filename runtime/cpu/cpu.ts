@@ -802,7 +802,9 @@ export class Cpu {
       return;
     }
     if (soft) this.softIntDelivered = true;
-    if (this.firstVector < 0) this.firstVector = vector;
+    // The first event of a chain that can end in #DF; -2 for INT n and external interrupts, which
+    // cannot (INT 8 is not a double fault).
+    if (this.firstVector < 0) this.firstVector = hwException ? vector : -2;
     this.delivering++;
     try {
       if (this.protectedMode) this.deliverProtected(vector, errorCode, soft, type);
@@ -817,7 +819,7 @@ export class Cpu {
         this.tripleFault([first, e.vector]);
         return;
       }
-      if (vector === Vec.DF) {
+      if (vector === Vec.DF && hwException) {
         this.tripleFault([Vec.DF, e.vector]);
         return;
       }
@@ -827,9 +829,13 @@ export class Cpu {
         this.tripleFault([vector, e.vector]);
         return;
       }
+      // Only a hardware exception can be the first of a double fault: a fault while starting INT n
+      // (or an external interrupt) is delivered as itself (SDM 6.15, table 6-5), and for INT n,
+      // INT3 and INTO it reports the EIP of that instruction (SDM 6.12.1.1), not of the next one.
+      if (soft) this.st[St.RIP] = (this.st[St.RIP] - insnLen) & (this.code32 ? -1 : 0xffff);
       const contributory = (v: number) => v === 0 || (v >= 10 && v <= 13);
-      const df = (contributory(vector) && contributory(e.vector)) ||
-        (vector === Vec.PF && (contributory(e.vector) || e.vector === Vec.PF));
+      const df = hwException && ((contributory(vector) && contributory(e.vector)) ||
+        (vector === Vec.PF && (contributory(e.vector) || e.vector === Vec.PF)));
       this.firstVector = -1;
       if (df) {
         this.firstVector = Vec.DF;
