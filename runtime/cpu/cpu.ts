@@ -530,7 +530,11 @@ export class Cpu {
       for (let k = size - 1; k >= 0; k--) v = (v << 8) | this.m8[h + k];
       return v;
     }
-    // Straddles a page: translate both pages before reading (faults come from either page).
+    // Straddles a page: translate the first page, then the second at its start, before reading, so
+    // a fault reports the address that caused it in CR2 (SDM 4.7): the access's own address when the
+    // first page faults, the second page's first byte when only the second does.
+    this.translate(la, ACC_READ);
+    this.translate(((la + size - 1) & ~0xfff) | 0, ACC_READ);
     let v = 0;
     for (let k = size - 1; k >= 0; k--) v = (v << 8) | this.rdLin8((la + k) | 0);
     return size === 2 ? v & 0xffff : v;
@@ -572,7 +576,7 @@ export class Cpu {
     }
     // Straddles a page: check both pages are writable before writing either (no partial writes).
     this.translate(la, ACC_WRITE, true);
-    this.translate((la + size - 1) | 0, ACC_WRITE, true);
+    this.translate(((la + size - 1) & ~0xfff) | 0, ACC_WRITE, true);
     for (let k = 0; k < size; k++) this.wrLin8((la + k) | 0, v >> (8 * k));
   }
 
@@ -646,13 +650,15 @@ export class Cpu {
         if ((want >>> 0) !== (pde >>> 0) && !probeOnly) this.physWrite32(pdeGpa, want);
         dirty = write || (pde & 0x40) !== 0;
       } else {
+        // The PDE is used to reach the PTE: its accessed flag is set even when the PTE then
+        // faults (SDM 4.8, "whenever the processor uses a paging-structure entry").
+        if (!(pde & 0x20) && !probeOnly) this.physWrite32(pdeGpa, pde | 0x20);
         const pteGpa = ((pde & ~0xfff) + (((la >>> 12) & 0x3ff) << 2)) >>> 0;
         const pte = this.physRead32(pteGpa);
         if (!(pte & 1)) { st[St.CR2] = la; throw pfErr(0); }
         rw &= pte & 2; us &= pte & 4;
         if (!this.accessOk(rw, us, user, write, wp)) { st[St.CR2] = la; throw pfErr(1); }
         if (!probeOnly) {
-          if (!(pde & 0x20)) this.physWrite32(pdeGpa, pde | 0x20);
           const want = pte | 0x20 | (write ? 0x40 : 0);
           if (want !== pte) this.physWrite32(pteGpa, want);
         }
@@ -863,7 +869,9 @@ export class Cpu {
       return;
     }
     if (soft) this.softIntDelivered = true;
-    if (this.firstVector < 0) this.firstVector = vector;
+    // The first event of a chain that can end in #DF; -2 for INT n and external interrupts, which
+    // cannot (INT 8 is not a double fault).
+    if (this.firstVector < 0) this.firstVector = hwException ? vector : -2;
     this.delivering++;
     try {
       if (this.protectedMode) this.deliverProtected(vector, errorCode, soft, type);
@@ -880,15 +888,12 @@ export class Cpu {
         return;
       }
       if (!(e instanceof CpuFault)) throw e;
-      // A fault while delivering INT n, INT3, INTO or INT1 is reported at the instruction: its
-      // frame holds the EIP of the INT, not of the next instruction (SDM 6.12.1.1).
-      if (soft) this.st[St.RIP] = (this.st[St.RIP] - insnLen) & (this.code32 ? -1 : 0xffff);
       const first = this.firstVector;
       if (first === Vec.DF || this.delivering > 0 && first === Vec.DF) {
         this.tripleFault([first, e.vector]);
         return;
       }
-      if (vector === Vec.DF) {
+      if (vector === Vec.DF && hwException) {
         this.tripleFault([Vec.DF, e.vector]);
         return;
       }
@@ -898,9 +903,13 @@ export class Cpu {
         this.tripleFault([vector, e.vector]);
         return;
       }
+      // Only a hardware exception can be the first of a double fault: a fault while starting INT n
+      // (or an external interrupt) is delivered as itself (SDM 6.15, table 6-5), and for INT n,
+      // INT3 and INTO it reports the EIP of that instruction (SDM 6.12.1.1), not of the next one.
+      if (soft) this.st[St.RIP] = (this.st[St.RIP] - insnLen) & (this.code32 ? -1 : 0xffff);
       const contributory = (v: number) => v === 0 || (v >= 10 && v <= 13);
-      const df = (contributory(vector) && contributory(e.vector)) ||
-        (vector === Vec.PF && (contributory(e.vector) || e.vector === Vec.PF));
+      const df = hwException && ((contributory(vector) && contributory(e.vector)) ||
+        (vector === Vec.PF && (contributory(e.vector) || e.vector === Vec.PF)));
       this.firstVector = -1;
       if (df) {
         this.firstVector = Vec.DF;
