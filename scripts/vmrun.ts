@@ -43,12 +43,16 @@ Options:
   --serial-input TEXT                bytes for the UART's receive FIFO
   --trace exits|path|insn            trace to stderr, one JSON object a line
   --json                             end stdout with a JSON report
+  --gdb PORT                         serve the GDB remote protocol on 127.0.0.1:PORT (0: a free port,
+                                     printed on stderr); gdb: target remote :PORT
+  --gdb-wait                         with --gdb: hold the guest until gdb connects and continues
   --help                             show this help
 
 Examples:
   vmrun tests/guests/hello16.bin --reg eax=2 --reg ebx=2
   vmrun --mode protected --json tests/guests/pm_fib.bin
   vmrun --mode protected --budget 1000000 tests/guests/cguest_O2.elf
+  vmrun --gdb 1234 --gdb-wait tests/guests/gdb_demo.elf   # then: gdb tests/guests/gdb_demo.elf -ex 'target remote :1234'
 `;
 
 /** A usage error: exit status 2 with a one-line message. */
@@ -74,6 +78,8 @@ interface Options {
   trace?: "exits" | "path" | "insn";
   json: boolean;
   serialInput?: string;
+  gdb?: number;
+  gdbWait: boolean;
 }
 
 function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
@@ -101,7 +107,7 @@ export function parseCli(argv: string[]): Options | "help" {
         mem: { type: "string" }, engine: { type: "string" }, reg: { type: "string", multiple: true },
         budget: { type: "string" }, timeout: { type: "string" }, dump: { type: "string", multiple: true },
         trace: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean" },
-        "serial-input": { type: "string" },
+        "serial-input": { type: "string" }, gdb: { type: "string" }, "gdb-wait": { type: "boolean" },
       },
     });
   } catch (e) {
@@ -154,7 +160,20 @@ export function parseCli(argv: string[]): Options | "help" {
     trace: v.trace === undefined ? undefined : oneOf("trace", v.trace, ["exits", "path", "insn"] as const, "exits"),
     json: v.json ?? false,
     serialInput: v["serial-input"],
+    gdb: gdbPort(v.gdb, v["gdb-wait"] ?? false, v.engine, v.trace),
+    gdbWait: v["gdb-wait"] ?? false,
   };
+}
+
+function gdbPort(port: string | undefined, wait: boolean, engine: string | undefined, trace: string | undefined): number | undefined {
+  if (port === undefined) {
+    if (wait) throw new UsageError("--gdb-wait needs --gdb PORT");
+    return undefined;
+  }
+  if (!/^\d+$/.test(port) || Number(port) > 65535) throw new UsageError(`Invalid --gdb: ${port} (expected a TCP port, 0 for any free one)`);
+  if (engine === "lockstep" || engine === "kvm") throw new UsageError(`--gdb works with --engine interp, jit or auto, not ${engine}`);
+  if (trace === "insn") throw new UsageError("--gdb and --trace insn both need the processor's per-instruction hook: use one");
+  return Number(port);
 }
 
 function applyReg(m: Machine, name: string, value: number): void {
@@ -268,6 +287,8 @@ export async function main(argv: string[]): Promise<number> {
         err(formatDifference(out.difference, (b, eip, bits) => disassembleSync(b, eip, bits).map((d) => `0x${d.address.toString(16)}: ${d.text}`)));
         status = 4;
       }
+    } else if (opts.gdb !== undefined) {
+      result = await runGdb(m, opts.gdb, opts.gdbWait, opts.engine === "auto");
     } else if (opts.engine === "auto") {
       result = await runAuto(m, { budget: opts.budget, timeoutMs: opts.timeout });
     } else {
@@ -296,6 +317,25 @@ export async function main(argv: string[]): Promise<number> {
     case "budget": return 3;
     default: return 1;
   }
+}
+
+/** The run under the GDB stub: until gdb kills the guest, or the guest ends with gdb gone or detached. */
+async function runGdb(m: Machine, port: number, wait: boolean, auto: boolean): Promise<RunResult> {
+  if (auto) {
+    await loadJit();
+    m.setEngine("auto");
+  }
+  const { GdbStub } = await import("../runtime/vmm/gdbstub.ts");
+  const stub = new GdbStub(m, { wait, log: (line) => err(`vmrun: ${line}\n`) });
+  let addr;
+  try {
+    addr = await stub.listen(port);
+  } catch (e) {
+    stub.close();
+    throw new MachineError("argument", `Cannot listen for gdb on 127.0.0.1:${port}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  err(`vmrun: gdb stub listening on ${addr.host}:${addr.port}${wait ? " (the guest waits for gdb)" : ""}\n`);
+  return await stub.finished;
 }
 
 function summary(r: RunResult): string {

@@ -47,6 +47,11 @@ gcc "${CFLAGS[@]}" -O2 -c -o "$OBJ/multiboot_O2.o" c/multiboot.c
 ld "${LDFLAGS[@]}" -o "$OUT/mb_kernel.elf" \
     "$OBJ/crt0_mb.o" "$OBJ/multiboot_O2.o" "$OBJ/lib_O2.o" "$OBJ/main_O2.o" "$LIBGCC"
 
+# the debugger's demo (tests/gdb_test.ts): -O0 with DWARF, so gdb can break, step and print
+gcc "${CFLAGS[@]}" -O0 -g -c -o "$OBJ/gdb_demo.o" c/gdb_demo.c
+gcc "${CFLAGS[@]}" -O0 -g -c -o "$OBJ/lib_g.o" c/lib.c
+ld "${LDFLAGS[@]}" -o "$OUT/gdb_demo.elf" "$OBJ/crt0.o" "$OBJ/lib_g.o" "$OBJ/gdb_demo.o" "$LIBGCC"
+
 if [[ "$OUT" != . ]]; then
     status=0
     for f in "$OUT"/*; do
