@@ -8,7 +8,9 @@
  */
 import type { Cpu } from "./cpu.ts";
 import { VmExitSignal } from "./fault.ts";
-import { ExitReason, IntrInfo } from "./vmcs.ts";
+import * as vmcsMod from "./vmcs.ts";
+
+const { ExitReason, IntrInfo } = vmcsMod;
 
 /** Stop the guest before the instruction `onInsn` was called for; never returns. */
 export function debugStopBeforeInsn(cpu: Cpu): never {

@@ -42,7 +42,10 @@ import { MachineError } from "./machine.ts";
 import { addSlice, dropSliceEnd, emptyRun } from "./run_slices.ts";
 import { framePacket, fromHex, G_BYTES, hexLe32, I386_REGS, PacketReader, regOffset, targetXml, toHex } from "./gdb_protocol.ts";
 import { debugStopBeforeInsn } from "../cpu/debug_stop.ts";
-import { Seg, St } from "../cpu/state.ts";
+import * as stateMod from "../cpu/state.ts";
+
+// Module-local bindings of the constant tables (DESIGN-NOTES.md, tests/v8_rules_test.ts).
+const { Seg, St } = stateMod;
 
 export interface GdbStubOptions {
   /** Hold the guest until GDB connects and resumes it (QEMU's -S); default false: it runs at once. */
