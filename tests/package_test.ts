@@ -17,7 +17,7 @@ import { REPO } from "./run_cli.ts";
 
 const CONSUMER = `
 import { Kvm, KvmExit, Machine } from "vmxlab";
-import { useEngine } from "vmxlab/jit";
+import { JitEngine } from "vmxlab/jit";
 import { createService } from "vmxlab/service";
 
 // mov dx,0x3f8; add al,bl; add al,'0'; out dx,al; mov al,'\\n'; out dx,al; hlt
@@ -44,14 +44,15 @@ for (;;) {
 results.kvm = kvmOut;
 
 for (const engine of ["interp", "jit"] as const) {
-  const m = new Machine({ mode: "real", devices: { serial: false } });
-  await useEngine(m, engine);
+  // Machine.create loads binaryen (from this project's node_modules) when the engine needs it.
+  const m = await Machine.create({ mode: "real", devices: { serial: false }, engine });
   m.load(code, { format: "raw" });
   m.vcpu.setRegs({ rax: 2, rbx: 2 });
   let printed = "";
   m.onIo({ port: 0x3f8, direction: "out", handler: (io) => { printed += String.fromCharCode(io.value); } });
   const r = m.run({ budget: 1000 });
   results[engine] = { engine: m.engine, printed, exit: r.exit.reason, instructions: r.instructions, compiled: (m.jitStats?.regions ?? 0) > 0 };
+  if (engine === "jit" && !(m.vcpu.cpu.engine instanceof JitEngine)) throw new Error("vmxlab/jit's JitEngine is not the engine attached");
 }
 
 const service = await createService();
