@@ -34,7 +34,7 @@ Options:
                                      code to wasm the first time it runs, auto once it is hot; lockstep runs
                                      the interpreter and the JIT side by side and stops at the first block
                                      after which their states differ, printing both states and the block
-                                     (exit status 4); kvm is not built yet
+                                     (exit status 4); kvm (the hardware tier) is not implemented
   --reg NAME=VALUE                   set a register before the run (repeatable): eax..edi, esp, ebp, eip,
                                      eflags, the 16-bit names (ax, sp, ...) and the 64-bit names (rax, ...)
   --budget N                         stop after N instructions (exit status 3)
@@ -203,11 +203,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (opts === "help") { out(USAGE); return 0; }
   if (opts.engine === "kvm") {
-    err(`vmrun: Engine "kvm" is not built yet (the hardware tier over /dev/kvm comes with a later issue); use --engine interp, jit or auto\n`);
+    err(`vmrun: Engine "kvm" (the hardware tier over /dev/kvm) is not built yet: use --engine interp, jit or auto\n`);
     return 2;
   }
   if (opts.mode === "long") {
-    err("vmrun: Long mode is not supported yet: it comes with a later issue (use real, protected or paged)\n");
+    err("vmrun: Long mode is not supported: vmxlab runs 16- and 32-bit guests (use real, protected or paged)\n");
     return 2;
   }
   let bytes: Uint8Array;

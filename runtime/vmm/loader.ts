@@ -231,7 +231,7 @@ function loadElf(bytes: Uint8Array): ElfLoad {
   if (cls === ELFCLASS64) {
     throw new ImageError(
       "unsupported",
-      "64-bit ELF images need long mode, a later feature: only ELF32 (i386) is supported",
+      "64-bit ELF images need long mode, which vmxlab does not implement: only ELF32 (i386) is supported",
     );
   }
   if (cls !== ELFCLASS32) throw new ImageError("malformed", `Invalid ELF class ${cls}: expected 1 (ELFCLASS32)`);

@@ -211,7 +211,7 @@ export class Machine {
     checkEngine(engine);
     this.memSize = opts.memSize ?? 16 * MiB;
     this.mode = opts.mode ?? "real";
-    if (this.mode === "long") throw new MachineError("mode", "Long mode is not supported yet: it comes with a later issue (use real, protected or paged)");
+    if (this.mode === "long") throw new MachineError("mode", "Long mode is not supported: vmxlab runs 16- and 32-bit guests (use real, protected or paged)");
     if (!Number.isSafeInteger(this.memSize) || this.memSize < 4096 || this.memSize % 4096 || this.memSize > 3 * 1024 * MiB) {
       throw new MachineError("argument", `Invalid guest memory size: ${opts.memSize} (a multiple of 4 KiB from 4 KiB to 3 GiB)`);
     }
