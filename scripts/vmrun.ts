@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import { Machine, MachineError, type RunResult } from "../runtime/vmm/machine.ts";
 import { parseAddress, parseSize } from "../runtime/vmm/loader.ts";
 import { ImageError } from "../runtime/vmm/image.ts";
+import { bootModeFor } from "../runtime/vmm/boot_setup.ts";
 import { KvmError } from "../runtime/kvm/kvm_main.ts";
 import { Seg } from "../runtime/cpu/state.ts";
 import { jitReport, loadJit, runAuto } from "../jit/mod.ts";
@@ -23,7 +24,8 @@ export const USAGE = `Usage: vmrun [options] IMAGE
 Run an x86 guest image on vmxlab's emulated VMX processor.
 
 Options:
-  --mode real|protected|paged|long   CPU mode at entry (default real)
+  --mode real|protected|paged|long   CPU mode at entry (default: protected for multiboot kernels and ELF
+                                     images entered at or above 1 MiB, real otherwise)
   --format raw|elf|multiboot|rom|auto
                                      image format (default auto)
   --load ADDR                        load address of a raw image (default 0x1000 in real mode, 0x100000 otherwise)
@@ -64,7 +66,8 @@ const REG16 = ["ax", "cx", "dx", "bx", "sp", "bp", "si", "di"];
 
 interface Options {
   image: string;
-  mode: "real" | "protected" | "paged" | "long";
+  /** Unset: the image's (bootModeFor: protected for multiboot and ELF entered above 1 MiB, else real). */
+  mode?: "real" | "protected" | "paged" | "long";
   format: "raw" | "elf" | "multiboot" | "rom" | "auto";
   load?: number;
   entry?: number;
@@ -147,7 +150,7 @@ export function parseCli(argv: string[]): Options | "help" {
   };
   return {
     image: parsed.positionals[0],
-    mode: oneOf("mode", v.mode, ["real", "protected", "paged", "long"] as const, "real"),
+    mode: v.mode === undefined ? undefined : oneOf("mode", v.mode, ["real", "protected", "paged", "long"] as const, "real"),
     format: oneOf("format", v.format, ["raw", "elf", "multiboot", "rom", "auto"] as const, "auto"),
     load: v.load === undefined ? undefined : num("load", v.load),
     entry: v.entry === undefined ? undefined : num("entry", v.entry),
@@ -217,6 +220,7 @@ export async function main(argv: string[]): Promise<number> {
     err(`vmrun: Cannot read image ${opts.image}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
     return 2;
   }
+  const mode = opts.mode ?? bootModeFor(bytes, opts.format);
   // jit and lockstep need binaryen (loaded here, only for them): then Machines attach the JIT as
   // they are built. auto starts interpreting and loads it only if the run goes on (runAuto).
   const engine = opts.engine === "lockstep" || opts.engine === "auto" ? "interp" : opts.engine;
@@ -226,7 +230,7 @@ export async function main(argv: string[]): Promise<number> {
   const build = (consoleFn: ((b: number) => void) | undefined, traced: boolean): Machine => {
     const mm = new Machine({
       memSize: opts.mem,
-      mode: opts.mode,
+      mode,
       engine,
       console: consoleFn,
       trace: traced && opts.trace === "path" ? (e) => err(JSON.stringify(e) + "\n") : undefined,

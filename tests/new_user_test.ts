@@ -1,7 +1,8 @@
 /**
  * What a new user tripped over (issue 17), each as a test: the service's exit status on a port in
  * use, scripts/serial.ts at the end of its input, user-facing text that speaks of the project's
- * issues instead of the software.
+ * issues instead of the software, colour codes in npm test's logs, and a C program of one's own:
+ * the boot mode, the initial stack, the RAM it needs, a multiboot kernel loaded low.
  */
 import { test } from "node:test";
 import { spawnSync } from "node:child_process";
@@ -10,6 +11,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { REPO, runScript } from "./run_cli.ts";
+import { Machine } from "../runtime/vmm/machine.ts";
+import { ImageError } from "../runtime/vmm/image.ts";
+import { bootModeFor, initialStackTop } from "../runtime/vmm/boot_setup.ts";
 
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 
@@ -99,4 +103,89 @@ test("npm test's output carries no colour codes (FORCE_COLOR set at all means co
   // What scripts/test.sh did before: FORCE_COLOR=0 colours Deno's output, NO_COLOR notwithstanding.
   const forced = run(["FORCE_COLOR=0"]);
   assert(/\x1b\[/.test(forced.stdout + forced.stderr), "FORCE_COLOR=0 no longer colours: the rule above may be relaxed");
+});
+
+// ---- C programs and bare-metal images: the boot mode, the initial stack, RAM and the multiboot information
+
+
+const guest = (f: string) => new Uint8Array(readFileSync(join(REPO, "tests/guests", f)));
+const MiB = 1 << 20;
+
+test("a C program linked the usual way (at 0x08048000) is refused with how much RAM it needs and how to link it low", () => {
+  const r = runScript("scripts/vmrun.ts", ["tests/guests/usual_link.elf"]);
+  assertEquals(r.status, 2);
+  assertEquals(
+    r.stderr,
+    "vmrun: Image does not fit in RAM: segment 0x8048000..0x8048138 ends past the 16 MiB of guest memory: " +
+      "give the guest 129 MiB of RAM or more (vmrun --mem 129M; Machine: { memSize: 129 * 2 ** 20 }), or link the program " +
+      "at 1 MiB: gcc's default link put it at 0x8048000; add -Wl,-Ttext-segment=0x100000 (see \"C guests\" in the README)\n",
+  );
+});
+
+test("with the RAM it asks for, or linked at 1 MiB, the same C program runs: protected mode picked, a stack given", () => {
+  for (const args of [["--mem", "129M", "tests/guests/usual_link.elf"], ["tests/guests/usual_link_low.elf"]]) {
+    const r = runScript("scripts/vmrun.ts", ["--json", ...args]);
+    assertEquals(r.status, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    assertEquals(lines[0], "fib(20) = 6765");
+    const report = JSON.parse(lines[lines.length - 1]);
+    assertEquals(report.exit.reason, "hlt");
+    assertEquals(report.regs.cs, 0x08, "flat protected mode");
+  }
+});
+
+test("Machine.load gives ELF and multiboot guests in protected or paged mode an initial stack at the top of RAM", () => {
+  const elf = guest("usual_link_low.elf");
+  const pm = new Machine({ mode: "protected" });
+  pm.load(elf);
+  assertEquals(pm.vcpu.getRegs().rsp, 16 * MiB);
+  const paged = new Machine({ mode: "paged", memSize: 32 * MiB });
+  paged.load(elf);
+  assertEquals(paged.vcpu.getRegs().rsp, 32 * MiB - 4096, "below the page directory");
+  const mb = new Machine({ mode: "protected" });
+  mb.load(guest("mb_kernel.elf"));
+  assertEquals(mb.vcpu.getRegs().rsp, 16 * MiB);
+  // A stack the script set before loading is kept; raw images and real mode get none.
+  const kept = new Machine({ mode: "protected" });
+  kept.vcpu.setRegs({ rsp: 0x80000 });
+  kept.load(elf);
+  assertEquals(kept.vcpu.getRegs().rsp, 0x80000);
+  const raw = new Machine({ mode: "protected" });
+  raw.load(guest("pm_fib.bin"));
+  assertEquals(raw.vcpu.getRegs().rsp, 0);
+  // Under a segment that reaches into the 64 KiB below the top, the stack starts below the segment.
+  assertEquals(initialStackTop([{ addr: 0xff8000, data: new Uint8Array(0), memSize: 0x1000 }], 16 * MiB), 0xff8000);
+  assertEquals(initialStackTop([{ addr: 0xfe0000, data: new Uint8Array(0), memSize: 0x1000 }], 16 * MiB), 16 * MiB);
+  assertEquals(initialStackTop([{ addr: 0x1000, data: new Uint8Array(0), memSize: 0x10000 }], 0x11000), null);
+});
+
+test("images that cannot start in real mode: vmrun picks protected mode, Machine says how", () => {
+  assertEquals(bootModeFor(guest("mb_kernel.elf")), "protected");
+  assertEquals(bootModeFor(guest("mb_aout.bin")), "protected");
+  assertEquals(bootModeFor(guest("cguest_O2.elf")), "protected");
+  assertEquals(bootModeFor(guest("hello16.bin")), "real");
+  const real = new Machine();
+  let e: unknown = null;
+  try { real.load(guest("mb_aout.bin")); } catch (x) { e = x; }
+  assert(e instanceof ImageError, String(e));
+  assertStringIncludes((e as Error).message, 'A multiboot kernel starts in 32-bit protected mode: create the Machine with { mode: "protected" }');
+  e = null;
+  try { new Machine().load(guest("cguest_O2.elf")); } catch (x) { e = x; }
+  assertStringIncludes(String(e), 'is not reachable in real mode (above 1 MiB): create the Machine with { mode: "protected" }');
+  const r = runScript("scripts/vmrun.ts", ["tests/guests/mb_aout.bin"]);
+  assertEquals([r.status, r.stdout], [0, "multiboot aout ok\n"], r.stderr);
+});
+
+test("a multiboot kernel loaded low, over 0x9000, gets its information placed clear of it", () => {
+  const m = new Machine({ mode: "protected" });
+  const img = m.load(guest("mb_low.bin"));
+  // The kernel spans 0x8000..0xB000 (8 KiB of file, 4 KiB of bss): the information goes to the next page.
+  assertEquals(img.segments[0].addr, 0x8000);
+  assertEquals(img.segments[0].addr + img.segments[0].memSize, 0xb000);
+  assertEquals(img.multibootInfo, 0xb000);
+  assertEquals(m.vcpu.getRegs().rbx, 0xb000);
+  const r = m.run({ budget: 10_000 });
+  assertEquals([r.exit.reason, m.console], ["hlt", "multiboot low ok\n"]);
+  const v = runScript("scripts/vmrun.ts", ["tests/guests/mb_low.bin"]);
+  assertEquals([v.status, v.stdout], [0, "multiboot low ok\n"], v.stderr);
 });

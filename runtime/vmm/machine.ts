@@ -18,6 +18,7 @@ import { PostCodePort } from "../devices/post.ts";
 import { Uart16550 } from "../devices/uart16550.ts";
 import { type BootMode, loadImage, MULTIBOOT_BOOTLOADER_MAGIC } from "./loader.ts";
 import { ImageError, type ImageFormat, type LoadedImage } from "./image.ts";
+import { fitHint, initialStackTop } from "./boot_setup.ts";
 import { defaultEngine, type EngineName, engineFactory, isEngineName, type JitOptions, type JitStats, type StatsEngine } from "./engines.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
@@ -407,11 +408,26 @@ export class Machine {
   }
 
   /**
-   * Load an image (raw, ELF32, multiboot, ROM) and point the CPU at its entry.
-   * @throws ImageError for a malformed image or one that does not fit
+   * Load an image (raw, ELF32, multiboot, ROM) and point the CPU at its entry. An ELF or multiboot
+   * guest in protected or paged mode whose ESP is still 0 gets an initial stack: ESP at the top of
+   * RAM (below the page directory in paged mode), or just below the highest segment that reaches
+   * into the 64 KiB under it (`initialStackTop`, boot_setup.ts).
+   * @throws ImageError for a malformed image or one that does not fit (saying how much RAM it
+   *   needs), or a multiboot kernel in real mode (it needs protected mode)
    */
   load(bytes: Uint8Array, opts: { format?: ImageFormat | "auto"; loadAddr?: number; entry?: number } = {}): LoadedImage {
-    const img = loadImage(bytes, { format: opts.format ?? "auto", loadAddr: opts.loadAddr, memSize: this.memSize, mode: this.mode });
+    let img: LoadedImage;
+    try {
+      img = loadImage(bytes, { format: opts.format ?? "auto", loadAddr: opts.loadAddr, memSize: this.memSize, mode: this.mode });
+    } catch (e) {
+      if (e instanceof ImageError && e.kind === "placement" && e.message.startsWith("Image does not fit in RAM")) {
+        throw new ImageError("placement", e.message + fitHint(bytes, opts.format ?? "auto", this.memSize));
+      }
+      throw e;
+    }
+    if (img.format === "multiboot" && this.mode === "real") {
+      throw new ImageError("placement", 'A multiboot kernel starts in 32-bit protected mode: create the Machine with { mode: "protected" } (vmrun picks it for multiboot images)');
+    }
     if (img.format === "rom") {
       this.mapRom(img);
     } else {
@@ -431,6 +447,10 @@ export class Machine {
       this.setEntry(entry);
     }
     if (img.format === "multiboot") this.vcpu.setRegs({ rax: MULTIBOOT_BOOTLOADER_MAGIC, rbx: img.multibootInfo ?? 0 });
+    if ((img.format === "elf" || img.format === "multiboot") && this.mode !== "real" && this.vcpu.getRegs().rsp === 0) {
+      const sp = initialStackTop(img.segments, this.mode === "paged" ? this.memSize - 4096 : this.memSize);
+      if (sp !== null) this.vcpu.setRegs({ rsp: sp });
+    }
     this.image = img;
     return img;
   }
@@ -438,7 +458,7 @@ export class Machine {
   /** Point the CPU at `entry`: CS:IP in real mode (CS = entry >> 4 rounded to 64 KiB), EIP otherwise. */
   setEntry(entry: number): void {
     if (this.mode === "real") {
-      if (entry > 0xfffff) throw new ImageError("placement", `Entry point 0x${entry.toString(16)} is not reachable in real mode (above 1 MiB)`);
+      if (entry > 0xfffff) throw new ImageError("placement", `Entry point 0x${entry.toString(16)} is not reachable in real mode (above 1 MiB): create the Machine with { mode: "protected" } (vmrun --mode protected, which vmrun picks for ELF images entered above 1 MiB)`);
       const cs = (entry >>> 4) & 0xf000;
       const s = this.vcpu.getSregs();
       s.cs.selector = cs;
