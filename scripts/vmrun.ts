@@ -163,12 +163,12 @@ export function parseCli(argv: string[]): Options | "help" {
     trace: v.trace === undefined ? undefined : oneOf("trace", v.trace, ["exits", "path", "insn"] as const, "exits"),
     json: v.json ?? false,
     serialInput: v["serial-input"],
-    gdb: gdbPort(v.gdb, v["gdb-wait"] ?? false, v.engine, v.trace),
+    gdb: gdbPort(v.gdb, v["gdb-wait"] ?? false, v.engine, v.trace, v.budget !== undefined || v.timeout !== undefined),
     gdbWait: v["gdb-wait"] ?? false,
   };
 }
 
-function gdbPort(port: string | undefined, wait: boolean, engine: string | undefined, trace: string | undefined): number | undefined {
+function gdbPort(port: string | undefined, wait: boolean, engine: string | undefined, trace: string | undefined, limits: boolean): number | undefined {
   if (port === undefined) {
     if (wait) throw new UsageError("--gdb-wait needs --gdb PORT");
     return undefined;
@@ -176,6 +176,7 @@ function gdbPort(port: string | undefined, wait: boolean, engine: string | undef
   if (!/^\d+$/.test(port) || Number(port) > 65535) throw new UsageError(`Invalid --gdb: ${port} (expected a TCP port, 0 for any free one)`);
   if (engine === "lockstep" || engine === "kvm") throw new UsageError(`--gdb works with --engine interp, jit or auto, not ${engine}`);
   if (trace === "insn") throw new UsageError("--gdb and --trace insn both need the processor's per-instruction hook: use one");
+  if (limits) throw new UsageError("--gdb takes no --budget or --timeout: the debugger decides how long the guest runs");
   return Number(port);
 }
 

@@ -93,6 +93,7 @@ test("vmrun --gdb: usage errors say what is wrong (exit status 2)", () => {
     [["--gdb", "70000", "tests/guests/gdb_demo.elf"], /Invalid --gdb: 70000/],
     [["--gdb", "0", "--trace", "insn", "tests/guests/gdb_demo.elf"], /--gdb and --trace insn/],
     [["--gdb", "0", "--engine", "lockstep", "tests/guests/gdb_demo.elf"], /--gdb works with --engine interp, jit or auto/],
+    [["--gdb", "0", "--budget", "100", "tests/guests/gdb_demo.elf"], /--gdb takes no --budget or --timeout/],
   ];
   for (const [args, message] of cases) {
     const r = runScript("scripts/vmrun.ts", args);

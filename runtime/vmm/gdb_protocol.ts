@@ -8,6 +8,9 @@
 /** One thing the client sent: a packet's payload, an interrupt (0x03), or an acknowledgement. */
 export type GdbInput = { kind: "packet"; data: string } | { kind: "interrupt" } | { kind: "ack"; ok: boolean } | { kind: "bad" };
 
+/** The longest packet the stub accepts (it offers PacketSize=4000; binary writes may double that). */
+export const MAX_PACKET = 0x4000;
+
 /** Splits the client's byte stream into packets, interrupts and acknowledgements. */
 export class PacketReader {
   private buf = "";
@@ -23,6 +26,12 @@ export class PacketReader {
       if (c === "+" || c === "-") { out.push({ kind: "ack", ok: c === "+" }); this.buf = this.buf.slice(1); continue; }
       if (c !== "$") { this.buf = this.buf.slice(1); continue; } // noise between packets
       const end = this.buf.indexOf("#");
+      if (end < 0 && this.buf.length > MAX_PACKET) {
+        // A packet that never ends: drop it (answered with a `-`) rather than hold it all.
+        this.buf = "";
+        out.push({ kind: "bad" });
+        return out;
+      }
       if (end < 0 || this.buf.length < end + 3) return out;
       const body = this.buf.slice(1, end);
       const sum = parseInt(this.buf.slice(end + 1, end + 3), 16);

@@ -164,4 +164,26 @@ test("PacketReader: checksums, escapes, acks and the interrupt byte", () => {
   assertEquals(p, "$X100,2:}]}\x03#" + p.slice(-2));
   assertEquals(rd.push("+" + p.slice(0, 5)), [{ kind: "ack", ok: true }]);
   assertEquals(rd.push(p.slice(5) + "\x03$g#00"), [{ kind: "packet", data: "X100,2:}#" }, { kind: "interrupt" }, { kind: "bad" }]);
+  // A packet with no end is dropped once it outgrows the limit; the next one reads as usual.
+  assertEquals(rd.push("$m" + "0".repeat(0x5000)), [{ kind: "bad" }]);
+  assertEquals(rd.push(framePacket("?")), [{ kind: "packet", data: "?" }]);
+});
+
+test("gdb stub: malformed packets get an error reply and the session goes on", async () => {
+  const { stub, c } = await session(LOOP, "interp");
+  try {
+    assertEquals(await c.send("mzz,4"), "E01");
+    assertEquals(await c.send("m100000,zz"), "E01");
+    assertEquals(await c.send("M100000,4:0102"), "E01", "length and data disagree");
+    assertEquals(await c.send("G00"), "E01", "too few register bytes");
+    assertEquals(await c.send("p99"), "E01", "no register 0x99");
+    assertEquals(await c.send("P8=0102"), "E01", "eip is 4 bytes");
+    assertEquals(await c.send("Z0,zz,1"), "E01");
+    assertEquals(await c.send("qXfer:features:read:other.xml:0,100"), "E00");
+    assertEquals(await c.send("vCont?"), "", "unknown packets: the empty reply");
+    assertEquals(await c.send("m100000,2"), "b905", "and the stub still answers");
+  } finally {
+    c.close();
+    stub.close();
+  }
 });
