@@ -57,6 +57,7 @@ for (const engine of ["interp", "jit"]) {
       const port = await vm.port;
       const r = await gdb(port, [
         "break sum_squares", "continue", "next", "next", "print total", "print n",
+        "next", "print total", // over the call to square(1): a breakpoint at its return, and continue
         "watch progress", "continue", "print progress", "continue",
         "info registers", "x/4i $pc", "delete", "continue",
       ]);
@@ -68,9 +69,11 @@ for (const engine of ["interp", "jit"]) {
       assertMatch(o, /^20\s+total \+= square\(i\);$/m, "next: line 20");
       assertMatch(o, /^\$1 = 0$/m, "print total");
       assertMatch(o, /^\$2 = 5$/m, "print n");
+      assertMatch(o, /^21\s+progress = i;$/m, "next over square(i): line 21");
+      assertMatch(o, /^\$3 = 1$/m, "print total after square(1)");
       assertStringIncludes(o, "Hardware watchpoint 2: progress");
       assertMatch(o, /Old value = 0\nNew value = 1\n/);
-      assertMatch(o, /^\$3 = 1$/m, "print progress after the first watchpoint stop");
+      assertMatch(o, /^\$4 = 1$/m, "print progress after the first watchpoint stop");
       assertMatch(o, /Old value = 1\nNew value = 2\n/);
       assertMatch(o, /^eip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <sum_squares\+\d+>$/m, "info registers: eip in sum_squares");
       assertMatch(o, /^cs\s+0x8\s+8$/m);
