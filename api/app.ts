@@ -53,7 +53,7 @@ function engineTable(jit: JitPolicy): { name: string; available: boolean; note?:
       name: "auto", available: jit !== "off",
       note: jit === "off" ? off : `interprets cold code and compiles a block's region once the block has run 64 times; ${autoLoads}`,
     },
-    { name: "kvm", available: false, note: "the hardware tier over /dev/kvm comes with a later issue" },
+    { name: "kvm", available: false, note: "the hardware tier over /dev/kvm is not implemented in this version" },
   ];
 }
 const MODES = [
@@ -516,7 +516,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     }
     const mode = b.mode ?? "real";
     if (!MODES.find((m) => m.name === mode)!.available) {
-      throw fieldProblem("unsupported", "body", "mode", `Mode "${mode}" is not supported yet: it comes with a later issue (use real, protected or paged)`);
+      throw fieldProblem("unsupported", "body", "mode", `Mode "${mode}" is not supported: vmxlab runs 16- and 32-bit guests (use real, protected or paged)`);
     }
     const memBytes = b.mem === undefined ? limits.defaultMemBytes : parseMem(b.mem);
     const hooks = b.hooks ?? [];

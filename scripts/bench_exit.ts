@@ -1,5 +1,5 @@
 /**
- * The cost of one OUT exit, end to end and by layer (issue 4's micro-benchmark).
+ * The cost of one OUT exit, end to end and by layer (a micro-benchmark).
  *
  *   deno run -A scripts/bench_exit.ts [--reps N] [--outs N] [--engine interp|jit|auto] [--only NAME] [--cpu]
  *   bun scripts/bench_exit.ts …
@@ -10,7 +10,7 @@
  * also without the time the sample spent compiling (`jitStats.compileMs`; the JIT's code cache is on,
  * as by default, so after the first sample a fresh Machine takes its regions from it). Variants:
  *
- * - `hook`:   the POST port removed, a userspace `m.onIo` hook on 0x80 (the figure issue 4 targets:
+ * - `hook`:   the POST port removed, a userspace `m.onIo` hook on 0x80 (the figure the JIT's target of 100 ns is about:
  *             cpu exit → vmxHandleExit → handleIo → kvmEmulatePio → KVM_EXIT_IO → Machine → hook → KVM_RUN)
  * - `steady`: as `hook`, in one Machine kept across samples (the guest restarted each time): its
  *             compiled code, its hook and the runtime's feedback about them stay, as in a VM that

@@ -1,12 +1,16 @@
 /**
  * A serial console: the guest's 16550 UART at 0x3F8 is wired to this process's stdin and stdout.
- * Bytes you type (or pipe in) go to the UART's receive FIFO; what the guest transmits is printed.
+ * stdin (read to its end first: pipe it, or type and end with Ctrl-D) goes to the UART's receive
+ * FIFO; what the guest transmits is printed.
  *
- *   node_modules/.bin/deno run -A scripts/serial.ts [--mode real|protected|paged] [--input TEXT] IMAGE
- *   echo hello | node_modules/.bin/bun scripts/serial.ts tests/guests/rm_echo.bin
+ *   node_modules/.bin/deno run -A scripts/serial.ts [--mode real|protected|paged] [--input TEXT] [IMAGE]
+ *   echo hello | node_modules/.bin/bun scripts/serial.ts
+ *   node_modules/.bin/deno run -A scripts/serial.ts --mode protected tests/guests/pm_serial.bin < /dev/null
  *
  * Without an IMAGE it runs a built-in real-mode echo guest that reads the UART until it sees a
- * newline, echoes each byte, and halts.
+ * newline, echoes each byte, and halts. When the input has run out and the guest keeps polling
+ * the line status register for more (10,000 reads with nothing received or sent between them),
+ * the run ends, saying so, instead of spinning until its time limit.
  */
 import { readFileSync, writeSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -44,13 +48,32 @@ export const hookSets = defineHookSets({
   },
 });
 
-/** Run `image` with the UART fed from `input`; returns what the guest transmitted and how it ended. */
+/** LSR reads in a row, with the input used up and nothing received or sent, that end the run. */
+export const IDLE_POLLS = 10_000;
+
+/**
+ * Run `image` with the UART fed from `input`; returns what the guest transmitted and how it ended
+ * (`exit` "stopped" with `detail` when the guest waited for input after it ran out).
+ */
 export function runSerial(image: Uint8Array, input: string | Uint8Array, mode: "real" | "protected" | "paged" = "real", sink?: (b: number) => void) {
   const m = new Machine({ mode, console: sink });
   m.load(image);
   m.feedSerial(input);
+  const uart = m.serial!;
+  let polls = 0;
+  // Watches the UART's IO exits without claiming its ports: an LSR read (0x3FD) with the receive
+  // FIFO empty counts; a byte received or sent (0x3F8) starts the count again.
+  m.onExit("io", (exit, ctx) => {
+    if (exit.reason !== "io") return;
+    if (exit.port === uart.base + 5 && exit.direction === "in" && uart.pendingInput === 0) {
+      if (++polls >= IDLE_POLLS) ctx.stop("the input ended and the guest is still waiting for more");
+    } else if (exit.port === uart.base) {
+      polls = 0;
+    }
+  }, "serial-eof");
   const r = m.run({ budget: 100_000_000, timeoutMs: 10_000 });
-  return { output: m.console, exit: r.exit.reason, instructions: r.instructions };
+  const detail = r.exit.reason === "stopped" ? r.exit.detail : undefined;
+  return { output: m.console, exit: r.exit.reason, detail, instructions: r.instructions };
 }
 
 if (import.meta.main) {
@@ -68,5 +91,5 @@ if (import.meta.main) {
     }
   }
   const r = runSerial(image, input, (values.mode ?? "real") as "real", (b) => void writeSync(1, new Uint8Array([b])));
-  writeSync(2, `\n[serial] guest ended with ${r.exit} after ${r.instructions} instructions\n`);
+  writeSync(2, `\n[serial] guest ended with ${r.exit}${r.detail ? ` (${r.detail})` : ""} after ${r.instructions} instructions\n`);
 }

@@ -4,7 +4,12 @@
  *   npm start -- [--port 8787] [--script path/to/hooks.ts] …   (--help lists the limits)
  *   node_modules/.bin/deno run -A scripts/serve.ts
  *   node_modules/.bin/bun scripts/serve.ts
+ *
+ * Exit status: 0 after SIGINT or SIGTERM, 2 when the service cannot start (a bad option, a port in
+ * use): then the process ends at once, whatever workers or timers the failed start left behind.
  */
 import { main } from "../api/serve.ts";
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+if (code !== 0) process.exit(code);
+process.exitCode = code;

@@ -6,7 +6,9 @@
 # or no test ran. VMXLAB_JIT_PASS=0 skips the JIT pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export NO_COLOR=1 FORCE_COLOR=0
+# No colour codes in the logs: NO_COLOR, and FORCE_COLOR unset (Deno colours whenever it is set, even to 0).
+export NO_COLOR=1
+unset FORCE_COLOR
 deno=node_modules/.bin/deno
 bun=node_modules/.bin/bun
 logs=$(mktemp -d)
@@ -16,13 +18,14 @@ dirs=()
 for d in runtime jit api scripts tests; do
   if [ -n "$(find "$d" -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null | head -1)" ]; then dirs+=("$d/"); fi
 done
-echo "== deno check ${dirs[*]}"
+nfiles=$(find "${dirs[@]}" -name '*_test.ts' -not -path '*/node_modules/*' | wc -l)
+echo "== [1/4] deno check ${dirs[*]}"
 if ! "$deno" check "${dirs[@]}"; then echo "deno check failed"; status=1; fi
 
-echo "== deno test"
+echo "== [2/4] deno test ($nfiles test files; each starts with a \"running N tests from FILE\" line)"
 "$deno" test -A --no-check "$@" 2>&1 | tee "$logs/deno.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-echo "== bun test"
+echo "== [3/4] bun test ($nfiles test files)"
 "$bun" test --timeout 60000 "$@" 2>&1 | tee "$logs/bun.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
@@ -51,7 +54,7 @@ JIT_FILES=(tests/guests_test.ts tests/interrupts_test.ts tests/readme_test.ts te
   tests/x87/x87_oracle_test.ts runtime/cpu/x87/x87_test.ts runtime/cpu/sse/sse_test.ts)
 : > "$logs/jit.log"
 if [ $# -eq 0 ] && [ "${VMXLAB_JIT_PASS:-1}" != 0 ]; then
-  echo "== deno test, VMXLAB_ENGINE=jit (the tests that run guests, again under the JIT)"
+  echo "== [4/4] deno test, VMXLAB_ENGINE=jit (${#JIT_FILES[@]} files that run guests, again under the JIT)"
   VMXLAB_ENGINE=jit "$deno" test -A --no-check "${JIT_FILES[@]}" 2>&1 | tee "$logs/jit.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi

@@ -16,6 +16,7 @@ import { ConsoleWatch, runSliced, SerialInput } from "../runtime/vmm/serial_cons
 import { Terminal } from "./_terminal.ts";
 import { parseAddress, parseSize } from "../runtime/vmm/loader.ts";
 import { ImageError } from "../runtime/vmm/image.ts";
+import { bootModeFor } from "../runtime/vmm/boot_setup.ts";
 import { KvmError } from "../runtime/kvm/kvm_main.ts";
 import { Seg } from "../runtime/cpu/state.ts";
 import { jitReport, loadJit, loadJitStep, runAuto } from "../runtime/vmm/tiering.ts";
@@ -27,7 +28,8 @@ Run an x86 guest image on vmxlab's emulated VMX processor, or boot a Linux kerne
 on the terminal (as qemu -nographic: raw mode, Ctrl-A X quits, Ctrl-A Ctrl-A sends Ctrl-A).
 
 Options:
-  --mode real|protected|paged|long   CPU mode at entry (default real)
+  --mode real|protected|paged|long   CPU mode at entry (default: protected for multiboot kernels and ELF
+                                     images entered at or above 1 MiB, real otherwise)
   --format raw|elf|multiboot|rom|auto
                                      image format (default auto)
   --load ADDR                        load address of a raw image (default 0x1000 in real mode, 0x100000 otherwise)
@@ -38,7 +40,7 @@ Options:
                                      code to wasm the first time it runs, auto once it is hot; lockstep runs
                                      the interpreter and the JIT side by side and stops at the first block
                                      after which their states differ, printing both states and the block
-                                     (exit status 4); kvm is not built yet
+                                     (exit status 4); kvm (the hardware tier) is not implemented
   --reg NAME=VALUE                   set a register before the run (repeatable): eax..edi, esp, ebp, eip,
                                      eflags, the 16-bit names (ax, sp, ...) and the 64-bit names (rax, ...)
   --budget N                         stop after N instructions (exit status 3)
@@ -56,6 +58,9 @@ Options:
   --rtc DATE                         the RTC's date at boot: ISO 8601 (default 2026-01-01T00:00:00Z) or "now"
   --trace exits|path|insn            trace to stderr, one JSON object a line
   --json                             end stdout with a JSON report
+  --gdb PORT                         serve the GDB remote protocol on 127.0.0.1:PORT (0: a free port,
+                                     printed on stderr); gdb: target remote :PORT
+  --gdb-wait                         with --gdb: hold the guest until gdb connects and continues
   --help                             show this help
 
 Examples:
@@ -63,6 +68,7 @@ Examples:
   vmrun --mode protected --json tests/guests/pm_fib.bin
   vmrun --mode protected --budget 1000000 tests/guests/cguest_O2.elf
   vmrun --kernel tests/guests/linux/bzImage --initrd tests/guests/linux/initramfs.cpio.gz
+  vmrun --gdb 1234 --gdb-wait tests/guests/gdb_demo.elf   # then: gdb tests/guests/gdb_demo.elf -ex 'target remote :1234'
 `;
 
 /** A usage error: exit status 2 with a one-line message. */
@@ -74,7 +80,8 @@ const REG16 = ["ax", "cx", "dx", "bx", "sp", "bp", "si", "di"];
 
 interface Options {
   image: string;
-  mode: "real" | "protected" | "paged" | "long";
+  /** Unset: the image's (bootModeFor: protected for multiboot and ELF entered above 1 MiB, else real). */
+  mode?: "real" | "protected" | "paged" | "long";
   format: "raw" | "elf" | "multiboot" | "rom" | "auto";
   load?: number;
   entry?: number;
@@ -93,6 +100,8 @@ interface Options {
   append?: string;
   prompt?: string;
   rtc?: number;
+  gdb?: number;
+  gdbWait: boolean;
 }
 
 function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
@@ -122,6 +131,7 @@ export function parseCli(argv: string[]): Options | "help" {
         trace: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean" },
         "serial-input": { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" },
         append: { type: "string" }, prompt: { type: "string" }, rtc: { type: "string" },
+        gdb: { type: "string" }, "gdb-wait": { type: "boolean" },
       },
     });
   } catch (e) {
@@ -179,7 +189,7 @@ export function parseCli(argv: string[]): Options | "help" {
   };
   return {
     image: kernel ?? parsed.positionals[0],
-    mode: kernel !== undefined ? "protected" : oneOf("mode", v.mode, ["real", "protected", "paged", "long"] as const, "real"),
+    mode: kernel !== undefined ? "protected" : v.mode === undefined ? undefined : oneOf("mode", v.mode, ["real", "protected", "paged", "long"] as const, "real"),
     format: oneOf("format", v.format, ["raw", "elf", "multiboot", "rom", "auto"] as const, "auto"),
     load: v.load === undefined ? undefined : num("load", v.load),
     entry: v.entry === undefined ? undefined : num("entry", v.entry),
@@ -193,7 +203,21 @@ export function parseCli(argv: string[]): Options | "help" {
     json: v.json ?? false,
     serialInput: v["serial-input"],
     kernel, initrd: v.initrd, append: v.append, prompt: v.prompt, rtc,
+    gdb: gdbPort(v.gdb, v["gdb-wait"] ?? false, v.engine, v.trace, v.budget !== undefined || v.timeout !== undefined),
+    gdbWait: v["gdb-wait"] ?? false,
   };
+}
+
+function gdbPort(port: string | undefined, wait: boolean, engine: string | undefined, trace: string | undefined, limits: boolean): number | undefined {
+  if (port === undefined) {
+    if (wait) throw new UsageError("--gdb-wait needs --gdb PORT");
+    return undefined;
+  }
+  if (!/^\d+$/.test(port) || Number(port) > 65535) throw new UsageError(`Invalid --gdb: ${port} (expected a TCP port, 0 for any free one)`);
+  if (engine === "lockstep" || engine === "kvm") throw new UsageError(`--gdb works with --engine interp, jit or auto, not ${engine}`);
+  if (trace === "insn") throw new UsageError("--gdb and --trace insn both need the processor's per-instruction hook: use one");
+  if (limits) throw new UsageError("--gdb takes no --budget or --timeout: the debugger decides how long the guest runs");
+  return Number(port);
 }
 
 function applyReg(m: Machine, name: string, value: number): void {
@@ -223,11 +247,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (opts === "help") { out(USAGE); return 0; }
   if (opts.engine === "kvm") {
-    err(`vmrun: Engine "kvm" is not built yet (the hardware tier over /dev/kvm comes with a later issue); use --engine interp, jit or auto\n`);
+    err(`vmrun: Engine "kvm" (the hardware tier over /dev/kvm) is not built yet: use --engine interp, jit or auto\n`);
     return 2;
   }
   if (opts.mode === "long") {
-    err("vmrun: Long mode is not supported yet: it comes with a later issue (use real, protected or paged)\n");
+    err("vmrun: Long mode is not supported: vmxlab runs 16- and 32-bit guests (use real, protected or paged)\n");
     return 2;
   }
   if (opts.kernel !== undefined) return await runKernel(opts);
@@ -238,6 +262,7 @@ export async function main(argv: string[]): Promise<number> {
     err(`vmrun: Cannot read image ${opts.image}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
     return 2;
   }
+  const mode = opts.mode ?? bootModeFor(bytes, opts.format);
   // jit and lockstep need binaryen (loaded here, only for them): then Machines attach the JIT as
   // they are built. auto starts interpreting and loads it only if the run goes on (runAuto).
   const engine = opts.engine === "lockstep" || opts.engine === "auto" ? "interp" : opts.engine;
@@ -247,7 +272,7 @@ export async function main(argv: string[]): Promise<number> {
   const build = (consoleFn: ((b: number) => void) | undefined, traced: boolean): Machine => {
     const mm = new Machine({
       memSize: opts.mem,
-      mode: opts.mode,
+      mode,
       engine,
       console: consoleFn,
       trace: traced && opts.trace === "path" ? (e) => err(JSON.stringify(e) + "\n") : undefined,
@@ -308,6 +333,8 @@ export async function main(argv: string[]): Promise<number> {
         err(formatDifference(out.difference, (b, eip, bits) => disassembleSync(b, eip, bits).map((d) => `0x${d.address.toString(16)}: ${d.text}`)));
         status = 4;
       }
+    } else if (opts.gdb !== undefined) {
+      result = await runGdb(m, opts.gdb, opts.gdbWait, opts.engine === "auto");
     } else if (opts.engine === "auto") {
       result = await runAuto(m, { budget: opts.budget, timeoutMs: opts.timeout });
     } else {
@@ -420,6 +447,25 @@ async function runKernel(opts: Options): Promise<number> {
   }
   if (ended || result.exit.reason === "hlt" || result.exit.reason === "reset") return 0;
   return result.exit.reason === "budget" ? 3 : 1;
+}
+
+/** The run under the GDB stub: until gdb kills the guest, or the guest ends with gdb gone or detached. */
+async function runGdb(m: Machine, port: number, wait: boolean, auto: boolean): Promise<RunResult> {
+  if (auto) {
+    await loadJit();
+    m.setEngine("auto");
+  }
+  const { GdbStub } = await import("../runtime/vmm/gdbstub.ts");
+  const stub = new GdbStub(m, { wait, log: (line) => err(`vmrun: ${line}\n`) });
+  let addr;
+  try {
+    addr = await stub.listen(port);
+  } catch (e) {
+    stub.close();
+    throw new MachineError("argument", `Cannot listen for gdb on 127.0.0.1:${port}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  err(`vmrun: gdb stub listening on ${addr.host}:${addr.port}${wait ? " (the guest waits for gdb)" : ""}\n`);
+  return await stub.finished;
 }
 
 function summary(r: RunResult): string {

@@ -48,7 +48,7 @@ test("vmrun says an engine that is not built yet is not built yet", () => {
   assertUsageError(vmrun("--engine", "kvm", file("hlt4.bin", new Uint8Array([0xf4]))), /not built yet/);
 });
 test("vmrun says long mode comes later", () => {
-  assertUsageError(vmrun("--mode", "long", file("hlt5.bin", new Uint8Array([0xf4]))), /later issue/);
+  assertUsageError(vmrun("--mode", "long", file("hlt5.bin", new Uint8Array([0xf4]))), /Long mode is not supported: vmxlab runs 16- and 32-bit guests/);
 });
 
 test("vmrun exits with status 3 when the budget runs out, after exactly that many instructions", () => {

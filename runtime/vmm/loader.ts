@@ -38,7 +38,11 @@ export const RAW_LOAD_ADDR = 0x100000;
 
 /** Value of EAX a Multiboot v1 loader hands to the kernel. */
 export const MULTIBOOT_BOOTLOADER_MAGIC = 0x2badb002;
-/** Where `loadImage` places the Multiboot information structure (free conventional memory). */
+/**
+ * Where `loadImage` places the Multiboot information structure (free conventional memory), unless
+ * the kernel covers it: then at the first 4 KiB page after the kernel's last byte, as QEMU places
+ * it after the kernel.
+ */
 export const MULTIBOOT_INFO_ADDR = 0x9000;
 
 const MULTIBOOT_HEADER_MAGIC = 0x1badb002;
@@ -239,7 +243,7 @@ function loadElf(bytes: Uint8Array): ElfLoad {
   if (cls === ELFCLASS64) {
     throw new ImageError(
       "unsupported",
-      "64-bit ELF images need long mode, a later feature: only ELF32 (i386) is supported",
+      "64-bit ELF images need long mode, which vmxlab does not implement: only ELF32 (i386) is supported",
     );
   }
   if (cls !== ELFCLASS32) throw new ImageError("malformed", `Invalid ELF class ${cls}: expected 1 (ELFCLASS32)`);
@@ -403,13 +407,23 @@ function loadMultiboot(bytes: Uint8Array, memSize: number): LoadedImage {
       "Multiboot image is not ELF and its header does not set the a.out kludge (flag bit 16) to give load addresses",
     );
   }
-  const info = buildMultibootInfo(MULTIBOOT_INFO_ADDR, memSize);
+  const size = buildMultibootInfo(0, memSize).memSize;
+  const at = multibootInfoAddr(kernel.segments, size);
+  const info = buildMultibootInfo(at, memSize);
   return {
     format: "multiboot",
     segments: [...kernel.segments, info],
     entry: kernel.entry,
-    multibootInfo: MULTIBOOT_INFO_ADDR,
+    multibootInfo: at,
   };
+}
+
+/** MULTIBOOT_INFO_ADDR, or the first page after the kernel when the kernel covers that address. */
+function multibootInfoAddr(kernel: LoadSegment[], size: number): number {
+  const clear = (a: number) => kernel.every((s) => a + size <= s.addr || s.addr + s.memSize <= a);
+  if (clear(MULTIBOOT_INFO_ADDR)) return MULTIBOOT_INFO_ADDR;
+  const end = Math.max(...kernel.map((s) => s.addr + s.memSize));
+  return Math.ceil(end / 4096) * 4096;
 }
 
 /** Flag bit 16: the header carries header_addr, load_addr, load_end_addr, bss_end_addr and entry_addr. */

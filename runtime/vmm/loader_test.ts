@@ -484,8 +484,11 @@ test("multiboot a.out kludge errors", () => {
     entryAddr: 0x100000,
   });
   expectImageError(() => loadImage(bss, prot), "malformed", "bss_end_addr 0x100004");
-  // Kernel loaded over the multiboot information structure.
-  expectImageError(() => loadImage(aoutKernel(0x9000), prot), "placement", "overlaps the multiboot information");
+  // A kernel over MULTIBOOT_INFO_ADDR (0x9000) is no longer refused (issue 17): the information
+  // goes to the first page after it (tests/new_user_test.ts boots one).
+  const low = loadImage(aoutKernel(0x9000), prot);
+  const k = low.segments[0];
+  assertEquals(low.multibootInfo, Math.ceil((k.addr + k.memSize) / 4096) * 4096);
 });
 
 test("multiboot ELF kernel without the a.out kludge loads as ELF", () => {

@@ -22,6 +22,7 @@ import { I8042, ResetControl } from "../devices/i8042.ts";
 import { type BootMode, loadImage, MULTIBOOT_BOOTLOADER_MAGIC } from "./loader.ts";
 import { ImageError, type ImageFormat, type LoadedImage } from "./image.ts";
 import { BOOT_CS, BOOT_DS, BOOT_GDT_ADDR } from "./bzimage.ts";
+import { fitHint, initialStackTop } from "./boot_setup.ts";
 import { defaultEngine, type EngineName, engineFactory, isEngineName, type JitOptions, type JitStats, type StatsEngine } from "./engines.ts";
 
 // Module-local bindings of the constant tables: V8 folds a module's own consts into optimised code
@@ -247,7 +248,7 @@ export class Machine {
     checkEngine(engine);
     this.memSize = opts.memSize ?? 16 * MiB;
     this.mode = opts.mode ?? "real";
-    if (this.mode === "long") throw new MachineError("mode", "Long mode is not supported yet: it comes with a later issue (use real, protected or paged)");
+    if (this.mode === "long") throw new MachineError("mode", "Long mode is not supported: vmxlab runs 16- and 32-bit guests (use real, protected or paged)");
     if (!Number.isSafeInteger(this.memSize) || this.memSize < 4096 || this.memSize % 4096 || this.memSize > 3 * 1024 * MiB) {
       throw new MachineError("argument", `Invalid guest memory size: ${opts.memSize} (a multiple of 4 KiB from 4 KiB to 3 GiB)`);
     }
@@ -490,8 +491,12 @@ export class Machine {
    * in memory, paging and interrupts off, ESI = boot_params, EIP = code32_start), whatever the
    * machine's mode ("real" or "protected"; "paged" is refused, its page directory would sit in RAM
    * the kernel is told is free).
+   * An ELF or multiboot guest in protected or paged mode whose ESP is still 0 gets an initial stack:
+   * ESP at the top of RAM (below the page directory in paged mode), or just below the highest segment
+   * that reaches into the 64 KiB under it (`initialStackTop`, boot_setup.ts).
    * @param opts.initrd bzImage: the initial RAM disk; opts.cmdline: the kernel command line
-   * @throws ImageError for a malformed image or one that does not fit
+   * @throws ImageError for a malformed image or one that does not fit (saying how much RAM it
+   *   needs), or a multiboot kernel in real mode (it needs protected mode)
    * @example
    * ```ts
    * import { Machine } from "./machine.ts";
@@ -506,12 +511,23 @@ export class Machine {
    * ```
    */
   load(bytes: Uint8Array, opts: { format?: ImageFormat | "auto"; loadAddr?: number; entry?: number; initrd?: Uint8Array; cmdline?: string } = {}): LoadedImage {
-    const img = loadImage(bytes, { format: opts.format ?? "auto", loadAddr: opts.loadAddr, memSize: this.memSize, mode: this.mode, initrd: opts.initrd, cmdline: opts.cmdline });
+    let img: LoadedImage;
+    try {
+      img = loadImage(bytes, { format: opts.format ?? "auto", loadAddr: opts.loadAddr, memSize: this.memSize, mode: this.mode, initrd: opts.initrd, cmdline: opts.cmdline });
+    } catch (e) {
+      if (e instanceof ImageError && e.kind === "placement" && e.message.startsWith("Image does not fit in RAM")) {
+        throw new ImageError("placement", e.message + fitHint(bytes, opts.format ?? "auto", this.memSize));
+      }
+      throw e;
+    }
     if (img.format === "bzimage" && this.mode === "paged") {
       throw new ImageError("unsupported", "A bzImage boots with paging off: create the machine in mode \"protected\" (or \"real\"), not \"paged\"");
     }
     if (img.format !== "bzimage" && (opts.initrd !== undefined || opts.cmdline !== undefined)) {
       throw new MachineError("argument", `An initrd and a command line go with a bzImage kernel, not a ${img.format} image`);
+    }
+    if (img.format === "multiboot" && this.mode === "real") {
+      throw new ImageError("placement", 'A multiboot kernel starts in 32-bit protected mode: create the Machine with { mode: "protected" } (vmrun picks it for multiboot images)');
     }
     if (img.format === "rom") {
       this.mapRom(img);
@@ -533,6 +549,10 @@ export class Machine {
       else this.setEntry(entry);
     }
     if (img.format === "multiboot") this.vcpu.setRegs({ rax: MULTIBOOT_BOOTLOADER_MAGIC, rbx: img.multibootInfo ?? 0 });
+    if ((img.format === "elf" || img.format === "multiboot") && this.mode !== "real" && this.vcpu.getRegs().rsp === 0) {
+      const sp = initialStackTop(img.segments, this.mode === "paged" ? this.memSize - 4096 : this.memSize);
+      if (sp !== null) this.vcpu.setRegs({ rsp: sp });
+    }
     this.image = img;
     return img;
   }
@@ -563,7 +583,7 @@ export class Machine {
   /** Point the CPU at `entry`: CS:IP in real mode (CS = entry >> 4 rounded to 64 KiB), EIP otherwise. */
   setEntry(entry: number): void {
     if (this.mode === "real") {
-      if (entry > 0xfffff) throw new ImageError("placement", `Entry point 0x${entry.toString(16)} is not reachable in real mode (above 1 MiB)`);
+      if (entry > 0xfffff) throw new ImageError("placement", `Entry point 0x${entry.toString(16)} is not reachable in real mode (above 1 MiB): create the Machine with { mode: "protected" } (vmrun --mode protected, which vmrun picks for ELF images entered above 1 MiB)`);
       const cs = (entry >>> 4) & 0xf000;
       const s = this.vcpu.getSregs();
       s.cs.selector = cs;

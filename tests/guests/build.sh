@@ -17,7 +17,7 @@ trap 'rm -rf "$OBJ"; [[ "$OUT" != . ]] && rm -rf "$OUT"' EXIT
 # ---- flat binaries: nasm -f bin -------------------------------------------------------
 RAW="hello16 rm_int rm_string_io rm_ud rm_triple rm_sieve
      pm_sieve pm_crc32 pm_fib pm_memcpy pm_outloop pm_hypercall pm_serial mb_aout
-     rm_rtc pm_kernel pm_mandel pm_matmul pm_memcpy_movsd pm_memcpy_bytes pm_xpage pm_jcc_next"
+     rm_rtc pm_kernel pm_mandel pm_matmul pm_memcpy_movsd pm_memcpy_bytes pm_xpage pm_jcc_next mb_low"
 for name in $RAW; do
     nasm -f bin -Werror -o "$OUT/$name.bin" "$name.asm"
 done
@@ -61,6 +61,15 @@ done
 gcc "${CFLAGS[@]}" -O2 -c -o "$OBJ/multiboot_O2.o" c/multiboot.c
 ld "${LDFLAGS[@]}" -o "$OUT/mb_kernel.elf" \
     "$OBJ/crt0_mb.o" "$OBJ/multiboot_O2.o" "$OBJ/lib_O2.o" "$OBJ/main_O2.o" "$LIBGCC"
+
+# the debugger's demo (tests/gdb_test.ts): -O0 with DWARF, so gdb can break, step and print
+gcc "${CFLAGS[@]}" -O0 -g -c -o "$OBJ/gdb_demo.o" c/gdb_demo.c
+gcc "${CFLAGS[@]}" -O0 -g -c -o "$OBJ/lib_g.o" c/lib.c
+ld "${LDFLAGS[@]}" -o "$OUT/gdb_demo.elf" "$OBJ/crt0.o" "$OBJ/lib_g.o" "$OBJ/gdb_demo.o" "$LIBGCC"
+
+# a C program linked the usual way, at gcc's default 0x08048000 (and the same linked at 1 MiB)
+gcc -m32 -ffreestanding -nostdlib -static -O2 -o "$OUT/usual_link.elf" c/usual_link.c
+gcc -m32 -ffreestanding -nostdlib -static -O2 -Wl,-Ttext-segment=0x100000 -o "$OUT/usual_link_low.elf" c/usual_link.c
 
 if [[ "$OUT" != . ]]; then
     status=0
