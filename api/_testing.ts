@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Buffer } from "node:buffer";
+import process from "node:process";
 import type { Service } from "./app.ts";
 import { defaultEngine } from "../runtime/vmm/engines.ts";
 
@@ -65,4 +66,16 @@ export async function call(s: Service, method: string, path: string, body?: unkn
 /** The failing field names of a problem reply. */
 export function fields(r: Reply): string[] {
   return (r.body?.errors ?? []).map((e: { field: string }) => e.field);
+}
+
+/**
+ * CPU time (ms, all threads of this process) used while the process waits `windowMs` doing
+ * nothing: a thread left spinning by an earlier request shows here as roughly `windowMs` (less on
+ * a busy machine, never near 0). CPU time, not wall time, so a loaded host does not inflate it.
+ */
+export async function idleCpuMs(windowMs = 1000): Promise<number> {
+  const before = process.cpuUsage();
+  await new Promise((r) => setTimeout(r, windowMs));
+  const d = process.cpuUsage(before);
+  return (d.user + d.system) / 1000;
 }

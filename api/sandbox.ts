@@ -41,6 +41,18 @@ export function loadQuickJs(): Promise<QuickJSWASMModule> {
   return quickjs;
 }
 
+/** Characters kept of a thrown value's name, message and stack each. */
+const MAX_ERROR_CHARS = 2048;
+/** Characters kept of one console.log line. */
+const MAX_LOG_CHARS = 4096;
+/** Largest hook result, as JSON. */
+const MAX_RESULT_CHARS = 65536;
+/**
+ * Time given to reading a thrown value (`__describe`, inside QuickJS): a value whose reading runs
+ * longer (a Proxy whose traps spin) is reported as unreadable.
+ */
+const DESCRIBE_MS = 20;
+
 /** The script's view of the world, defined inside QuickJS over one host function. */
 const PRELUDE = `
 "use strict";
@@ -69,8 +81,29 @@ const PRELUDE = `
     instructions() { return Number(host("instructions", "")); },
     stop(detail) { host("stop", detail === undefined ? "" : String(detail)); },
   };
+  const clip = (s, n) => s.length > n ? s.slice(0, n) + "…" : s;
   const show = (v) => typeof v === "string" ? v : (() => { try { return JSON.stringify(v); } catch { return String(v); } })();
-  const log = (...args) => host("log", args.map(show).join(" "));
+  const log = (...args) => host("log", clip(args.map(show).join(" "), ${MAX_LOG_CHARS}));
+  // A thrown value as plain data: own data properties only, looked up the prototype chain by
+  // descriptor, so no getter, toJSON, toString or Symbol.toPrimitive of the script's runs. Proxy
+  // traps still run, here, under the host's deadline. Each field is cut to a size.
+  const dataProp = (o, k) => {
+    for (let p = o, depth = 0; p !== null && depth < 32; p = Object.getPrototypeOf(p), depth++) {
+      const d = Object.getOwnPropertyDescriptor(p, k);
+      if (d) return "value" in d && typeof d.value === "string" ? clip(d.value, ${MAX_ERROR_CHARS}) : undefined;
+    }
+    return undefined;
+  };
+  const describe = (e) => {
+    if (e === null || (typeof e !== "object" && typeof e !== "function")) {
+      return JSON.stringify({ message: clip(typeof e === "symbol" ? "a symbol" : String(e), ${MAX_ERROR_CHARS}) });
+    }
+    let name, message, stack;
+    try { name = dataProp(e, "name"); } catch { /* a Proxy trap threw */ }
+    try { message = dataProp(e, "message"); } catch { /* ditto */ }
+    try { stack = dataProp(e, "stack"); } catch { /* ditto */ }
+    return JSON.stringify({ name, message: message ?? (typeof e === "function" ? "a function" : "an object"), stack });
+  };
   Object.freeze(vm);
   Object.defineProperty(globalThis, "vm", { value: vm });
   Object.defineProperty(globalThis, "console", { value: Object.freeze({ log, info: log, warn: log, error: log }) });
@@ -79,9 +112,13 @@ const PRELUDE = `
       const f = handlers[id][which];
       if (typeof f !== "function") return undefined;
       const r = f(...JSON.parse(args));
-      return r === undefined ? undefined : JSON.stringify(r);
+      if (r === undefined) return undefined;
+      const s = JSON.stringify(r);
+      if (typeof s === "string" && s.length > ${MAX_RESULT_CHARS}) throw new RangeError("A hook's result is over ${MAX_RESULT_CHARS} characters as JSON");
+      return s;
     },
   });
+  Object.defineProperty(globalThis, "__describe", { value: describe });
 })();
 `;
 
@@ -100,7 +137,10 @@ export class ScriptSandbox {
   private readonly rt: QuickJSRuntime;
   private readonly ctx: QuickJSContext;
   private readonly dispatch: QuickJSHandle;
+  private readonly describe: QuickJSHandle;
   private deadline = Infinity;
+  /** The interrupt handler stopped the script (its deadline passed). */
+  private interrupted = false;
   private runLeftMs: number;
   private hookCtx: HookContext | null = null;
   private settingUp = false;
@@ -119,7 +159,11 @@ export class ScriptSandbox {
     this.rt = qjs.newRuntime();
     this.rt.setMemoryLimit(limits.memoryBytes);
     this.rt.setMaxStackSize(256 * 1024);
-    this.rt.setInterruptHandler(() => performance.now() > this.deadline);
+    this.rt.setInterruptHandler(() => {
+      if (performance.now() <= this.deadline) return false;
+      this.interrupted = true;
+      return true;
+    });
     this.ctx = this.rt.newContext();
     const host = this.ctx.newFunction("__host", (opH, argH) => {
       const op = this.ctx.getString(opH);
@@ -135,8 +179,8 @@ export class ScriptSandbox {
     this.ctx.setProp(this.ctx.global, "__host", host);
     host.dispose();
     this.evaluate(PRELUDE, "prelude.js", this.limits.runMs);
-    const d = this.ctx.getProp(this.ctx.global, "__dispatch");
-    this.dispatch = d;
+    this.dispatch = this.ctx.getProp(this.ctx.global, "__dispatch");
+    this.describe = this.ctx.getProp(this.ctx.global, "__describe");
   }
 
   /**
@@ -162,6 +206,7 @@ export class ScriptSandbox {
     if (this.disposed) return;
     this.disposed = true;
     this.dispatch.dispose();
+    this.describe.dispose();
     this.ctx.dispose();
     this.rt.dispose();
   }
@@ -169,6 +214,7 @@ export class ScriptSandbox {
   private evaluate(source: string, file: string, ms: number): void {
     this.deadline = performance.now() + ms;
     this.hostError = null;
+    this.interrupted = false;
     const r = this.ctx.evalCode(source, file, { type: "global" });
     this.deadline = Infinity;
     if (r.error) {
@@ -179,25 +225,58 @@ export class ScriptSandbox {
     r.value.dispose();
   }
 
+  /**
+   * Why the script failed, from what it threw. The value is never read by the host: QuickJS's own
+   * dump would call its getters and toJSON with no deadline (issue 16). `__describe` reads it as
+   * plain data inside QuickJS, under DESCRIBE_MS of its own.
+   */
   private failure(errH: QuickJSHandle, hook: string | undefined, ms: number): ScriptFailure {
-    const err = this.ctx.dump(errH) as { name?: string; message?: string; stack?: string } | string | null;
-    errH.dispose();
-    const where0 = hook ? `Hook "${hook}"` : "Script";
-    // QuickJS throws null when it cannot even allocate the error object.
-    if ((err === null || err === undefined) && this.nearMemoryLimit()) {
-      return new ScriptFailure("memory", `${where0} ran out of memory (${this.limits.memoryBytes} bytes)`, hook);
-    }
-    const name = typeof err === "object" && err ? err.name ?? "Error" : "Error";
-    const message = typeof err === "object" && err ? err.message ?? String(err) : String(err);
     const where = hook ? `Hook "${hook}"` : "Script";
-    if (name === "InternalError" && message === "interrupted") {
+    // The interrupt is uncatchable in QuickJS: a script stopped at its deadline failed with it.
+    if (this.interrupted) {
+      errH.dispose();
       return new ScriptFailure("timeout", `${where} ran past its deadline (${Math.round(ms)} ms)`, hook);
     }
+    const err = this.read(errH);
+    errH.dispose();
+    if (err === "memory" || (err === "unreadable" && this.nearMemoryLimit())) {
+      return new ScriptFailure("memory", `${where} ran out of memory (${this.limits.memoryBytes} bytes)`, hook);
+    }
+    if (err === "unreadable") return new ScriptFailure("exception", `${where} threw a value that could not be read within ${DESCRIBE_MS} ms`, hook);
+    const name = err.name ?? "Error";
+    const message = err.message ?? "";
     if (name === "InternalError" && message === "out of memory") {
       return new ScriptFailure("memory", `${where} ran out of memory (${this.limits.memoryBytes} bytes)`, hook);
     }
-    const at = typeof err === "object" && err?.stack ? ` (${err.stack.trim().split("\n")[0].trim()})` : "";
+    const at = err.stack ? ` (${err.stack.trim().split("\n")[0].trim()})` : "";
     return new ScriptFailure("exception", `${where} threw ${name}: ${message}${at}`, hook);
+  }
+
+  /** A thrown value's name, message and stack, read by `__describe` inside QuickJS under a deadline. */
+  private read(errH: QuickJSHandle): { name?: string; message?: string; stack?: string } | "memory" | "unreadable" {
+    // QuickJS throws null when it cannot even allocate the error object.
+    if (this.ctx.typeof(errH) === "object" && this.ctx.sameValue(errH, this.ctx.null)) return this.nearMemoryLimit() ? "memory" : { message: "null" };
+    this.deadline = performance.now() + DESCRIBE_MS;
+    this.interrupted = false;
+    let r;
+    try {
+      r = this.ctx.callFunction(this.describe, this.ctx.undefined, errH);
+    } finally {
+      this.deadline = Infinity;
+    }
+    if (r.error) {
+      r.error.dispose();
+      return "unreadable";
+    }
+    const text = this.ctx.typeof(r.value) === "string" ? this.ctx.getString(r.value) : "{}";
+    r.value.dispose();
+    try {
+      const v = JSON.parse(text) as Record<string, unknown>;
+      const str = (x: unknown) => typeof x === "string" ? x : undefined;
+      return { name: str(v.name), message: str(v.message), stack: str(v.stack) };
+    } catch {
+      return "unreadable";
+    }
   }
 
   private nearMemoryLimit(): boolean {
@@ -217,6 +296,7 @@ export class ScriptSandbox {
     const ms = Math.min(this.limits.callMs, this.runLeftMs);
     const t0 = performance.now();
     this.deadline = t0 + ms;
+    this.interrupted = false;
     this.hookCtx = hctx;
     const idH = this.ctx.newNumber(id);
     const whichH = this.ctx.newString(which);
