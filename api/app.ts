@@ -83,7 +83,12 @@ export interface Service {
   readonly sessions: SessionTable;
   /** Start the workers now (otherwise the first run does). */
   start(): Promise<void>;
-  /** Close every session and stop the workers. */
+  /**
+   * For a shutdown: close every session (their event streams end), refuse new runs (503), and wait
+   * until the runs in flight have answered or `ms` has passed. Resolves whether they all answered.
+   */
+  drain(ms: number): Promise<boolean>;
+  /** Close every session and stop the workers (runs still in flight answer 503). */
   close(): Promise<void>;
 }
 
@@ -103,6 +108,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   const schemas = makeSchemas(limits, defaultEngine);
   const startedAt = performance.now();
   let inFlight = 0;
+  /** Set by drain(): new runs are refused. */
+  let draining = false;
   /** Sessions being built: they count against the session limit already. */
   let creating = 0;
 
@@ -119,7 +126,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   });
 
   /** Submit a job, counting it against the concurrency limit. */
-  async function submit(req: WorkerRequest, o: { worker?: number; watchdogMs: number; transfer?: Transferable[] }) {
+  async function submit(req: WorkerRequest, o: { worker?: number; watchdogMs: number }) {
+    if (draining) throw new ApiProblem("worker-lost", "The service is shutting down", {}, { "retry-after": "5" });
     if (inFlight >= limits.maxConcurrentRuns) {
       throw new ApiProblem("too-many-runs", `${inFlight} runs are in progress (at most ${limits.maxConcurrentRuns}); retry later`, {}, { "retry-after": "1" });
     }
@@ -186,9 +194,16 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   // Service
   // ---------------------------------------------------------------------------------------------
   route({
-    method: "get", path: "/healthz", operationId: "health", summary: "Liveness: answers while guests run", tags: ["service"],
-    responses: { 200: { description: "The service is up", schema: schemas.Health } },
-  }, (c) => c.json({ status: "ok" as const, uptimeMs: Math.round(performance.now() - startedAt), runsInFlight: inFlight, sessions: sessions.size }));
+    method: "get", path: "/healthz", operationId: "health", summary: "Liveness: answers while guests run; degraded while a worker is replaced", tags: ["service"],
+    responses: { 200: { description: "The service is up (status degraded: fewer workers answer than it has)", schema: schemas.Health } },
+  }, (c) => {
+    const ready = pool.readyCount;
+    return c.json({
+      status: pool.degraded ? "degraded" as const : "ok" as const,
+      uptimeMs: Math.round(performance.now() - startedAt), runsInFlight: inFlight, sessions: sessions.size,
+      workers: { size: pool.size, ready, killed: pool.killed },
+    });
+  });
 
   route({
     method: "get", path: "/v1/info", operationId: "info", summary: "Version, engines, modes, limits and hook sets", tags: ["service"],
@@ -238,7 +253,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     const body = await jsonBody(c, schemas.RunRequest, true) as RunRequest;
     const machine = machineSpec(body);
     const run = runSpec(body, { budget: limits.defaultBudget, timeoutMs: limits.defaultTimeoutMs, dumps: [] });
-    const { value, queueMs } = await submit({ op: "run", machine, run }, { watchdogMs: watchdog(run.timeoutMs), transfer: [machine.image.buffer as ArrayBuffer] });
+    const { value, queueMs } = await submit({ op: "run", machine, run }, { watchdogMs: watchdog(run.timeoutMs) });
     const json = finishReportJson((value as RunReply).json, { queueMs: round(queueMs), totalMs: round(performance.now() - t0) });
     return c.body(json, 200, { "content-type": "application/json" });
   });
@@ -293,12 +308,15 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     let s: Session;
     try {
       await pool.start();
-      const worker = pool.leastLoaded();
+      // Sessions spread over the workers: the one holding the fewest (then with the least work).
+      const held = new Array<number>(pool.size).fill(0);
+      for (const x of sessions.list()) held[x.worker]++;
+      const worker = pool.leastLoaded(held);
       s = new Session(id, worker, machine.mode, machine.memBytes, machine.hooks, machine.script !== undefined, {
         budget: defaults.budget, timeoutMs: defaults.timeoutMs, dumps: defaults.dumps,
       });
       s.engine = machine.engine;
-      ({ value } = await submit({ op: "create", session: id, machine }, { worker, watchdogMs: 30_000, transfer: [machine.image.buffer as ArrayBuffer] }));
+      ({ value } = await submit({ op: "create", session: id, machine }, { worker, watchdogMs: 30_000 }));
     } finally {
       creating--;
     }
@@ -458,6 +476,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
         wake?.();
       });
       try {
+        // A comment first, so the headers go out now (Bun holds them until the first bytes).
+        await stream.write(": connected\n\n");
         while (!done) {
           while (queue.length && !done) {
             const e = queue.shift()!;
@@ -567,6 +587,13 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     app, limits, schemas, routes, openapi, hookSets, pool, sessions,
     async start() {
       await pool.start();
+    },
+    async drain(ms: number) {
+      draining = true;
+      sessions.closeAll("shutdown");
+      const end = performance.now() + ms;
+      while (inFlight > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 10));
+      return inFlight === 0;
     },
     async close() {
       sessions.closeAll("shutdown");

@@ -1,10 +1,16 @@
 /**
- * The worker pool: guest code runs in workers so the event loop keeps answering (`/healthz`
- * during a long guest). Each worker does one job at a time. A job either goes to any worker (a
- * one-shot run) or to the worker that holds its session's machine. A watchdog replaces a worker that
- * overruns its job's limit by far (a bug, since runs end themselves at their budget and deadline).
+ * The worker pool: guest code runs in worker processes (`_child.ts`) so the event loop keeps
+ * answering (`/healthz` during a long guest), and so a run can always be ended: a process is
+ * killed with SIGKILL and its core is free at once, which a worker thread is not (Deno's
+ * `Worker.terminate()` leaves a thread spinning in JavaScript or WebAssembly running). Each worker
+ * does one job at a time. A job either goes to any worker (a one-shot run) or to the worker that
+ * holds its session's machine. A watchdog kills a worker whose job overruns its limits plus the
+ * grace, and starts a new one in its slot; the sessions it held are lost, the others' are not.
  */
+import { type ChildProcess, spawn } from "node:child_process";
+import process from "node:process";
 import type { Limits } from "./config.ts";
+import { encodeFrame, FrameReader } from "./_wire.ts";
 import type { HookSetInfo, WorkerError, WorkerMessage, WorkerRequest, SessionEvent } from "./_protocol.ts";
 
 /** A job that failed in a worker; `error.kind` says how. */
@@ -18,7 +24,6 @@ export class WorkerJobError extends Error {
 interface Job {
   id: number;
   req: WorkerRequest;
-  transfer: Transferable[];
   watchdogMs: number;
   enqueuedAt: number;
   startedAt: number;
@@ -28,7 +33,11 @@ interface Job {
 
 interface Slot {
   index: number;
-  worker: Worker;
+  child: ChildProcess;
+  /** The process has exited (or been killed). */
+  exited: boolean;
+  /** It replaces a worker that was lost. */
+  replacement: boolean;
   busy: Job | null;
   queue: Job[];
   timer?: ReturnType<typeof setTimeout>;
@@ -47,6 +56,13 @@ export interface PoolOptions {
   onWorkerLost(index: number, reason: string): void;
 }
 
+/** The command that starts a worker process under this runtime (Deno or Bun). */
+function childCommand(): { cmd: string; args: string[] } {
+  const entry = new URL("./_child.ts", import.meta.url).pathname;
+  if (typeof (globalThis as { Bun?: unknown }).Bun !== "undefined") return { cmd: process.execPath, args: [entry] };
+  return { cmd: process.execPath, args: ["run", "-A", "--quiet", entry] };
+}
+
 let nextJobId = 1;
 
 export class WorkerPool {
@@ -56,6 +72,10 @@ export class WorkerPool {
   private started: Promise<HookSetInfo[]> | null = null;
   private hookSets: HookSetInfo[] = [];
   private closed = false;
+  /** Workers killed because a job overran its limits, since start. */
+  killed = 0;
+  /** Jobs refused or failed because their worker was lost. */
+  lostJobs = 0;
 
   constructor(private readonly opts: PoolOptions) {
     if (!Number.isInteger(opts.size) || opts.size < 1) throw new RangeError(`Invalid worker count: ${opts.size}`);
@@ -87,12 +107,29 @@ export class WorkerPool {
     return n;
   }
 
-  /** The worker with the least work queued (for a new session). */
-  leastLoaded(): number {
+  /** Worker processes started and answering (fewer than `size` while one is being replaced). */
+  get readyCount(): number {
+    let n = 0;
+    for (const s of this.slots) if (s?.ready && !s.exited) n++;
+    return n;
+  }
+
+  /** A worker was lost and its replacement does not answer yet. */
+  get degraded(): boolean {
+    return this.slots.some((s) => s && s.replacement && !(s.ready && !s.exited));
+  }
+
+  /** The process ids of the workers (for tests and operators). */
+  get pids(): number[] {
+    return this.slots.map((s) => s?.child.pid ?? 0);
+  }
+
+  /** The worker with the least work queued (for a new session), counting `held[i]` more for worker i. */
+  leastLoaded(held: readonly number[] = []): number {
     let best = 0, bestLoad = Infinity;
     for (let i = 0; i < this.size; i++) {
       const s = this.slots[i];
-      const load = s ? s.queue.length + (s.busy ? 1 : 0) : 0;
+      const load = (held[i] ?? 0) + (s ? s.queue.length + (s.busy ? 1 : 0) : 0);
       if (load < bestLoad) { best = i; bestLoad = load; }
     }
     return best;
@@ -102,12 +139,12 @@ export class WorkerPool {
    * Run `req` on worker `worker` (or any free one).
    * @param watchdogMs replace the worker if the job has not answered this long after it started
    */
-  async submit(req: WorkerRequest, opts: { worker?: number; watchdogMs: number; transfer?: Transferable[] }): Promise<{ value: unknown; worker: number; queueMs: number }> {
+  async submit(req: WorkerRequest, opts: { worker?: number; watchdogMs: number }): Promise<{ value: unknown; worker: number; queueMs: number }> {
     await this.start();
     if (this.closed) throw new WorkerJobError({ kind: "worker-lost", message: "The service is shutting down" });
     return new Promise((resolve, reject) => {
       const job: Job = {
-        id: nextJobId++, req, transfer: opts.transfer ?? [], watchdogMs: opts.watchdogMs,
+        id: nextJobId++, req, watchdogMs: opts.watchdogMs,
         enqueuedAt: performance.now(), startedAt: 0, resolve, reject,
       };
       if (opts.worker === undefined) this.shared.push(job);
@@ -122,8 +159,9 @@ export class WorkerPool {
     this.closed = true;
     const lost = new WorkerJobError({ kind: "worker-lost", message: "The service is shutting down" });
     for (const s of this.slots) {
+      if (!s) continue;
       clearTimeout(s.timer);
-      s.worker.terminate();
+      kill(s);
       if (s.busy && s.busy.id !== 0) s.busy.reject(lost);
       for (const j of s.queue) j.reject(lost);
     }
@@ -132,18 +170,30 @@ export class WorkerPool {
   }
 
   private spawn(index: number): Promise<HookSetInfo[]> {
-    this.slots[index]?.worker.terminate();
-    const worker = new Worker(new URL("./_worker.ts", import.meta.url), { type: "module" });
-    const slot: Slot = { index, worker, busy: null, queue: this.slots[index]?.queue ?? [], ready: false };
+    const old = this.slots[index];
+    if (old) kill(old);
+    const { cmd, args } = childCommand();
+    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] });
+    const slot: Slot = { index, child, exited: false, replacement: old !== undefined, busy: null, queue: old?.queue ?? [], ready: false };
     this.slots[index] = slot;
-    worker.onmessage = (e: MessageEvent<WorkerMessage>) => this.onMessage(slot, e.data);
-    worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault?.();
-      this.lose(slot, `Worker ${index} failed: ${e.message}`);
-    };
+    const reader = new FrameReader((m) => this.onMessage(slot, m as WorkerMessage));
+    child.stdout!.on("data", (chunk: Uint8Array) => {
+      try {
+        reader.push(chunk);
+      } catch (e) {
+        this.lose(slot, `Worker ${index} sent a bad frame: ${(e as Error).message}`);
+      }
+    });
+    // A write to a worker that just died fails here, not as an uncaught error.
+    child.stdin!.on("error", () => {});
+    child.on("error", (e) => this.lose(slot, `Worker ${index} failed: ${e.message}`));
+    child.on("exit", (code, signal) => {
+      slot.exited = true;
+      this.lose(slot, `Worker ${index} exited (${signal ?? `code ${code}`})`);
+    });
     return new Promise((resolve, reject) => {
       const init: Job = {
-        id: 0, req: { op: "init", scripts: this.opts.scripts, limits: this.opts.limits, preloadJit: this.opts.preloadJit ?? false }, transfer: [], watchdogMs: 60_000,
+        id: 0, req: { op: "init", scripts: this.opts.scripts, limits: this.opts.limits, preloadJit: this.opts.preloadJit ?? false }, watchdogMs: 60_000,
         enqueuedAt: performance.now(), startedAt: performance.now(),
         resolve: ({ value }) => {
           slot.ready = true;
@@ -153,7 +203,7 @@ export class WorkerPool {
         reject,
       };
       slot.busy = init;
-      worker.postMessage({ id: 0, req: init.req });
+      child.stdin!.write(encodeFrame({ id: 0, req: init.req }));
     });
   }
 
@@ -175,15 +225,17 @@ export class WorkerPool {
   private dispatch(): void {
     if (this.closed) return;
     for (const s of this.slots) {
-      if (!s || !s.ready || s.busy) continue;
+      if (!s || !s.ready || s.exited || s.busy) continue;
       const job = s.queue.shift() ?? this.shared.shift();
       if (!job) continue;
       s.busy = job;
       job.startedAt = performance.now();
       s.timer = setTimeout(() => {
-        if (s.busy === job) this.lose(s, `Worker ${s.index} did not answer within ${job.watchdogMs} ms`);
+        if (s.busy !== job) return;
+        this.killed++;
+        this.lose(s, `Worker ${s.index} did not answer within ${job.watchdogMs} ms and was killed`);
       }, job.watchdogMs);
-      s.worker.postMessage({ id: job.id, req: job.req }, job.transfer);
+      s.child.stdin!.write(encodeFrame({ id: job.id, req: job.req }));
     }
   }
 
@@ -191,9 +243,12 @@ export class WorkerPool {
   private lose(slot: Slot, reason: string): void {
     if (this.closed || this.slots[slot.index] !== slot) return;
     clearTimeout(slot.timer);
-    slot.worker.terminate();
+    kill(slot);
     const err = new WorkerJobError({ kind: "worker-lost", message: reason });
-    if (slot.busy) slot.busy.reject(err);
+    if (slot.busy) {
+      if (slot.busy.id !== 0) this.lostJobs++;
+      slot.busy.reject(err);
+    }
     slot.busy = null;
     // Session jobs queued for this worker refer to machines that are gone.
     for (const j of slot.queue.splice(0)) j.reject(err);
@@ -204,8 +259,18 @@ export class WorkerPool {
     } else {
       this.started = null;
     }
-    if (!this.slots.some((s) => s.ready)) {
+    // One-shot jobs wait for the replacement; without one (a worker that never started), they fail.
+    if (!slot.ready && !this.slots.some((s) => s.ready && !s.exited)) {
       for (const j of this.shared.splice(0)) j.reject(err);
     }
   }
+}
+
+/** End a worker process now (SIGKILL: it may be spinning and would never handle a gentler signal). */
+function kill(slot: Slot): void {
+  if (slot.exited) return;
+  slot.exited = true;
+  slot.child.stdin?.destroy();
+  slot.child.stdout?.destroy();
+  slot.child.kill("SIGKILL");
 }

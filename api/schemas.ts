@@ -123,7 +123,11 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
     run: RunReport.optional().describe("hook-failed: the run up to the failure"),
   }).register(res, { id: "Problem", description: "RFC 9457 problem details" });
 
-  const Health = z.object({ status: z.literal("ok"), uptimeMs: z.number(), runsInFlight: z.int(), sessions: z.int() }).register(res, { id: "Health" });
+  const Health = z.object({
+    status: z.enum(["ok", "degraded"]).describe("degraded: fewer worker processes answer than the service has (one is being replaced after a kill)"),
+    uptimeMs: z.number(), runsInFlight: z.int(), sessions: z.int(),
+    workers: z.object({ size: z.int(), ready: z.int(), killed: z.int().describe("Workers killed since start because a job overran its limits") }),
+  }).register(res, { id: "Health" });
 
   const HookSetInfo = z.object({ name: z.string(), description: z.string(), script: z.string() }).register(res, { id: "HookSetInfo" });
   const Info = z.object({

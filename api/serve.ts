@@ -12,8 +12,11 @@ export interface Server {
   /** `http://host:port` */
   url: string;
   port: number;
-  /** Stop listening (the service itself is closed separately). */
-  stop(): Promise<void>;
+  /**
+   * Stop listening (the service itself is closed separately). With `force` (the default) open
+   * connections are cut where the runtime can; without, they may finish (Deno always lets them).
+   */
+  stop(force?: boolean): Promise<void>;
 }
 
 interface DenoLike {
@@ -50,7 +53,7 @@ export function listen(service: Service, opts: { host: string; port: number }): 
   if (g.Bun) {
     // Event streams stay open while idle; Bun's default idle timeout (10 s) would cut them.
     const s = g.Bun.serve({ hostname: opts.host, port: opts.port, fetch, idleTimeout: 0 });
-    return Promise.resolve({ url: `http://${opts.host}:${s.port}`, port: s.port, stop: async () => void await s.stop(true) });
+    return Promise.resolve({ url: `http://${opts.host}:${s.port}`, port: s.port, stop: async (force = true) => void await s.stop(force) });
   }
   if (g.Deno) {
     return new Promise((resolve) => {
@@ -83,6 +86,8 @@ Options:
   --max-sessions N       live sessions                   --max-concurrent N   runs at once (429 beyond)
   --session-idle MS      idle session lifetime           --hook-call-ms MS    hook script time per call
   --hook-run-ms MS       hook script time per run        --hook-memory BYTES  hook script heap
+  --drain-ms MS          on SIGTERM/SIGINT: time runs in flight get to finish before the workers
+                         are killed and the process exits (default 5000)
   --help                 show this help
 `;
 
@@ -97,7 +102,7 @@ export async function main(argv: string[]): Promise<number> {
         "max-body": { type: "string" }, "max-mem": { type: "string" }, "max-budget": { type: "string" },
         "max-timeout": { type: "string" }, "max-sessions": { type: "string" }, "max-concurrent": { type: "string" },
         "session-idle": { type: "string" }, "hook-call-ms": { type: "string" }, "hook-run-ms": { type: "string" },
-        "hook-memory": { type: "string" }, jit: { type: "string" }, engine: { type: "string" },
+        "hook-memory": { type: "string" }, jit: { type: "string" }, engine: { type: "string" }, "drain-ms": { type: "string" },
       },
     }).values;
   } catch (e) {
@@ -113,10 +118,11 @@ export async function main(argv: string[]): Promise<number> {
     if (!/^\d+$/.test(s)) throw new RangeError(`Invalid --${name}: ${s} (expected a whole number)`);
     return Number(s);
   };
-  let service: Service, server: Server, host: string, port: number;
+  let service: Service, server: Server, host: string, port: number, drainMs: number;
   try {
     host = v.host ?? process.env.VMXLAB_HOST ?? "127.0.0.1";
     port = int("port", v.port ?? process.env.VMXLAB_PORT) ?? 8787;
+    drainMs = int("drain-ms", v["drain-ms"]) ?? 5000;
     const over = {
       maxBodyBytes: int("max-body", v["max-body"]), maxMemBytes: int("max-mem", v["max-mem"]),
       maxBudget: int("max-budget", v["max-budget"]), maxTimeoutMs: int("max-timeout", v["max-timeout"]),
@@ -151,7 +157,14 @@ export async function main(argv: string[]): Promise<number> {
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
-  await server.stop();
+  // Drain: stop listening, end the event streams, give runs in flight drainMs, then kill the
+  // workers (what is still running answers 503) and give the listener a second to flush.
+  const t0 = performance.now();
+  const stopped = server.stop(false);
+  const drained = await service.drain(drainMs);
   await service.close();
+  await Promise.race([stopped, new Promise((r) => setTimeout(r, 1000))]);
+  void server.stop(true).catch(() => {});
+  console.log(`vmxlab API stopped in ${Math.round(performance.now() - t0)} ms (${drained ? "every run answered" : "runs still in flight were ended"})`);
   return 0;
 }

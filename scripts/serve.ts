@@ -7,4 +7,5 @@
  */
 import { main } from "../api/serve.ts";
 
-process.exitCode = await main(process.argv.slice(2));
+// Exit explicitly: nothing left over (a stuck connection, a timer) may keep a stopped server alive.
+process.exit(await main(process.argv.slice(2)));
