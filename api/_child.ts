@@ -9,6 +9,7 @@
 import process from "node:process";
 import { loadHookScripts } from "./hooks.ts";
 import { loadJit } from "../jit/mod.ts";
+import { loadQuickJs } from "./sandbox.ts";
 import type { VmHost } from "./actions.ts";
 import { encodeFrame, FrameReader } from "./_wire.ts";
 import { reportJsonHead, type RunReply, type WorkerError, type WorkerMessage, type WorkerRequest } from "./_protocol.ts";
@@ -37,6 +38,8 @@ async function handle(req: WorkerRequest): Promise<unknown> {
     const { sets, info } = await loadHookScripts(req.scripts);
     // jit: "preload": binaryen now, so no run waits for it (otherwise the first jit run, or an auto run that goes on, loads it).
     if (req.preloadJit) await loadJit();
+    // QuickJS too (~50 ms), so a request's first script does not wait for it.
+    await loadQuickJs();
     host = new VmHost(req.limits, sets, (event) => post({ event }));
     return { hookSets: info };
   }

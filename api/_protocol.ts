@@ -59,7 +59,7 @@ export type WorkerRequest =
 
 /** A failure in a worker, by kind; `problem.ts` maps kinds to HTTP statuses. */
 export interface WorkerError {
-  kind: "image" | "unsupported" | "argument" | "state" | "conflict" | "script" | "hook" | "not-found" | "internal";
+  kind: "image" | "unsupported" | "argument" | "state" | "conflict" | "script" | "hook" | "not-found" | "engine-loading" | "internal";
   message: string;
   /** The request field that caused it. */
   field?: string;

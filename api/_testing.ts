@@ -79,3 +79,12 @@ export async function idleCpuMs(windowMs = 1000): Promise<number> {
   const d = process.cpuUsage(before);
   return (d.user + d.system) / 1000;
 }
+
+/**
+ * What the timed api tests allow on top of a limit plus the service's grace: a loaded machine
+ * (tests share 2 cores with builds) delays any answer, and speed is not what these tests check —
+ * that an answer comes at all, bounded, where it used to take 19 s or never. 1 s unless
+ * VMXLAB_TIMING_SLACK_MS says otherwise (0 checks the limit plus the grace exactly, on a quiet
+ * machine; `npm run fuzz:service` counts late answers with no slack).
+ */
+export const TIMING_SLACK_MS = Number(process.env.VMXLAB_TIMING_SLACK_MS ?? 1000);

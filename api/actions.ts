@@ -3,6 +3,7 @@
  * run it under the limits, read and write its registers and memory, disassemble. Everything here
  * runs inside a worker; the main thread only sends `WorkerRequest`s.
  */
+import { Buffer } from "node:buffer";
 import { Machine, MachineError, type RunResult } from "../runtime/vmm/machine.ts";
 import { ImageError } from "../runtime/vmm/image.ts";
 import { addSlice, dropSliceEnd, emptyRun } from "../runtime/vmm/run_slices.ts";
@@ -126,12 +127,14 @@ export class VmHost {
   /** Build, run and drop a machine. */
   async run(spec: MachineSpec, run: RunSpec): Promise<RunReport> {
     const t0 = performance.now();
-    await engineReady(spec);
+    // Building (the script's top level included) and running share the request's time limit.
+    const deadline = t0 + run.timeoutMs;
+    await engineReady(spec, deadline);
     const made = this.take(spec);
     try {
-      const vm = await this.build(spec, made);
+      const vm = await this.build(spec, made, deadline);
       try {
-        return await this.runVm(vm, run, performance.now() - t0);
+        return await this.runVm(vm, run, performance.now() - t0, deadline);
       } finally {
         vm.sandbox?.dispose();
       }
@@ -143,7 +146,7 @@ export class VmHost {
   /** Build a session's machine. */
   async create(session: string, spec: MachineSpec): Promise<{ regs: RegsReport }> {
     if (this.sessions.has(session)) throw new ActionError({ kind: "internal", message: `Session ${session} exists already` });
-    await engineReady(spec);
+    await engineReady(spec, Infinity);
     const made = this.take(spec);
     let vm: Vm;
     try {
@@ -323,7 +326,7 @@ export class VmHost {
     if (this.used.length < USED_MAX && made.machine.resettable) this.used.push(made);
   }
 
-  private async build(spec: MachineSpec, made: Made): Promise<Vm> {
+  private async build(spec: MachineSpec, made: Made, deadline = Infinity): Promise<Vm> {
     const { machine } = made;
     const vm: Vm = {
       machine, console: new ConsoleBuffer(this.limits.maxConsoleBytes), logs: [], sandbox: null, trace: null, running: false, lastEventAt: 0,
@@ -356,7 +359,7 @@ export class VmHost {
       const qjs = await loadQuickJs();
       vm.sandbox = new ScriptSandbox(qjs, machine, this.limits.hookScript, env.log);
       try {
-        vm.sandbox.setup(spec.script);
+        vm.sandbox.setup(spec.script, deadline);
       } catch (e) {
         vm.sandbox.dispose();
         vm.sandbox = null;
@@ -432,7 +435,7 @@ export class VmHost {
     vm.autoPending = false;
   }
 
-  private async runVm(vm: Vm, spec: RunSpec, setupMs: number): Promise<RunReport> {
+  private async runVm(vm: Vm, spec: RunSpec, setupMs: number, runDeadline?: number): Promise<RunReport> {
     const m = vm.machine;
     if (vm.autoPending && jitLoaded()) this.attachAuto(vm);
     if (spec.serialInput !== undefined) {
@@ -445,10 +448,10 @@ export class VmHost {
       vm.trace.events = [];
       vm.trace.dropped = 0;
     }
-    vm.sandbox?.beginRun();
     vm.running = true;
     const t0 = performance.now();
-    const deadline = t0 + spec.timeoutMs;
+    const deadline = runDeadline ?? t0 + spec.timeoutMs;
+    vm.sandbox?.beginRun(deadline);
     const total = emptyRun();
     let hookFailure: { hook: string; cause: string; message: string } | null = null;
     let sliceStart = countsOf(m);
@@ -513,8 +516,14 @@ export class VmHost {
  * Load binaryen in this worker when `spec` asks for jit (once; later calls return at once). auto
  * does not wait for it: its runs load it between slices if they go on (VmHost.tierUp).
  */
-async function engineReady(spec: MachineSpec): Promise<void> {
+async function engineReady(spec: MachineSpec, deadline: number): Promise<void> {
   if (spec.engine !== "jit") return;
+  // Loading binaryen holds the worker for 0.7–2.5 s, which a run's time limit cannot preempt: a
+  // run with less time than that left is refused (503, retry) while the worker loads it.
+  if (!jitLoaded() && deadline - performance.now() < JIT_LOAD_HEADROOM_MS) {
+    loadJit().catch(() => {});
+    throw new ActionError({ kind: "engine-loading", message: `This worker is loading the JIT (binaryen, about 1 s); retry, or give the run a timeoutMs of ${JIT_LOAD_HEADROOM_MS} ms or more` });
+  }
   try {
     await loadJit();
   } catch (e) {
@@ -596,7 +605,7 @@ function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number): RunR
   const memory: Record<string, string> = {};
   for (const { addr, len } of spec.dumps) {
     const n = Math.max(0, Math.min(len, m.memSize - addr));
-    memory[`0x${addr.toString(16)}`] = Array.from(m.vm.readGuest(addr, n), (b) => b.toString(16).padStart(2, "0")).join("");
+    memory[`0x${addr.toString(16)}`] = Buffer.from(m.vm.readGuest(addr, n)).toString("hex");
   }
   const round = (x: number) => Math.round(x * 1000) / 1000;
   const report: RunReport = {

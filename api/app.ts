@@ -29,7 +29,7 @@ import { renderDocs } from "./docs.ts";
 import { BUNDLED_SCRIPTS, loadHookScripts, scriptUrl } from "./hooks.ts";
 import { WorkerJobError, WorkerPool } from "./pool.ts";
 import { Session, SessionTable, type StreamEvent } from "./sessions.ts";
-import { type EngineName, finishReportJson, type HookSetInfo, type MachineSpec, type RegsReport, type RunReply, type RunReport, type RunSpec, type WorkerRequest } from "./_protocol.ts";
+import { type EngineName, finishReportJson, type WorkerError, type HookSetInfo, type MachineSpec, type RegsReport, type RunReply, type RunReport, type RunSpec, type WorkerRequest } from "./_protocol.ts";
 
 export { BUNDLED_SCRIPTS };
 
@@ -126,8 +126,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   });
 
   /** Submit a job, counting it against the concurrency limit. */
-  async function submit(req: WorkerRequest, o: { worker?: number; watchdogMs: number }) {
-    if (draining) throw new ApiProblem("worker-lost", "The service is shutting down", {}, { "retry-after": "5" });
+  async function submit(req: WorkerRequest, o: { worker?: number; watchdogMs: number; timeoutMs?: number }) {
+    if (draining) throw new ApiProblem("shutting-down", "The service is shutting down", {}, { "retry-after": "5" });
     if (inFlight >= limits.maxConcurrentRuns) {
       throw new ApiProblem("too-many-runs", `${inFlight} runs are in progress (at most ${limits.maxConcurrentRuns}); retry later`, {}, { "retry-after": "1" });
     }
@@ -135,10 +135,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     try {
       return await pool.submit(req, o);
     } catch (e) {
-      if (e instanceof WorkerJobError) {
-        if (e.error.kind === "worker-lost") throw new ApiProblem("worker-lost", e.error.message);
-        throw fromWorkerError(e.error);
-      }
+      if (e instanceof WorkerJobError) throw poolProblem(e);
       throw e;
     } finally {
       inFlight--;
@@ -146,8 +143,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   }
 
   /** How long a job may take before the watchdog replaces its worker: far beyond its own limits. */
-  const grace = opts.watchdogGraceMs ?? 15_000;
-  const watchdog = (timeoutMs: number) => timeoutMs + limits.hookScript.runMs * 2 + grace;
+  const grace = opts.watchdogGraceMs ?? 2_000;
+  const watchdog = (timeoutMs: number) => timeoutMs + grace;
 
   const app = new Hono();
   const routes: RouteDoc[] = [];
@@ -165,10 +162,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
 
   app.onError((err, c) => {
     if (err instanceof ApiProblem) return err.toResponse(c.req.path);
-    if (err instanceof WorkerJobError) {
-      const p = err.error.kind === "worker-lost" ? new ApiProblem("worker-lost", err.error.message) : fromWorkerError(err.error);
-      return p.toResponse(c.req.path);
-    }
+    if (err instanceof WorkerJobError) return poolProblem(err).toResponse(c.req.path);
     if (err instanceof HTTPException) return new ApiProblem("internal", err.message, { status: err.status }).toResponse(c.req.path);
     console.error(`vmxlab api: ${c.req.method} ${c.req.path}:`, err);
     return new ApiProblem("internal", `Internal error: ${(err as Error)?.message ?? String(err)}`).toResponse(c.req.path);
@@ -253,7 +247,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     const body = await jsonBody(c, schemas.RunRequest, true) as RunRequest;
     const machine = machineSpec(body);
     const run = runSpec(body, { budget: limits.defaultBudget, timeoutMs: limits.defaultTimeoutMs, dumps: [] });
-    const { value, queueMs } = await submit({ op: "run", machine, run }, { watchdogMs: watchdog(run.timeoutMs) });
+    const { value, queueMs } = await submit({ op: "run", machine, run }, { watchdogMs: watchdog(run.timeoutMs), timeoutMs: run.timeoutMs });
     const json = finishReportJson((value as RunReply).json, { queueMs: round(queueMs), totalMs: round(performance.now() - t0) });
     return c.body(json, 200, { "content-type": "application/json" });
   });
@@ -273,11 +267,11 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   }
 
   /** A job on a session's worker; the session counts as in use until it answers. */
-  async function onSession(s: Session, req: WorkerRequest, watchdogMs = 30_000) {
+  async function onSession(s: Session, req: WorkerRequest, watchdogMs = 30_000, timeoutMs?: number) {
     s.active++;
     s.lastUsedAt = Date.now();
     try {
-      return (await submit(req, { worker: s.worker, watchdogMs })).value;
+      return (await submit(req, { worker: s.worker, watchdogMs, timeoutMs })).value;
     } finally {
       s.active--;
       s.lastUsedAt = Date.now();
@@ -357,7 +351,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     s.running = true;
     let report: RunReport;
     try {
-      report = await onSession(s, { op: "sessionRun", session: s.id, run }, watchdog(run.timeoutMs)) as RunReport;
+      report = await onSession(s, { op: "sessionRun", session: s.id, run }, watchdog(run.timeoutMs), run.timeoutMs) as RunReport;
     } catch (e) {
       if (e instanceof ApiProblem && e.problem.run) sessionRan(s, e.problem.run as RunReport);
       throw e;
@@ -602,6 +596,15 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
       await new Promise((r) => setTimeout(r, 0));
     },
   };
+}
+
+/** A job's failure as a problem: the pool's own (503, retry) or the worker's. */
+function poolProblem(e: WorkerJobError): ApiProblem {
+  const err = e.error;
+  if (err.kind === "worker-lost" || err.kind === "busy" || err.kind === "deadline-exceeded") {
+    return new ApiProblem(err.kind, err.message, {}, { "retry-after": "1" });
+  }
+  return fromWorkerError(err as WorkerError);
 }
 
 /** Parse a JSON body against a schema; problem documents for every way it can be wrong. */

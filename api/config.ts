@@ -100,8 +100,9 @@ export interface ServiceOptions {
   /** Start the workers now instead of at the first run (a server wants this; tests do not). */
   prestart?: boolean;
   /**
-   * How far past its own limits (wall time plus twice the hook time) a job may run before the
-   * watchdog replaces its worker (default 15 s). Only a bug or a stuck operator hook gets there.
+   * How far past its wall-time limit (which hook scripts count against) a job may run before the
+   * watchdog kills its worker (default 2 s; the caller has had its 503 at 250 ms). Only a bug or a
+   * stuck operator hook gets there.
    */
   watchdogGraceMs?: number;
   /**
@@ -117,6 +118,12 @@ export interface ServiceOptions {
 
 export type JitPolicy = "lazy" | "preload" | "off";
 export const JIT_POLICIES: readonly JitPolicy[] = ["lazy", "preload", "off"];
+
+/**
+ * How long past its timeoutMs a run may take to answer (issue 16: reading results, the report,
+ * the pipe). Past it the caller gets a 503 deadline-exceeded whatever the worker is doing.
+ */
+export const ANSWER_GRACE_MS = 250;
 
 /** The service's version, as `/v1/info` reports it. */
 export const API_VERSION = "0.1.0";

@@ -9,13 +9,13 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
-import type { Limits } from "./config.ts";
+import { ANSWER_GRACE_MS, type Limits } from "./config.ts";
 import { encodeFrame, FrameReader } from "./_wire.ts";
 import type { HookSetInfo, WorkerError, WorkerMessage, WorkerRequest, SessionEvent } from "./_protocol.ts";
 
 /** A job that failed in a worker; `error.kind` says how. */
 export class WorkerJobError extends Error {
-  constructor(readonly error: WorkerError | { kind: "worker-lost"; message: string }) {
+  constructor(readonly error: WorkerError | { kind: "worker-lost" | "busy" | "deadline-exceeded"; message: string }) {
     super(error.message);
     this.name = "WorkerJobError";
   }
@@ -27,6 +27,10 @@ interface Job {
   watchdogMs: number;
   enqueuedAt: number;
   startedAt: number;
+  /** When a run must be over (enqueuedAt + its timeoutMs); Infinity for other jobs. */
+  deadline: number;
+  /** Answers the caller at deadline + ANSWER_GRACE_MS if the worker has not. */
+  answerTimer?: ReturnType<typeof setTimeout>;
   resolve(v: { value: unknown; worker: number; queueMs: number }): void;
   reject(e: unknown): void;
 }
@@ -64,6 +68,11 @@ function childCommand(): { cmd: string; args: string[] } {
 }
 
 let nextJobId = 1;
+
+/** Time a run may wait for a worker and still get its whole timeoutMs (it comes out of the grace). */
+const QUEUE_ALLOWANCE_MS = 100;
+/** Of the grace, what is kept for writing the answer itself. */
+const ANSWER_MARGIN_MS = 25;
 
 export class WorkerPool {
   readonly size: number;
@@ -139,14 +148,34 @@ export class WorkerPool {
    * Run `req` on worker `worker` (or any free one).
    * @param watchdogMs replace the worker if the job has not answered this long after it started
    */
-  async submit(req: WorkerRequest, opts: { worker?: number; watchdogMs: number }): Promise<{ value: unknown; worker: number; queueMs: number }> {
+  async submit(req: WorkerRequest, opts: { worker?: number; watchdogMs: number; timeoutMs?: number }): Promise<{ value: unknown; worker: number; queueMs: number }> {
+    // The workers' start-up (once, or when one was replaced while the job waits) is not the job's queue time.
     await this.start();
+    const enqueuedAt = performance.now();
     if (this.closed) throw new WorkerJobError({ kind: "worker-lost", message: "The service is shutting down" });
     return new Promise((resolve, reject) => {
+      let settled = false;
       const job: Job = {
-        id: nextJobId++, req, watchdogMs: opts.watchdogMs,
-        enqueuedAt: performance.now(), startedAt: 0, resolve, reject,
+        id: nextJobId++, req, watchdogMs: opts.watchdogMs, enqueuedAt, startedAt: 0,
+        deadline: opts.timeoutMs === undefined ? Infinity : enqueuedAt + opts.timeoutMs,
+        resolve: (v) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(job.answerTimer);
+          resolve(v);
+        },
+        reject: (e) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(job.answerTimer);
+          reject(e);
+        },
       };
+      // Whatever the worker does, the caller has an answer by the deadline plus the grace: the
+      // job's time is the request's, queue time included.
+      if (job.deadline !== Infinity) {
+        job.answerTimer = setTimeout(() => this.overdue(job, opts.worker), Math.max(0, job.deadline - performance.now()));
+      }
       if (opts.worker === undefined) this.shared.push(job);
       else this.slots[opts.worker].queue.push(job);
       this.dispatch();
@@ -194,7 +223,7 @@ export class WorkerPool {
     return new Promise((resolve, reject) => {
       const init: Job = {
         id: 0, req: { op: "init", scripts: this.opts.scripts, limits: this.opts.limits, preloadJit: this.opts.preloadJit ?? false }, watchdogMs: 60_000,
-        enqueuedAt: performance.now(), startedAt: performance.now(),
+        enqueuedAt: performance.now(), startedAt: performance.now(), deadline: Infinity,
         resolve: ({ value }) => {
           slot.ready = true;
           resolve((value as { hookSets: HookSetInfo[] }).hookSets);
@@ -205,6 +234,23 @@ export class WorkerPool {
       slot.busy = init;
       child.stdin!.write(encodeFrame({ id: 0, req: init.req }));
     });
+  }
+
+  /**
+   * A run's deadline has passed. Still queued: refuse it now. Running: give the worker the grace
+   * to answer, then answer the caller (the worker may go on until the watchdog kills it).
+   */
+  private overdue(job: Job, worker: number | undefined): void {
+    const queue = worker === undefined ? this.shared : this.slots[worker]?.queue;
+    const i = queue ? queue.indexOf(job) : -1;
+    if (i >= 0) {
+      queue!.splice(i, 1);
+      job.reject(new WorkerJobError({ kind: "busy", message: `No worker was free to start the run within its ${Math.round(job.deadline - job.enqueuedAt)} ms` }));
+      return;
+    }
+    job.answerTimer = setTimeout(() => {
+      job.reject(new WorkerJobError({ kind: "deadline-exceeded", message: `The run did not answer within its ${Math.round(job.deadline - job.enqueuedAt)} ms and ${ANSWER_GRACE_MS} ms of grace` }));
+    }, ANSWER_GRACE_MS - ANSWER_MARGIN_MS);
   }
 
   private onMessage(slot: Slot, m: WorkerMessage): void {
@@ -226,10 +272,22 @@ export class WorkerPool {
     if (this.closed) return;
     for (const s of this.slots) {
       if (!s || !s.ready || s.exited || s.busy) continue;
-      const job = s.queue.shift() ?? this.shared.shift();
+      const now = performance.now();
+      let job = s.queue.shift() ?? this.shared.shift();
+      // A run whose time ran out while it waited is not started (its caller has had a 503).
+      while (job && job.deadline <= now) {
+        job.reject(new WorkerJobError({ kind: "busy", message: `No worker was free to start the run within its ${Math.round(job.deadline - job.enqueuedAt)} ms` }));
+        job = s.queue.shift() ?? this.shared.shift();
+      }
       if (!job) continue;
       s.busy = job;
-      job.startedAt = performance.now();
+      job.startedAt = now;
+      // The worker gets what is left of the run's time, not all of it again (a wait up to
+      // QUEUE_ALLOWANCE_MS comes out of the answer's grace instead).
+      if (job.deadline !== Infinity && (job.req.op === "run" || job.req.op === "sessionRun")) {
+        const left = Math.min(job.req.run.timeoutMs, Math.floor(job.deadline + QUEUE_ALLOWANCE_MS - now));
+        if (left < job.req.run.timeoutMs) job.req = { ...job.req, run: { ...job.req.run, timeoutMs: Math.max(1, left) } };
+      }
       s.timer = setTimeout(() => {
         if (s.busy !== job) return;
         this.killed++;

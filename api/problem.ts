@@ -51,6 +51,10 @@ export const PROBLEM_TYPES = {
   "script": { status: 422, title: "The hook script cannot be set up" },
   "hook-failed": { status: 422, title: "A hook failed during the run" },
   "worker-lost": { status: 503, title: "The worker running the VM stopped" },
+  "engine-loading": { status: 503, title: "The worker is loading the engine" },
+  "busy": { status: 503, title: "No worker could start the run within its time limit" },
+  "deadline-exceeded": { status: 503, title: "The run did not answer within its time limit" },
+  "shutting-down": { status: 503, title: "The service is shutting down" },
   "internal": { status: 500, title: "Internal error" },
 } as const satisfies Record<string, { status: number; title: string }>;
 
@@ -123,6 +127,7 @@ const WORKER_ERROR_TYPES: Record<WorkerError["kind"], ProblemType> = {
   script: "script",
   hook: "hook-failed",
   "not-found": "not-found",
+  "engine-loading": "engine-loading",
   internal: "internal",
 };
 
@@ -134,5 +139,5 @@ export function fromWorkerError(e: WorkerError): ApiProblem {
   if (e.cause) extra.cause = e.cause;
   if (e.run) extra.run = e.run;
   if (e.imageKind) extra.imageKind = e.imageKind;
-  return new ApiProblem(type, e.message, extra);
+  return new ApiProblem(type, e.message, extra, type === "engine-loading" ? { "retry-after": "2" } : {});
 }

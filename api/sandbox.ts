@@ -53,12 +53,25 @@ const MAX_RESULT_CHARS = 65536;
  */
 const DESCRIBE_MS = 20;
 
+/** What a host call past the deadline throws (the prelude turns it into the interrupt). */
+const EXPIRED = "vmxlab: deadline passed";
+
 /** The script's view of the world, defined inside QuickJS over one host function. */
 const PRELUDE = `
 "use strict";
 (() => {
-  const host = globalThis.__host;
+  const hostCall = globalThis.__host;
   delete globalThis.__host;
+  // Past its deadline a host call fails with a token; waiting here, out of the script's reach (no
+  // catch can stop it), brings QuickJS's interrupt check within microseconds.
+  const host = (op, arg) => {
+    try {
+      return hostCall(op, arg);
+    } catch (e) {
+      if (e === ${JSON.stringify(EXPIRED)}) for (;;) {}
+      throw e;
+    }
+  };
   const handlers = [];
   const register = (kind, spec, fns) => {
     const id = handlers.length;
@@ -142,6 +155,8 @@ export class ScriptSandbox {
   /** The interrupt handler stopped the script (its deadline passed). */
   private interrupted = false;
   private runLeftMs: number;
+  /** The run's own deadline (its timeoutMs): no hook call outlives it. */
+  private runDeadline = Infinity;
   private hookCtx: HookContext | null = null;
   private settingUp = false;
   private stopCalled = false;
@@ -166,6 +181,12 @@ export class ScriptSandbox {
     });
     this.ctx = this.rt.newContext();
     const host = this.ctx.newFunction("__host", (opH, argH) => {
+      // Past the deadline every host call fails at once, so a loop of host calls (whose time
+      // QuickJS does not count towards its interrupt check) reaches the interrupt soon.
+      if (performance.now() > this.deadline) {
+        this.interrupted = true;
+        return { error: this.ctx.newString(EXPIRED) };
+      }
       const op = this.ctx.getString(opH);
       const arg = this.ctx.getString(argH);
       try {
@@ -187,19 +208,21 @@ export class ScriptSandbox {
    * Run the script's top level, which registers its hooks.
    * @throws ScriptFailure when it throws, times out or runs out of memory; MachineError when a hook conflicts
    */
-  setup(source: string): void {
+  setup(source: string, deadline = Infinity): void {
     this.settingUp = true;
     try {
-      // The top level gets the run's whole hook time: it may build tables the hooks use.
-      this.evaluate(source, "hook.js", this.limits.runMs);
+      // The top level gets the run's whole hook time (it may build tables the hooks use), within
+      // the request's own deadline.
+      this.evaluate(source, "hook.js", Math.max(0, Math.min(this.limits.runMs, deadline - performance.now())));
     } finally {
       this.settingUp = false;
     }
   }
 
-  /** Give the next run its own time budget. */
-  beginRun(): void {
+  /** Give the next run its own time budget, ending at the run's deadline at the latest. */
+  beginRun(deadline = Infinity): void {
     this.runLeftMs = this.limits.runMs;
+    this.runDeadline = deadline;
   }
 
   dispose(): void {
@@ -293,8 +316,9 @@ export class ScriptSandbox {
   /** Call handler `id` (its `which` function) with JSON-able arguments, under the deadlines. */
   private call(id: number, which: string, hook: string, args: unknown[], hctx: HookContext): unknown {
     if (this.runLeftMs <= 0) throw new ScriptFailure("timeout", `Hook "${hook}" has no time left: the run's hook time (${this.limits.runMs} ms) is used up`, hook);
-    const ms = Math.min(this.limits.callMs, this.runLeftMs);
     const t0 = performance.now();
+    if (t0 >= this.runDeadline) throw new ScriptFailure("timeout", `Hook "${hook}" has no time left: the run's time limit has passed`, hook);
+    const ms = Math.min(this.limits.callMs, this.runLeftMs, this.runDeadline - t0);
     this.deadline = t0 + ms;
     this.interrupted = false;
     this.hookCtx = hctx;

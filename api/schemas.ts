@@ -56,7 +56,9 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
     timeoutMs: z.int().min(1).max(limits.maxTimeoutMs).optional()
       .describe(`Wall-time limit in milliseconds; default ${limits.defaultTimeoutMs}`),
     serialInput: z.string().max(65536).optional().describe("Bytes (UTF-8) fed to the UART's receive FIFO before the run"),
-    dumps: z.array(Dump).max(16).optional().describe("Guest memory to include in the result, as hex"),
+    dumps: z.array(Dump).max(16)
+      .refine((d) => d.reduce((n, x) => n + x.len, 0) <= limits.maxMemoryAccessBytes, { message: `The dumps' lengths add up to more than ${limits.maxMemoryAccessBytes} bytes` })
+      .optional().describe(`Guest memory to include in the result, as hex; at most ${limits.maxMemoryAccessBytes} bytes in all`),
   };
 
   const machineFields = {
