@@ -5,6 +5,8 @@
  * limit plus a fixed grace, and no thread is left spinning afterwards.
  */
 import { test } from "node:test";
+import { readFileSync } from "node:fs";
+import process from "node:process";
 import { assert, assertEquals, assertMatch } from "../tests/assert.ts";
 import { createService } from "./app.ts";
 import { ANSWER_GRACE_MS, withLimits } from "./config.ts";
@@ -82,6 +84,37 @@ test("Thrown values are read as plain data: the message of an ordinary Error, ca
   assert(big.r.text.length < 16_384, `a ${big.r.text.length}-byte problem for a 4 MiB message`);
   const str = await timed({ image: b64(GUESTS.echoPort60), script: `throw "a string";` });
   assertMatch(str.r.body.detail, /threw Error: a string/);
+});
+
+/** A worker process's resident memory in bytes (Linux). */
+function rssOf(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
+}
+
+test("Deep structures do not abort QuickJS nor leak (issue 16, item 4)", { skip: process.platform !== "linux" && "reads /proc" }, async () => {
+  // The issue's script builds its 200,000-deep array for longer than the 300 ms the service above gives.
+  const s = await createService({ workers: 1, prestart: true });
+  try {
+    const post = (script: string) => call(s, "POST", "/v1/runs", { image: guest("pm_hypercall.bin"), mode: "protected", script });
+    const deep = "let o = 1; for (let i = 0; i < 200000; i++) o = [o];";
+    const first = await post(`${deep} JSON.stringify(o);`);
+    assertEquals(first.status, 422, first.text);
+    assertMatch(first.body.detail, /stack overflow|QuickJS/);
+    const rss0 = rssOf(s.pool.pids[0]);
+    for (let i = 0; i < 2; i++) {
+      for (const tail of ["JSON.stringify(o);", "vm.onHypercall(1, () => JSON.stringify(o).length);", "String(o);"]) {
+        const r = await post(`${deep} ${tail}`);
+        assert(r.status === 422 || r.status === 200, r.text);
+      }
+    }
+    const grew = rssOf(s.pool.pids[0]) - rss0;
+    // It lost ~17 MB per request when QuickJS aborted.
+    assert(grew < 40 << 20, `the worker grew by ${(grew / 2 ** 20).toFixed(1)} MB over 6 requests`);
+    const ok = await post("vm.onHypercall(1, ([a, b]) => (a + b) >>> 0);");
+    assertEquals(ok.body.console, "33333333\n");
+  } finally {
+    await s.close();
+  }
 });
 
 test("No thread keeps spinning after hostile values were thrown", async () => {

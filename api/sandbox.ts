@@ -41,6 +41,30 @@ export function loadQuickJs(): Promise<QuickJSWASMModule> {
   return quickjs;
 }
 
+/** The QuickJS instances that aborted (their state is undefined from then on). */
+const aborted = new WeakSet<QuickJSWASMModule>();
+/** QuickJS instances given up after an abort, for tests. */
+export let quickJsAborts = 0;
+
+/**
+ * QuickJS aborted (an emscripten abort: a failed assertion, such as JS_FreeRuntime's on objects an
+ * exception path leaked, issue 16 item 4): nothing more runs on this instance. The next sandbox
+ * gets a fresh one, and this one's memory goes once the sandboxes still holding it are disposed.
+ */
+function abandon(qjs: QuickJSWASMModule): void {
+  if (aborted.has(qjs)) return;
+  aborted.add(qjs);
+  quickJsAborts++;
+  quickjs = undefined;
+}
+
+/** Whether `e` is QuickJS's WebAssembly giving up (an abort or a trap), not a script's exception. */
+function isAbort(e: unknown): boolean {
+  // V8's own stack running out inside QuickJS's WebAssembly leaves its C state half-way too.
+  return e instanceof WebAssembly.RuntimeError || (e instanceof Error && /^Aborted\(/.test(e.message)) ||
+    (e instanceof RangeError && /call stack/i.test(e.message));
+}
+
 /** Characters kept of a thrown value's name, message and stack each. */
 const MAX_ERROR_CHARS = 2048;
 /** Characters kept of one console.log line. */
@@ -165,7 +189,7 @@ export class ScriptSandbox {
   private disposed = false;
 
   constructor(
-    qjs: QuickJSWASMModule,
+    private readonly qjs: QuickJSWASMModule,
     private readonly machine: Machine,
     private readonly limits: Limits["hookScript"],
     private readonly log: (line: string) => void,
@@ -173,7 +197,10 @@ export class ScriptSandbox {
     this.runLeftMs = limits.runMs;
     this.rt = qjs.newRuntime();
     this.rt.setMemoryLimit(limits.memoryBytes);
-    this.rt.setMaxStackSize(256 * 1024);
+    // QuickJS's own stack check must trip before V8's stack runs out inside its WebAssembly: with
+    // 256 KiB, JSON.stringify of a 200,000-deep array overflowed V8's stack and QuickJS aborted on
+    // the objects left behind (17 MB lost per request); with 64 KiB it throws InternalError.
+    this.rt.setMaxStackSize(64 * 1024);
     this.rt.setInterruptHandler(() => {
       if (performance.now() <= this.deadline) return false;
       this.interrupted = true;
@@ -228,24 +255,48 @@ export class ScriptSandbox {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.dispatch.dispose();
-    this.describe.dispose();
-    this.ctx.dispose();
-    this.rt.dispose();
+    if (aborted.has(this.qjs)) return;
+    try {
+      this.dispatch.dispose();
+      this.describe.dispose();
+      this.ctx.dispose();
+      this.rt.dispose();
+    } catch (e) {
+      if (!isAbort(e)) throw e;
+      abandon(this.qjs);
+    }
+  }
+
+  /** Run `f` on QuickJS; an abort gives the instance up and is the script's failure, not the host's. */
+  private guard<T>(hook: string | undefined, f: () => T): T {
+    if (aborted.has(this.qjs)) throw new ScriptFailure("exception", `${hook ? `Hook "${hook}"` : "Script"} cannot run: QuickJS stopped after an internal error`, hook);
+    try {
+      return f();
+    } catch (e) {
+      if (!isAbort(e)) throw e;
+      abandon(this.qjs);
+      throw new ScriptFailure("exception", `${hook ? `Hook "${hook}"` : "Script"} stopped QuickJS: ${(e as Error).message.slice(0, 200)}`, hook);
+    }
   }
 
   private evaluate(source: string, file: string, ms: number): void {
     this.deadline = performance.now() + ms;
     this.hostError = null;
     this.interrupted = false;
-    const r = this.ctx.evalCode(source, file, { type: "global" });
-    this.deadline = Infinity;
-    if (r.error) {
-      const f = this.failure(r.error, undefined, ms);
-      if (this.hostError) throw this.hostError;
-      throw f;
-    }
-    r.value.dispose();
+    this.guard(undefined, () => {
+      let r;
+      try {
+        r = this.ctx.evalCode(source, file, { type: "global" });
+      } finally {
+        this.deadline = Infinity;
+      }
+      if (r.error) {
+        const f = this.failure(r.error, undefined, ms);
+        if (this.hostError) throw this.hostError;
+        throw f;
+      }
+      r.value.dispose();
+    });
   }
 
   /**
@@ -322,24 +373,26 @@ export class ScriptSandbox {
     this.deadline = t0 + ms;
     this.interrupted = false;
     this.hookCtx = hctx;
-    const idH = this.ctx.newNumber(id);
-    const whichH = this.ctx.newString(which);
-    const argsH = this.ctx.newString(JSON.stringify(args));
-    let r;
-    try {
-      r = this.ctx.callFunction(this.dispatch, this.ctx.undefined, idH, whichH, argsH);
-    } finally {
-      idH.dispose();
-      whichH.dispose();
-      argsH.dispose();
-      this.deadline = Infinity;
-      this.hookCtx = null;
-      this.runLeftMs -= performance.now() - t0;
-    }
-    if (r.error) throw this.failure(r.error, hook, ms);
-    const s = this.ctx.typeof(r.value) === "string" ? this.ctx.getString(r.value) : undefined;
-    r.value.dispose();
-    return s === undefined ? undefined : JSON.parse(s);
+    return this.guard(hook, () => {
+      const idH = this.ctx.newNumber(id);
+      const whichH = this.ctx.newString(which);
+      const argsH = this.ctx.newString(JSON.stringify(args));
+      let r;
+      try {
+        r = this.ctx.callFunction(this.dispatch, this.ctx.undefined, idH, whichH, argsH);
+      } finally {
+        this.deadline = Infinity;
+        this.hookCtx = null;
+        this.runLeftMs -= performance.now() - t0;
+        idH.dispose();
+        whichH.dispose();
+        argsH.dispose();
+      }
+      if (r.error) throw this.failure(r.error, hook, ms);
+      const s = this.ctx.typeof(r.value) === "string" ? this.ctx.getString(r.value) : undefined;
+      r.value.dispose();
+      return s === undefined ? undefined : JSON.parse(s);
+    });
   }
 
   /** The host side of `__host(op, arg)`. */
