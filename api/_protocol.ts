@@ -35,6 +35,8 @@ export interface MachineSpec {
   hooks: string[];
   script?: string;
   trace: TraceKind;
+  /** Take compiled regions from the worker's shared code cache (default true; off when tenants share the service). */
+  codeCache?: boolean;
 }
 
 /** How to run it. */

@@ -289,7 +289,7 @@ export class VmHost {
     const made = this.takeMachine(spec);
     try {
       // auto does not wait for binaryen: it interprets until runVm has loaded it (Vm.autoPending).
-      made.machine.setEngine(spec.engine === "auto" && !jitLoaded() ? "interp" : spec.engine);
+      made.machine.setEngine(spec.engine === "auto" && !jitLoaded() ? "interp" : spec.engine, { codeCache: spec.codeCache ?? true });
     } catch (e) {
       this.release(made);
       if (e instanceof MachineError) throw new ActionError({ kind: "unsupported", message: e.message, field: "engine" });

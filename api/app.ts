@@ -29,6 +29,7 @@ import { renderDocs } from "./docs.ts";
 import { BUNDLED_SCRIPTS, loadHookScripts, scriptUrl } from "./hooks.ts";
 import { WorkerJobError, WorkerPool } from "./pool.ts";
 import { Session, SessionTable, type StreamEvent } from "./sessions.ts";
+import { LOCAL_TENANT, tenantOf } from "./tenants.ts";
 import { type EngineName, finishReportJson, type WorkerError, type HookSetInfo, type MachineSpec, type RegsReport, type RunReply, type RunReport, type RunSpec, type WorkerRequest } from "./_protocol.ts";
 
 export { BUNDLED_SCRIPTS };
@@ -108,6 +109,19 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   const schemas = makeSchemas(limits, defaultEngine);
   const startedAt = performance.now();
   let inFlight = 0;
+  /** What each tenant holds: runs in flight, live sessions (and ones being made), guest RAM. */
+  const usage = new Map<string, { runs: number; sessions: number; memBytes: number }>();
+  const usageOf = (t: string) => {
+    let u = usage.get(t);
+    if (!u) usage.set(t, u = { runs: 0, sessions: 0, memBytes: 0 });
+    return u;
+  };
+  /** Guest RAM of every live session and run in flight. */
+  let totalMemBytes = 0;
+  const tokens = opts.tokens ?? null;
+  /** Each request's tenant, set by the auth middleware. */
+  const tenantByRequest = new WeakMap<Request, string>();
+  const tenant = (c: Context): string => tenantByRequest.get(c.req.raw) ?? LOCAL_TENANT;
   /** Set by drain(): new runs are refused. */
   let draining = false;
   /** Sessions being built: they count against the session limit already. */
@@ -116,6 +130,29 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   const sessions: SessionTable = new SessionTable(limits.sessionIdleMs, (s) => {
     pool.submit({ op: "destroy", session: s.id }, { worker: s.worker, watchdogMs: 10_000 }).catch(() => {});
   });
+  // A closed session (deleted, expired, lost with its worker, shut down) gives its quota back.
+  sessions.onClosed = (s) => {
+    const u = usageOf(s.tenant);
+    u.sessions--;
+    release(s.tenant, s.memBytes);
+  };
+
+  /** Take `bytes` of guest RAM for a tenant, or refuse (its quota: 429; the service's: 503). */
+  function reserve(t: string, bytes: number): void {
+    const u = usageOf(t);
+    if (u.memBytes + bytes > limits.tenantMaxMemBytes) {
+      throw new ApiProblem("quota-exceeded", `Tenant ${t} holds ${u.memBytes} bytes of guest memory; ${bytes} more would pass its ${limits.tenantMaxMemBytes}`, { quota: "memory" }, { "retry-after": "5" });
+    }
+    if (totalMemBytes + bytes > limits.maxTotalMemBytes) {
+      throw new ApiProblem("memory-exhausted", `The service holds ${totalMemBytes} bytes of guest memory; ${bytes} more would pass its ${limits.maxTotalMemBytes}`, {}, { "retry-after": "5" });
+    }
+    u.memBytes += bytes;
+    totalMemBytes += bytes;
+  }
+  function release(t: string, bytes: number): void {
+    usageOf(t).memBytes -= bytes;
+    totalMemBytes -= bytes;
+  }
   const pool: WorkerPool = new WorkerPool({
     size: opts.workers ?? Math.max(1, navigator.hardwareConcurrency ?? cpus().length),
     limits,
@@ -126,11 +163,16 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   });
 
   /** Submit a job, counting it against the concurrency limit. */
-  async function submit(req: WorkerRequest, o: { worker?: number; watchdogMs: number; timeoutMs?: number }) {
+  async function submit(t: string, req: WorkerRequest, o: { worker?: number; watchdogMs: number; timeoutMs?: number }) {
     if (draining) throw new ApiProblem("shutting-down", "The service is shutting down", {}, { "retry-after": "5" });
     if (inFlight >= limits.maxConcurrentRuns) {
       throw new ApiProblem("too-many-runs", `${inFlight} runs are in progress (at most ${limits.maxConcurrentRuns}); retry later`, {}, { "retry-after": "1" });
     }
+    const u = usageOf(t);
+    if (u.runs >= limits.tenantMaxConcurrentRuns) {
+      throw new ApiProblem("quota-exceeded", `Tenant ${t} has ${u.runs} runs in progress (at most ${limits.tenantMaxConcurrentRuns}); retry later`, { quota: "runs" }, { "retry-after": "1" });
+    }
+    u.runs++;
     inFlight++;
     try {
       return await pool.submit(req, o);
@@ -139,6 +181,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
       throw e;
     } finally {
       inFlight--;
+      u.runs--;
     }
   }
 
@@ -159,6 +202,18 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
       throw new ApiProblem("body-too-large", `The request body exceeds ${limits.maxBodyBytes} bytes`, { limit: limits.maxBodyBytes });
     },
   }));
+
+  // Tenants: every route but the public ones needs a token when the service has tokens.
+  const PUBLIC = new Set(["/healthz", "/docs", "/v1/openapi.json"]);
+  app.use("*", async (c, next) => {
+    if (tokens === null || PUBLIC.has(c.req.path)) return await next();
+    const t = tenantOf(tokens, c.req.header("authorization"));
+    if (t === null) {
+      throw new ApiProblem("unauthorized", c.req.header("authorization") ? "The API token is not valid" : "This service needs an API token: Authorization: Bearer TOKEN", {}, { "www-authenticate": 'Bearer realm="vmxlab"' });
+    }
+    tenantByRequest.set(c.req.raw, t);
+    await next();
+  });
 
   app.onError((err, c) => {
     if (err instanceof ApiProblem) return err.toResponse(c.req.path);
@@ -247,7 +302,14 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     const body = await jsonBody(c, schemas.RunRequest, true) as RunRequest;
     const machine = machineSpec(body);
     const run = runSpec(body, { budget: limits.defaultBudget, timeoutMs: limits.defaultTimeoutMs, dumps: [] });
-    const { value, queueMs } = await submit({ op: "run", machine, run }, { watchdogMs: watchdog(run.timeoutMs), timeoutMs: run.timeoutMs });
+    const t = tenant(c);
+    reserve(t, machine.memBytes);
+    let value: unknown, queueMs: number;
+    try {
+      ({ value, queueMs } = await submit(t, { op: "run", machine, run }, { watchdogMs: watchdog(run.timeoutMs), timeoutMs: run.timeoutMs }));
+    } finally {
+      release(t, machine.memBytes);
+    }
     const json = finishReportJson((value as RunReply).json, { queueMs: round(queueMs), totalMs: round(performance.now() - t0) });
     return c.body(json, 200, { "content-type": "application/json" });
   });
@@ -262,7 +324,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     const p = idParams.safeParse({ id: c.req.param("id") });
     if (!p.success) throw fromZodError(p.error, "path");
     const s = sessions.get(p.data.id);
-    if (!s) throw fieldProblem("not-found", "path", "id", `No session ${p.data.id} (it may have expired or been deleted)`);
+    // Another tenant's session is as absent as one that never was.
+    if (!s || s.tenant !== tenant(c)) throw fieldProblem("not-found", "path", "id", `No session ${p.data.id} (it may have expired or been deleted)`);
     return s;
   }
 
@@ -271,7 +334,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     s.active++;
     s.lastUsedAt = Date.now();
     try {
-      return (await submit(req, { worker: s.worker, watchdogMs, timeoutMs })).value;
+      return (await submit(s.tenant, req, { worker: s.worker, watchdogMs, timeoutMs })).value;
     } finally {
       s.active--;
       s.lastUsedAt = Date.now();
@@ -296,6 +359,13 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     if (sessions.size + creating >= limits.maxSessions) {
       throw new ApiProblem("too-many-sessions", `${sessions.size} sessions are live (at most ${limits.maxSessions}); delete one or retry later`, {}, { "retry-after": "5" });
     }
+    const t = tenant(c);
+    const u = usageOf(t);
+    if (u.sessions >= limits.tenantMaxSessions) {
+      throw new ApiProblem("quota-exceeded", `Tenant ${t} holds ${u.sessions} sessions (at most ${limits.tenantMaxSessions}); delete one or retry later`, { quota: "sessions" }, { "retry-after": "5" });
+    }
+    reserve(t, machine.memBytes);
+    u.sessions++;
     const id = sessions.newId();
     creating++;
     let value: unknown;
@@ -310,7 +380,13 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
         budget: defaults.budget, timeoutMs: defaults.timeoutMs, dumps: defaults.dumps,
       });
       s.engine = machine.engine;
-      ({ value } = await submit({ op: "create", session: id, machine }, { worker, watchdogMs: 30_000 }));
+      s.tenant = t;
+      ({ value } = await submit(t, { op: "create", session: id, machine }, { worker, watchdogMs: 30_000 }));
+    } catch (e) {
+      // Not made: its quota goes back (a made one gives it back when it closes).
+      u.sessions--;
+      release(t, machine.memBytes);
+      throw e;
     } finally {
       creating--;
     }
@@ -322,7 +398,10 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   route({
     method: "get", path: "/v1/vms", operationId: "listVms", summary: "List live sessions", tags: ["sessions"],
     responses: { 200: { description: "The sessions", schema: schemas.SessionList } },
-  }, (c) => c.json({ sessions: sessions.list().map((s) => s.describe(limits.sessionIdleMs)) }));
+  }, (c) => {
+    const t = tenant(c);
+    return c.json({ sessions: sessions.list().filter((s) => s.tenant === t).map((s) => s.describe(limits.sessionIdleMs)) });
+  });
 
   route({
     method: "get", path: "/v1/vms/:id", operationId: "getVm", summary: "A session's state", tags: ["sessions"], params: idParams,
@@ -538,6 +617,9 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
       hooks,
       script: b.script,
       trace: b.trace === true ? "exits" : b.trace === false || b.trace === undefined ? "off" : b.trace,
+      // With tenants, the JIT's shared code cache would tell one tenant (by cachedRegions, or by how
+      // fast its first run is) whether another ran the same code.
+      codeCache: tokens === null,
     };
   }
 

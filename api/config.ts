@@ -33,6 +33,14 @@ export interface Limits {
   maxMemoryAccessBytes: number;
   /** Most instructions per disassembly request. */
   maxDisasmCount: number;
+  /** Guest RAM of all live sessions and runs in flight together (503 beyond). */
+  maxTotalMemBytes: number;
+  /** Live sessions one tenant may hold (429 beyond). */
+  tenantMaxSessions: number;
+  /** Runs and session calls one tenant may have in flight (429 beyond). */
+  tenantMaxConcurrentRuns: number;
+  /** Guest RAM of one tenant's live sessions and runs in flight (429 beyond). */
+  tenantMaxMemBytes: number;
   /** Request hook scripts (JavaScript run in QuickJS). */
   hookScript: {
     /** Largest script source in bytes. */
@@ -66,6 +74,10 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxTraceEvents: 10_000,
   maxMemoryAccessBytes: 1 * MiB,
   maxDisasmCount: 1000,
+  maxTotalMemBytes: 2048 * MiB,
+  tenantMaxSessions: 16,
+  tenantMaxConcurrentRuns: 32,
+  tenantMaxMemBytes: 1024 * MiB,
   hookScript: Object.freeze({
     maxSourceBytes: 64 * 1024,
     callMs: 100,
@@ -112,6 +124,13 @@ export interface ServiceOptions {
    * loads it as each worker starts; "off" refuses jit and auto (422).
    */
   jit?: JitPolicy;
+  /**
+   * API tokens: tenants by the SHA-256 of their tokens (`tenants.ts`). With them every route but
+   * /healthz, /docs and /v1/openapi.json needs `Authorization: Bearer TOKEN`, sessions belong to
+   * their tenant, and the JIT's shared code cache is off (it would tell one tenant what another
+   * ran). Without them every request is tenant "local" (and `npm start` listens on loopback only).
+   */
+  tokens?: Map<string, string>;
   /** The engine of a request that names none (default interp, or VMXLAB_ENGINE when set). */
   defaultEngine?: "interp" | "jit" | "auto";
 }
