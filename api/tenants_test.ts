@@ -40,7 +40,7 @@ test("The tokens file: pairs, comments, and every malformed line named", () => {
 });
 
 test("Without a valid token: 401 with WWW-Authenticate; health, docs and the OpenAPI document stay public", async () => {
-  for (const h of [{}, { authorization: "Bearer wrong-token-0000000000" }, { authorization: A }]) {
+  for (const h of [{}, { authorization: "Bearer wrong-token-0000000000" }, { authorization: A }] as Record<string, string>[]) {
     const r = await call(service, "GET", "/v1/vms", undefined, h);
     assertEquals(r.status, 401, r.text);
     assertEquals(r.body.type, "/docs#problem-unauthorized");
