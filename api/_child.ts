@@ -12,6 +12,7 @@ import { loadJit } from "../jit/mod.ts";
 import { loadQuickJs } from "./sandbox.ts";
 import type { VmHost } from "./actions.ts";
 import { encodeFrame, FrameReader } from "./_wire.ts";
+import type { Limits } from "./config.ts";
 import { reportJsonHead, type RunReply, type WorkerError, type WorkerMessage, type WorkerRequest } from "./_protocol.ts";
 
 // stdout carries frames only.
@@ -25,6 +26,8 @@ const actions = import("./actions.ts");
 let ActionErrorClass: typeof import("./actions.ts").ActionError | null = null;
 
 let host: VmHost | null = null;
+let limits: Limits | null = null;
+let capReport: typeof import("./actions.ts").capReport;
 let idleTimer: ReturnType<typeof setTimeout> | undefined;
 
 function post(m: WorkerMessage): void {
@@ -33,14 +36,16 @@ function post(m: WorkerMessage): void {
 
 async function handle(req: WorkerRequest): Promise<unknown> {
   if (req.op === "init") {
-    const { VmHost, ActionError } = await actions;
+    const { VmHost, ActionError, capReport: cap } = await actions;
     ActionErrorClass = ActionError;
+    capReport = cap;
     const { sets, info } = await loadHookScripts(req.scripts);
     // jit: "preload": binaryen now, so no run waits for it (otherwise the first jit run, or an auto run that goes on, loads it).
     if (req.preloadJit) await loadJit();
     // QuickJS too (~50 ms), so a request's first script does not wait for it.
     await loadQuickJs();
     host = new VmHost(req.limits, sets, (event) => post({ event }));
+    limits = req.limits;
     return { hookSets: info };
   }
   if (!host) throw new Error("Worker is not initialised");
@@ -50,12 +55,18 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       const r = await host.run(req.machine, req.run);
       r.timings.workerMs = Math.round((performance.now() - t0) * 1000) / 1000;
       // The report goes to the client as it is: send it as JSON text (the service does not parse it).
-      return { json: reportJsonHead(r) } satisfies RunReply;
+      let json = reportJsonHead(r);
+      if (json.length > limits!.maxAnswerBytes) {
+        capReport(r, limits!.maxAnswerBytes);
+        json = reportJsonHead(r);
+      }
+      return { json } satisfies RunReply;
     }
     case "create": return await host.create(req.session, req.machine);
     case "sessionRun": {
       const r = await host.sessionRun(req.session, req.run);
       r.timings.workerMs = Math.round((performance.now() - t0) * 1000) / 1000;
+      capReport(r, limits!.maxAnswerBytes);
       return r;
     }
     case "getRegs": return host.getRegs(req.session);

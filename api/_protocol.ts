@@ -118,6 +118,8 @@ export interface RunReport {
   timings: { setupMs: number; runMs: number; workerMs: number; queueMs?: number; totalMs?: number };
   logs: string[];
   trace?: { kind: "exits" | "path"; events: Record<string, unknown>[]; dropped: number };
+  /** The report was cut to its caps (ports, or trace, logs and console past the answer size). */
+  truncated?: boolean;
 }
 
 /**

@@ -503,9 +503,10 @@ export class VmHost {
     }
     total.wallMs = performance.now() - t0;
     this.flushConsole(vm);
-    const report = buildReport(vm, total, spec, setupMs);
+    const report = buildReport(vm, total, spec, setupMs, this.limits.maxReportPorts);
     if (hookFailure) {
       report.exit = { reason: "hook_error", hook: hookFailure.hook, cause: hookFailure.cause, message: hookFailure.message };
+      capReport(report, this.limits.maxAnswerBytes);
       throw new ActionError({ kind: "hook", message: hookFailure.message, hook: hookFailure.hook, cause: hookFailure.cause, field: vm.sandbox && hookFailure.hook.startsWith("script ") ? "script" : undefined, run: report });
     }
     return report;
@@ -563,6 +564,15 @@ function checkRange(m: Machine, addr: number, len: number): void {
   }
 }
 
+/** The first `max` ports of a report's port map. */
+function capPorts(ports: RunReport["ports"], max: number): RunReport["ports"] {
+  const keys = Object.keys(ports);
+  if (keys.length <= max) return ports;
+  const out: RunReport["ports"] = {};
+  for (const k of keys.slice(0, max)) out[k] = ports[k];
+  return out;
+}
+
 /** Set registers by vmrun's names; the 32- and 16-bit names change only their part. */
 export function applyRegs(m: Machine, regs: RegAssignment[], field: string): void {
   if (regs.length === 0) return;
@@ -598,7 +608,33 @@ export function regsReport(m: Machine): RegsReport {
   };
 }
 
-function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number): RunReport {
+/**
+ * Cut a report to `cap` bytes of JSON: trace events first, then log lines, then console text
+ * (the rest of a report is small and bounded). Returns its JSON, and sets `truncated` if it cut.
+ */
+export function capReport(r: RunReport, cap: number): string {
+  let json = JSON.stringify(r);
+  for (let round = 0; json.length > cap && round < 40; round++) {
+    r.truncated = true;
+    const over = json.length - cap;
+    if (r.trace && r.trace.events.length > 0) {
+      const keep = Math.floor(r.trace.events.length / 2);
+      r.trace.dropped += r.trace.events.length - keep;
+      r.trace.events.length = keep;
+    } else if (r.logs.length > 0) {
+      r.logs.length = Math.floor(r.logs.length / 2);
+    } else if (r.console.length > 0) {
+      r.console = r.console.slice(0, Math.max(0, r.console.length - over - 1024));
+      r.consoleTruncated = true;
+    } else {
+      break;
+    }
+    json = JSON.stringify(r);
+  }
+  return json;
+}
+
+function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number, maxPorts: number): RunReport {
   const m = vm.machine;
   const exit: Record<string, unknown> = { ...r.exit };
   for (const k of Object.keys(exit)) if (exit[k] instanceof Uint8Array) exit[k] = [...(exit[k] as Uint8Array)];
@@ -614,7 +650,7 @@ function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number): RunR
     instructions: r.instructions,
     exits: r.exits,
     userspaceExits: r.userspaceExits,
-    ports: m.portCounts(),
+    ports: capPorts(m.portCounts(), maxPorts),
     memory,
     console: vm.console.text(),
     consoleTruncated: vm.console.truncated,
@@ -626,5 +662,6 @@ function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number): RunR
   // auto whose run ended before binaryen was needed has no engine yet: it compiled nothing.
   if (vm.autoPending || m.jitStats !== null) report.jit = jitReport(m.jitStats);
   if (vm.trace) report.trace = { kind: vm.trace.kind, events: vm.trace.events, dropped: vm.trace.dropped };
+  if (Object.keys(report.ports).length >= maxPorts && Object.keys(m.portCounts()).length > maxPorts) report.truncated = true;
   return report;
 }

@@ -30,6 +30,7 @@ import { BUNDLED_SCRIPTS, loadHookScripts, scriptUrl } from "./hooks.ts";
 import { WorkerJobError, WorkerPool } from "./pool.ts";
 import { Session, SessionTable, type StreamEvent } from "./sessions.ts";
 import { LOCAL_TENANT, tenantOf } from "./tenants.ts";
+import { Metrics } from "./metrics.ts";
 import { type EngineName, finishReportJson, type WorkerError, type HookSetInfo, type MachineSpec, type RegsReport, type RunReply, type RunReport, type RunSpec, type WorkerRequest } from "./_protocol.ts";
 
 export { BUNDLED_SCRIPTS };
@@ -196,6 +197,22 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     app.on(doc.method.toUpperCase(), doc.path, handler);
   };
 
+  // Metrics and the access log: one line per answer (time, tenant, method, path, status, ms, bytes).
+  const metrics = new Metrics();
+  let eventStreams = 0;
+  app.use("*", async (c, next) => {
+    const t0 = performance.now();
+    await next();
+    const path = c.req.path;
+    const r = routes.find((x) => x.method.toUpperCase() === c.req.method && pathMatches(x.path, path));
+    metrics.request(r ? r.path : "unmatched", c.res.status);
+    if (opts.accessLog) {
+      const p = path.length > 200 ? path.slice(0, 200) + "…" : path;
+      const len = c.res.headers.get("content-length") ?? "-";
+      opts.accessLog(`${new Date().toISOString()} ${tenantByRequest.get(c.req.raw) ?? (tokens ? "-" : LOCAL_TENANT)} ${c.req.method} ${JSON.stringify(p).slice(1, -1)} ${c.res.status} ${(performance.now() - t0).toFixed(1)}ms ${len}`);
+    }
+  });
+
   app.use("*", bodyLimit({
     maxSize: limits.maxBodyBytes,
     onError: () => {
@@ -255,6 +272,15 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   });
 
   route({
+    method: "get", path: "/metrics", operationId: "metrics", summary: "Counters in the Prometheus text format", tags: ["service"],
+    description: "Answers by route and status, runs by exit reason or problem type, queue and run time histograms, killed workers, sessions, runs in flight, guest memory, event streams. Needs a token when the service has tokens.",
+    responses: { 200: { description: "Prometheus text format 0.0.4", raw: { type: "text/plain" } } },
+  }, (c) => c.body(metrics.render({
+    sessions: sessions.size, runsInFlight: inFlight, memBytes: totalMemBytes, workers: pool.size, workersReady: pool.readyCount,
+    workersKilled: pool.killed, eventStreams,
+  }), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+
+  route({
     method: "get", path: "/v1/info", operationId: "info", summary: "Version, engines, modes, limits and hook sets", tags: ["service"],
     responses: { 200: { description: "What this service offers", schema: schemas.Info } },
   }, (c) => c.json({
@@ -267,7 +293,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     formats: ["raw", "elf", "multiboot", "rom", "auto"],
     workers: pool.size,
     limits: limits as unknown as Record<string, unknown>,
-    hookSets,
+    // Where each hook set came from, by file name only: the service's paths are nobody's business.
+    hookSets: hookSets.map((h) => ({ ...h, script: h.script.replace(/^.*[\\/]/, "") })),
     hookScript: { engine: "QuickJS (quickjs-emscripten, WebAssembly)", api: SCRIPT_API },
   }));
 
@@ -307,8 +334,18 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     let value: unknown, queueMs: number;
     try {
       ({ value, queueMs } = await submit(t, { op: "run", machine, run }, { watchdogMs: watchdog(run.timeoutMs), timeoutMs: run.timeoutMs }));
+    } catch (e) {
+      metrics.failed(e instanceof ApiProblem ? e.problem.type.replace(/^.*#problem-/, "") : "internal");
+      throw e;
     } finally {
       release(t, machine.memBytes);
+    }
+    {
+      // The report is JSON text the service does not parse: its exit (first) and wallMs, by pattern.
+      const head = (value as RunReply).json;
+      const reason = /^\{"exit":\{"reason":"([a-z_0-9]{1,40})"/.exec(head)?.[1] ?? "unknown";
+      const wall = /"wallMs":([0-9.e+-]+)/.exec(head);
+      metrics.ran(reason, queueMs, wall ? Number(wall[1]) : undefined);
     }
     const json = finishReportJson((value as RunReply).json, { queueMs: round(queueMs), totalMs: round(performance.now() - t0) });
     return c.body(json, 200, { "content-type": "application/json" });
@@ -432,12 +469,14 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     try {
       report = await onSession(s, { op: "sessionRun", session: s.id, run }, watchdog(run.timeoutMs), run.timeoutMs) as RunReport;
     } catch (e) {
+      metrics.failed(e instanceof ApiProblem ? e.problem.type.replace(/^.*#problem-/, "") : "internal");
       if (e instanceof ApiProblem && e.problem.run) sessionRan(s, e.problem.run as RunReport);
       throw e;
     } finally {
       s.running = false;
     }
     sessionRan(s, report);
+    metrics.ran(report.exit.reason, report.timings.queueMs, report.wallMs);
     report.timings.totalMs = round(performance.now() - t0);
     return c.json(report);
   });
@@ -476,7 +515,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     description: "JSON with base64 data, or the raw bytes with `Accept: application/octet-stream`.",
     params: idParams, query: schemas.MemoryQuery,
     responses: {
-      200: { description: "The bytes", schema: schemas.MemoryRead },
+      200: { description: "The bytes: JSON with base64 data, or raw with Accept: application/octet-stream", schema: schemas.MemoryRead, alsoOctetStream: true },
       400: problem("Invalid addr or len (validation)"), ...notFound,
     },
   }, async (c) => {
@@ -536,6 +575,13 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   }, (c) => {
     const s = session(c);
     const lastId = Number(c.req.header("last-event-id") ?? "0") || 0;
+    if (s.subscriberCount >= limits.maxStreamsPerSession) {
+      throw new ApiProblem("too-many-streams", `Session ${s.id} has ${s.subscriberCount} event streams open (at most ${limits.maxStreamsPerSession})`, {}, { "retry-after": "5" });
+    }
+    if (eventStreams >= limits.maxStreams) {
+      throw new ApiProblem("too-many-streams", `${eventStreams} event streams are open (at most ${limits.maxStreams})`, {}, { "retry-after": "5" });
+    }
+    eventStreams++;
     return streamSSE(c, async (stream) => {
       const queue: StreamEvent[] = [];
       let wake: (() => void) | null = null;
@@ -569,6 +615,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
         }
       } finally {
         unsubscribe();
+        eventStreams--;
       }
     });
   });

@@ -33,6 +33,13 @@ export interface Limits {
   maxMemoryAccessBytes: number;
   /** Most instructions per disassembly request. */
   maxDisasmCount: number;
+  /** Largest run report in bytes of JSON: past it trace events, logs and console are cut (`truncated`). */
+  maxAnswerBytes: number;
+  /** Distinct ports a report lists (`ports`); more are counted, not listed (`truncated`). */
+  maxReportPorts: number;
+  /** Open event streams per session, and in all (429 beyond). */
+  maxStreamsPerSession: number;
+  maxStreams: number;
   /** Guest RAM of all live sessions and runs in flight together (503 beyond). */
   maxTotalMemBytes: number;
   /** Live sessions one tenant may hold (429 beyond). */
@@ -74,6 +81,10 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxTraceEvents: 10_000,
   maxMemoryAccessBytes: 1 * MiB,
   maxDisasmCount: 1000,
+  maxAnswerBytes: 4 * MiB,
+  maxReportPorts: 256,
+  maxStreamsPerSession: 4,
+  maxStreams: 256,
   maxTotalMemBytes: 2048 * MiB,
   tenantMaxSessions: 16,
   tenantMaxConcurrentRuns: 32,
@@ -131,6 +142,8 @@ export interface ServiceOptions {
    * ran). Without them every request is tenant "local" (and `npm start` listens on loopback only).
    */
   tokens?: Map<string, string>;
+  /** Where the one-line access log goes (`npm start` prints it; default none). */
+  accessLog?: (line: string) => void;
   /** The engine of a request that names none (default interp, or VMXLAB_ENGINE when set). */
   defaultEngine?: "interp" | "jit" | "auto";
 }

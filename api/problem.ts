@@ -44,6 +44,7 @@ export const PROBLEM_TYPES = {
   "session-busy": { status: 409, title: "The session is running" },
   "too-many-runs": { status: 429, title: "Too many runs in progress" },
   "too-many-sessions": { status: 429, title: "Too many live sessions" },
+  "too-many-streams": { status: 429, title: "Too many open event streams" },
   "quota-exceeded": { status: 429, title: "The tenant's quota is used up" },
   "unauthorized": { status: 401, title: "A valid API token is needed" },
   "memory-exhausted": { status: 503, title: "The service has no guest memory left" },
@@ -68,12 +69,17 @@ export function problemTypeUri(type: ProblemType): string {
   return `/docs#problem-${type}`;
 }
 
+/** Characters kept of a problem's detail. */
+const MAX_DETAIL = 4096;
+
 /** An error a route throws; `app.onError` renders its problem document. */
 export class ApiProblem extends HTTPException {
   readonly problem: Problem;
   readonly headers: Record<string, string>;
   constructor(type: ProblemType, detail: string, extra: Partial<Problem> = {}, headers: Record<string, string> = {}) {
     const { status, title } = PROBLEM_TYPES[type];
+    // Details quote requests and scripts: a problem stays small whatever they held.
+    if (detail.length > MAX_DETAIL) detail = detail.slice(0, MAX_DETAIL) + "…";
     super(status as 400, { message: detail });
     this.name = "ApiProblem";
     this.problem = { type: problemTypeUri(type), title, status, detail, ...extra };
@@ -104,6 +110,8 @@ function fieldError(where: FieldLocation, field: string, detail: string): FieldE
 export function fromZodError(error: z.ZodError, where: FieldLocation): ApiProblem {
   const errors: FieldError[] = [];
   for (const issue of error.issues) {
+    // A body with thousands of bad entries gets the first 50 named.
+    if (errors.length >= 50) break;
     const path = issue.path.map(String);
     // An unknown key is the key's own failure: name it.
     if (issue.code === "unrecognized_keys") {

@@ -112,6 +112,7 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
     }),
     logs: z.array(z.string()).describe("Lines logged by hook sets and the hook script"),
     trace: z.object({ kind: z.enum(["exits", "path"]), events: z.array(z.record(z.string(), z.unknown())), dropped: z.int() }).optional(),
+    truncated: z.boolean().optional().describe(`Present and true when the report was cut to its caps: ports past ${limits.maxReportPorts}, or trace events, logs and console past ${limits.maxAnswerBytes} bytes of JSON`),
   }).register(res, { id: "RunReport" });
 
   const FieldError = z.object({

@@ -94,6 +94,8 @@ Options:
   --max-total-mem BYTES  guest RAM of all sessions and runs together
   --tenant-sessions N    live sessions per tenant        --tenant-concurrent N runs per tenant at once
   --tenant-mem BYTES     guest RAM per tenant (sessions and runs)
+  --no-access-log        do not print the access log (one line per answer: time, tenant, method,
+                         path, status, milliseconds, bytes)
   --drain-ms MS          on SIGTERM/SIGINT: time runs in flight get to finish before the workers
                          are killed and the process exits (default 5000)
   --help                 show this help
@@ -111,7 +113,7 @@ export async function main(argv: string[]): Promise<number> {
         "max-timeout": { type: "string" }, "max-sessions": { type: "string" }, "max-concurrent": { type: "string" },
         "session-idle": { type: "string" }, "hook-call-ms": { type: "string" }, "hook-run-ms": { type: "string" },
         "hook-memory": { type: "string" }, jit: { type: "string" }, engine: { type: "string" }, "drain-ms": { type: "string" },
-        tokens: { type: "string" }, "max-total-mem": { type: "string" }, "tenant-sessions": { type: "string" },
+        tokens: { type: "string" }, "no-access-log": { type: "boolean" }, "max-total-mem": { type: "string" }, "tenant-sessions": { type: "string" },
         "tenant-concurrent": { type: "string" }, "tenant-mem": { type: "string" },
       },
     }).values;
@@ -158,6 +160,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     service = await createService({
       limits, scripts, workers: int("workers", v.workers), prestart: true, tokens,
+      accessLog: v["no-access-log"] ? undefined : (line) => console.log(line),
       jit: v.jit as JitPolicy | undefined, defaultEngine: v.engine as "interp" | "jit" | "auto" | undefined,
     });
     await service.start();
