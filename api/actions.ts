@@ -101,6 +101,8 @@ interface Vm {
    * runs load binaryen between slices once they outlast the first, then go on under auto.
    */
   autoPending: boolean;
+  /** It has run: the next run's logs start empty (the first run's keep what the script's top level logged). */
+  ran: boolean;
 }
 
 /**
@@ -329,7 +331,7 @@ export class VmHost {
   private async build(spec: MachineSpec, made: Made, deadline = Infinity): Promise<Vm> {
     const { machine } = made;
     const vm: Vm = {
-      machine, console: new ConsoleBuffer(this.limits.maxConsoleBytes), logs: [], sandbox: null, trace: null, running: false, lastEventAt: 0,
+      machine, console: new ConsoleBuffer(this.limits.maxConsoleBytes), logs: [], sandbox: null, trace: null, running: false, lastEventAt: 0, ran: false,
       autoPending: spec.engine === "auto" && machine.engine !== "auto",
     };
     made.target.vm = vm;
@@ -443,7 +445,8 @@ export class VmHost {
       m.feedSerial(spec.serialInput);
     }
     vm.console.reset();
-    vm.logs = [];
+    if (vm.ran) vm.logs = [];
+    vm.ran = true;
     if (vm.trace) {
       vm.trace.events = [];
       vm.trace.dropped = 0;

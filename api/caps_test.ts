@@ -91,3 +91,16 @@ test("/v1/info names hook scripts by file name, not by their path on the server"
     await s.close();
   }
 });
+
+test("console.log at a script's top level reaches the first run's logs", async () => {
+  const s = await createService({ workers: 1 });
+  try {
+    const r = await call(s, "POST", "/v1/runs", { image: b64(GUESTS.echoPort60), script: `console.log("top", 1); vm.onIo({ port: 0x60 }, () => { console.log("hook"); return 0x41; });` });
+    assertEquals(r.body.logs, ["top 1", "hook"]);
+    const vm = await call(s, "POST", "/v1/vms", { image: b64(GUESTS.incHalt), script: `console.log("set up");` });
+    assertEquals((await call(s, "POST", `/v1/vms/${vm.body.id}/run`)).body.logs, ["set up"]);
+    assertEquals((await call(s, "POST", `/v1/vms/${vm.body.id}/run`)).body.logs, []);
+  } finally {
+    await s.close();
+  }
+});
