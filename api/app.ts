@@ -110,7 +110,10 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   const schemas = makeSchemas(limits, defaultEngine);
   const startedAt = performance.now();
   let inFlight = 0;
-  /** What each tenant holds: runs in flight, live sessions (and ones being made), guest RAM. */
+  /**
+   * What each tenant holds: runs in flight, live sessions (and ones being made), guest RAM. The
+   * tenant quotas apply with tokens; without, the one tenant has the service's own limits.
+   */
   const usage = new Map<string, { runs: number; sessions: number; memBytes: number }>();
   const usageOf = (t: string) => {
     let u = usage.get(t);
@@ -141,7 +144,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   /** Take `bytes` of guest RAM for a tenant, or refuse (its quota: 429; the service's: 503). */
   function reserve(t: string, bytes: number): void {
     const u = usageOf(t);
-    if (u.memBytes + bytes > limits.tenantMaxMemBytes) {
+    if (tokens !== null && u.memBytes + bytes > limits.tenantMaxMemBytes) {
       throw new ApiProblem("quota-exceeded", `Tenant ${t} holds ${u.memBytes} bytes of guest memory; ${bytes} more would pass its ${limits.tenantMaxMemBytes}`, { quota: "memory" }, { "retry-after": "5" });
     }
     if (totalMemBytes + bytes > limits.maxTotalMemBytes) {
@@ -170,7 +173,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
       throw new ApiProblem("too-many-runs", `${inFlight} runs are in progress (at most ${limits.maxConcurrentRuns}); retry later`, {}, { "retry-after": "1" });
     }
     const u = usageOf(t);
-    if (u.runs >= limits.tenantMaxConcurrentRuns) {
+    if (tokens !== null && u.runs >= limits.tenantMaxConcurrentRuns) {
       throw new ApiProblem("quota-exceeded", `Tenant ${t} has ${u.runs} runs in progress (at most ${limits.tenantMaxConcurrentRuns}); retry later`, { quota: "runs" }, { "retry-after": "1" });
     }
     u.runs++;
@@ -398,7 +401,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     }
     const t = tenant(c);
     const u = usageOf(t);
-    if (u.sessions >= limits.tenantMaxSessions) {
+    if (tokens !== null && u.sessions >= limits.tenantMaxSessions) {
       throw new ApiProblem("quota-exceeded", `Tenant ${t} holds ${u.sessions} sessions (at most ${limits.tenantMaxSessions}); delete one or retry later`, { quota: "sessions" }, { "retry-after": "5" });
     }
     reserve(t, machine.memBytes);
