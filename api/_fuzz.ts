@@ -40,6 +40,8 @@ export interface FuzzStats {
   byStatus: Record<string, number>;
   /** Runs that overran and were answered by the service's deadline (503 deadline-exceeded): in time, but the run did not finish. */
   overran: number;
+  /** Some of the requests that overran. */
+  overranSamples: string[];
   /** Answers with a 500 (or another 5xx that is not a documented 503), with the request. */
   serverErrors: { status: number; detail: string; request: string }[];
   /** Answers past the time limit plus the grace plus the slack. */
@@ -53,13 +55,14 @@ export interface FuzzStats {
 }
 
 export function emptyStats(): FuzzStats {
-  return { requests: 0, byStatus: {}, overran: 0, serverErrors: [], late: [], mismatches: [], afterDelete: [], worstOverMs: -Infinity };
+  return { requests: 0, byStatus: {}, overran: 0, overranSamples: [], serverErrors: [], late: [], mismatches: [], afterDelete: [], worstOverMs: -Infinity };
 }
 
 /** Merge `b` into `a`. */
 export function mergeStats(a: FuzzStats, b: FuzzStats): FuzzStats {
   a.requests += b.requests;
   a.overran += b.overran;
+  a.overranSamples.push(...b.overranSamples.slice(0, Math.max(0, KEEP - a.overranSamples.length)));
   for (const [k, v] of Object.entries(b.byStatus)) a.byStatus[k] = (a.byStatus[k] ?? 0) + v;
   a.serverErrors.push(...b.serverErrors);
   a.late.push(...b.late);
@@ -114,7 +117,10 @@ function record(st: FuzzStats, a: Answer, limitMs: number, slackMs: number, requ
     if (st.serverErrors.length < KEEP) st.serverErrors.push({ status: a.status, detail: short(a.text), request: short(request) });
     else st.serverErrors.push({ status: a.status, detail: "", request: "" });
   }
-  if (a.status === 503 && type.endsWith("#problem-deadline-exceeded")) st.overran++;
+  if (a.status === 503 && type.endsWith("#problem-deadline-exceeded")) {
+    st.overran++;
+    if (st.overranSamples.length < KEEP) st.overranSamples.push(short(request));
+  }
   if (limitMs !== Infinity) {
     const over = a.ms - limitMs;
     st.worstOverMs = Math.max(st.worstOverMs, over);

@@ -93,6 +93,7 @@ console.log(`total: ${total.requests} requests in ${((performance.now() - t0) / 
   `RSS ${(rss0 / 2 ** 20).toFixed(0)} -> ${(rss1 / 2 ** 20).toFixed(0)} MB (${per10k.toFixed(1)} MB per 10^4 requests)`);
 for (const e of total.serverErrors.slice(0, 5)) console.log(`  5xx ${e.status}: ${e.detail}\n    request: ${e.request}`);
 for (const e of total.late.slice(0, 5)) console.log(`  late: ${e.ms} ms for a ${e.limitMs} ms limit: ${e.request}`);
+for (const e of total.overranSamples.slice(0, 5)) console.log(`  overran: ${e}`);
 for (const e of total.mismatches.slice(0, 5)) console.log(`  schema: ${e.status} on ${e.route}: ${e.issue}`);
 for (const e of total.afterDelete.slice(0, 5)) console.log(`  after delete: ${e.status} on ${e.route}`);
 const failed = total.serverErrors.length + total.late.length + total.mismatches.length + total.afterDelete.length > 0 || idleMs > 300;
