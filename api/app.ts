@@ -190,7 +190,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   }
 
   /** How long a job may take before the watchdog replaces its worker: far beyond its own limits. */
-  const grace = opts.watchdogGraceMs ?? 2_000;
+  const grace = opts.watchdogGraceMs ?? 1_000;
   const watchdog = (timeoutMs: number) => timeoutMs + grace;
 
   const app = new Hono();

@@ -124,8 +124,8 @@ export interface ServiceOptions {
   prestart?: boolean;
   /**
    * How far past its wall-time limit (which hook scripts count against) a job may run before the
-   * watchdog kills its worker (default 2 s; the caller has had its 503 at 250 ms). Only a bug or a
-   * stuck operator hook gets there.
+   * watchdog kills its worker (default 1 s; the caller has had its 503 at 250 ms). A stuck operator
+   * hook gets there, and work nothing in the worker can preempt (a JIT compile that runs long).
    */
   watchdogGraceMs?: number;
   /**

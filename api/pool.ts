@@ -42,6 +42,8 @@ interface Slot {
   exited: boolean;
   /** It replaces a worker that was lost. */
   replacement: boolean;
+  /** A jit or auto run was sent to it (so it may hold binaryen, and its replacement loads it too). */
+  usedJit: boolean;
   busy: Job | null;
   queue: Job[];
   timer?: ReturnType<typeof setTimeout>;
@@ -203,7 +205,7 @@ export class WorkerPool {
     if (old) kill(old);
     const { cmd, args } = childCommand();
     const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] });
-    const slot: Slot = { index, child, exited: false, replacement: old !== undefined, busy: null, queue: old?.queue ?? [], ready: false };
+    const slot: Slot = { index, child, exited: false, replacement: old !== undefined, usedJit: false, busy: null, queue: old?.queue ?? [], ready: false };
     this.slots[index] = slot;
     const reader = new FrameReader((m) => this.onMessage(slot, m as WorkerMessage));
     child.stdout!.on("data", (chunk: Uint8Array) => {
@@ -222,7 +224,9 @@ export class WorkerPool {
     });
     return new Promise((resolve, reject) => {
       const init: Job = {
-        id: 0, req: { op: "init", scripts: this.opts.scripts, limits: this.opts.limits, preloadJit: this.opts.preloadJit ?? false }, watchdogMs: 60_000,
+        // A replacement for a worker that ran the JIT loads binaryen before it takes work, so the
+        // runs it gets are not refused (engine-loading) or held up while it loads.
+        id: 0, req: { op: "init", scripts: this.opts.scripts, limits: this.opts.limits, preloadJit: (this.opts.preloadJit ?? false) || (old?.usedJit ?? false) }, watchdogMs: 60_000,
         enqueuedAt: performance.now(), startedAt: performance.now(), deadline: Infinity,
         resolve: ({ value }) => {
           slot.ready = true;
@@ -282,6 +286,7 @@ export class WorkerPool {
       if (!job) continue;
       s.busy = job;
       job.startedAt = now;
+      if ((job.req.op === "run" || job.req.op === "create") && job.req.machine.engine !== "interp") s.usedJit = true;
       // The worker gets what is left of the run's time, not all of it again (a wait up to
       // QUEUE_ALLOWANCE_MS comes out of the answer's grace instead).
       if (job.deadline !== Infinity && (job.req.op === "run" || job.req.op === "sessionRun")) {
