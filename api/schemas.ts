@@ -67,7 +67,7 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
     mode: Mode.optional(),
     load: address("Load address of a raw image (default 0x1000 in real mode, 0x100000 otherwise)").optional(),
     entry: address("Entry point (default: the load address or the ELF/multiboot entry)").optional(),
-    mem: z.union([z.int().min(4096).max(limits.maxMemBytes), z.string().regex(/^[0-9]+[KMG]?$/i, "Expected a size such as 16M")]).optional()
+    mem: z.union([z.int().min(4096).max(limits.maxMemBytes).multipleOf(4096), z.string().regex(/^[0-9]+[KMG]?$/i, "Expected a size such as 16M")]).optional()
       .describe(`Guest RAM in bytes or with a K/M/G suffix; default ${limits.defaultMemBytes}, at most ${limits.maxMemBytes}`),
     engine: Engine.optional(),
     regs: Regs.optional(),
