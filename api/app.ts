@@ -107,7 +107,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   // The main thread loads the scripts too, to check hook set names before a request reaches a worker.
   const { info: hookSets } = await loadHookScripts(scripts);
   const hookNames = new Set(hookSets.map((h) => h.name));
-  const schemas = makeSchemas(limits, defaultEngine);
+  const schemas = makeSchemas(limits, defaultEngine, [...hookNames]);
   const startedAt = performance.now();
   let inFlight = 0;
   /**

@@ -28,7 +28,7 @@ export interface SchemaMeta {
   [k: string]: unknown;
 }
 
-export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "auto" = "interp") {
+export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "auto" = "interp", hookNames: readonly string[] = []) {
   /** Request and response components; the OpenAPI generator reads them as input and output. */
   const req = z.registry<SchemaMeta>();
   const res = z.registry<SchemaMeta>();
@@ -71,7 +71,10 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
       .describe(`Guest RAM in bytes or with a K/M/G suffix; default ${limits.defaultMemBytes}, at most ${limits.maxMemBytes}`),
     engine: Engine.optional(),
     regs: Regs.optional(),
-    hooks: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "Expected a hook set name")).max(16).optional()
+    // The loaded hook sets' names, so the document lists them (any name when none is loaded: then every name is refused).
+    hooks: z.array(hookNames.length
+      ? z.enum(hookNames as [string, ...string[]], { error: (i) => `Unknown hook set ${JSON.stringify(i.input)} (known: ${hookNames.join(", ")})` })
+      : z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "Expected a hook set name")).max(Math.max(1, Math.min(16, hookNames.length))).optional()
       .describe("Operator hook sets by name (see /v1/info)"),
     script: z.string().max(limits.hookScript.maxSourceBytes).optional()
       .describe("A hook script (JavaScript) run in a QuickJS sandbox: vm.onIo, vm.onHypercall, vm.onExit, vm.onMmio"),
