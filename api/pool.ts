@@ -87,6 +87,8 @@ export class WorkerPool {
   killed = 0;
   /** Jobs refused or failed because their worker was lost. */
   lostJobs = 0;
+  /** How long recent jobs held a worker (ms, a moving average): the wait a queued run can expect. */
+  private serviceMs = 0;
 
   constructor(private readonly opts: PoolOptions) {
     if (!Number.isInteger(opts.size) || opts.size < 1) throw new RangeError(`Invalid worker count: ${opts.size}`);
@@ -155,6 +157,14 @@ export class WorkerPool {
     await this.start();
     const enqueuedAt = performance.now();
     if (this.closed) throw new WorkerJobError({ kind: "worker-lost", message: "The service is shutting down" });
+    // Refused at once rather than at its deadline: a run that, by how long recent jobs took, would
+    // wait in the queue past its timeoutMs (every worker busy, and the queue ahead of it too long).
+    if (opts.worker === undefined && opts.timeoutMs !== undefined && !this.slots.some((s) => s?.ready && !s.exited && !s.busy)) {
+      const expectMs = (this.shared.length + 1) * this.serviceMs / Math.max(1, this.readyCount);
+      if (expectMs > opts.timeoutMs) {
+        throw new WorkerJobError({ kind: "busy", message: `Every worker is busy and ${this.shared.length} runs wait before this one (about ${Math.round(expectMs)} ms, past its ${opts.timeoutMs} ms)` });
+      }
+    }
     return new Promise((resolve, reject) => {
       let settled = false;
       const job: Job = {
@@ -267,6 +277,7 @@ export class WorkerPool {
     if (!job || job.id !== m.id && !(job.id === 0 && m.id === 0)) return;
     clearTimeout(slot.timer);
     slot.busy = null;
+    if (job.id !== 0) this.serviceMs = this.serviceMs * 0.8 + (performance.now() - job.startedAt) * 0.2;
     if (m.ok) job.resolve({ value: m.value, worker: slot.index, queueMs: job.startedAt - job.enqueuedAt });
     else job.reject(new WorkerJobError(m.error));
     this.dispatch();
