@@ -3,6 +3,7 @@
  * run it under the limits, read and write its registers and memory, disassemble. Everything here
  * runs inside a worker; the main thread only sends `WorkerRequest`s.
  */
+import { Buffer } from "node:buffer";
 import {
   addSlice, type DisasmBits, disassemble, dropSliceEnd, emptyRun, EXIT_REASON_NAMES, ImageError, isBzImage,
   JIT_LOAD_HEADROOM_MS, jitLoaded, jitReport, KvmError, kvmExitName, loadJit, loadJitStep, Machine, MachineError,
@@ -96,6 +97,8 @@ interface Vm {
    * runs load binaryen between slices once they outlast the first, then go on under auto.
    */
   autoPending: boolean;
+  /** It has run: the next run's logs start empty (the first run's keep what the script's top level logged). */
+  ran: boolean;
 }
 
 /**
@@ -122,12 +125,14 @@ export class VmHost {
   /** Build, run and drop a machine. */
   async run(spec: MachineSpec, run: RunSpec): Promise<RunReport> {
     const t0 = performance.now();
-    await engineReady(spec);
+    // Building (the script's top level included) and running share the request's time limit.
+    const deadline = t0 + run.timeoutMs;
+    await engineReady(spec, deadline);
     const made = this.take(spec);
     try {
-      const vm = await this.build(spec, made);
+      const vm = await this.build(spec, made, deadline);
       try {
-        return await this.runVm(vm, run, performance.now() - t0);
+        return await this.runVm(vm, run, performance.now() - t0, deadline);
       } finally {
         vm.sandbox?.dispose();
       }
@@ -139,7 +144,7 @@ export class VmHost {
   /** Build a session's machine. */
   async create(session: string, spec: MachineSpec): Promise<{ regs: RegsReport }> {
     if (this.sessions.has(session)) throw new ActionError({ kind: "internal", message: `Session ${session} exists already` });
-    await engineReady(spec);
+    await engineReady(spec, Infinity);
     const made = this.take(spec);
     let vm: Vm;
     try {
@@ -294,7 +299,7 @@ export class VmHost {
     const made = this.takeMachine(spec);
     try {
       // auto does not wait for binaryen: it interprets until runVm has loaded it (Vm.autoPending).
-      made.machine.setEngine(spec.engine === "auto" && !jitLoaded() ? "interp" : spec.engine);
+      made.machine.setEngine(spec.engine === "auto" && !jitLoaded() ? "interp" : spec.engine, { codeCache: spec.codeCache ?? true });
     } catch (e) {
       this.release(made);
       if (e instanceof MachineError) throw new ActionError({ kind: "unsupported", message: e.message, field: "engine" });
@@ -339,10 +344,10 @@ export class VmHost {
     if (this.used.length < USED_MAX && made.machine.resettable) this.used.push(made);
   }
 
-  private async build(spec: MachineSpec, made: Made): Promise<Vm> {
+  private async build(spec: MachineSpec, made: Made, deadline = Infinity): Promise<Vm> {
     const { machine } = made;
     const vm: Vm = {
-      machine, console: new ConsoleBuffer(this.limits.maxConsoleBytes), logs: [], sandbox: null, trace: null, running: false, lastEventAt: 0,
+      machine, console: new ConsoleBuffer(this.limits.maxConsoleBytes), logs: [], sandbox: null, trace: null, running: false, lastEventAt: 0, ran: false,
       autoPending: spec.engine === "auto" && machine.engine !== "auto",
     };
     made.target.vm = vm;
@@ -372,7 +377,7 @@ export class VmHost {
       const qjs = await loadQuickJs();
       vm.sandbox = new ScriptSandbox(qjs, machine, this.limits.hookScript, env.log);
       try {
-        vm.sandbox.setup(spec.script);
+        vm.sandbox.setup(spec.script, deadline);
       } catch (e) {
         vm.sandbox.dispose();
         vm.sandbox = null;
@@ -448,7 +453,7 @@ export class VmHost {
     vm.autoPending = false;
   }
 
-  private async runVm(vm: Vm, spec: RunSpec, setupMs: number): Promise<RunReport> {
+  private async runVm(vm: Vm, spec: RunSpec, setupMs: number, runDeadline?: number): Promise<RunReport> {
     const m = vm.machine;
     if (vm.autoPending && jitLoaded()) this.attachAuto(vm);
     if (spec.serialInput !== undefined) {
@@ -456,15 +461,16 @@ export class VmHost {
       m.feedSerial(spec.serialInput);
     }
     vm.console.reset();
-    vm.logs = [];
+    if (vm.ran) vm.logs = [];
+    vm.ran = true;
     if (vm.trace) {
       vm.trace.events = [];
       vm.trace.dropped = 0;
     }
-    vm.sandbox?.beginRun();
     vm.running = true;
     const t0 = performance.now();
-    const deadline = t0 + spec.timeoutMs;
+    const deadline = runDeadline ?? t0 + spec.timeoutMs;
+    vm.sandbox?.beginRun(deadline);
     const total = emptyRun();
     let hookFailure: { hook: string; cause: string; message: string } | null = null;
     let sliceStart = countsOf(m);
@@ -516,9 +522,10 @@ export class VmHost {
     }
     total.wallMs = performance.now() - t0;
     this.flushConsole(vm);
-    const report = buildReport(vm, total, spec, setupMs);
+    const report = buildReport(vm, total, spec, setupMs, this.limits.maxReportPorts);
     if (hookFailure) {
       report.exit = { reason: "hook_error", hook: hookFailure.hook, cause: hookFailure.cause, message: hookFailure.message };
+      capReport(report, this.limits.maxAnswerBytes);
       throw new ActionError({ kind: "hook", message: hookFailure.message, hook: hookFailure.hook, cause: hookFailure.cause, field: vm.sandbox && hookFailure.hook.startsWith("script ") ? "script" : undefined, run: report });
     }
     return report;
@@ -529,8 +536,14 @@ export class VmHost {
  * Load binaryen in this worker when `spec` asks for jit (once; later calls return at once). auto
  * does not wait for it: its runs load it between slices if they go on (VmHost.tierUp).
  */
-async function engineReady(spec: MachineSpec): Promise<void> {
+async function engineReady(spec: MachineSpec, deadline: number): Promise<void> {
   if (spec.engine !== "jit") return;
+  // Loading binaryen holds the worker for 0.7–2.5 s, which a run's time limit cannot preempt: a
+  // run with less time than that left is refused (503, retry) while the worker loads it.
+  if (!jitLoaded() && deadline - performance.now() < JIT_LOAD_HEADROOM_MS) {
+    loadJit().catch(() => {});
+    throw new ActionError({ kind: "engine-loading", message: `This worker is loading the JIT (binaryen, about 1 s); retry, or give the run a timeoutMs of ${JIT_LOAD_HEADROOM_MS} ms or more` });
+  }
   try {
     await loadJit();
   } catch (e) {
@@ -570,6 +583,15 @@ function checkRange(m: Machine, addr: number, len: number): void {
   }
 }
 
+/** The first `max` ports of a report's port map. */
+function capPorts(ports: RunReport["ports"], max: number): RunReport["ports"] {
+  const keys = Object.keys(ports);
+  if (keys.length <= max) return ports;
+  const out: RunReport["ports"] = {};
+  for (const k of keys.slice(0, max)) out[k] = ports[k];
+  return out;
+}
+
 /** Set registers by vmrun's names; the 32- and 16-bit names change only their part. */
 export function applyRegs(m: Machine, regs: RegAssignment[], field: string): void {
   if (regs.length === 0) return;
@@ -605,14 +627,40 @@ export function regsReport(m: Machine): RegsReport {
   };
 }
 
-function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number): RunReport {
+/**
+ * Cut a report to `cap` bytes of JSON: trace events first, then log lines, then console text
+ * (the rest of a report is small and bounded). Returns its JSON, and sets `truncated` if it cut.
+ */
+export function capReport(r: RunReport, cap: number): string {
+  let json = JSON.stringify(r);
+  for (let round = 0; json.length > cap && round < 40; round++) {
+    r.truncated = true;
+    const over = json.length - cap;
+    if (r.trace && r.trace.events.length > 0) {
+      const keep = Math.floor(r.trace.events.length / 2);
+      r.trace.dropped += r.trace.events.length - keep;
+      r.trace.events.length = keep;
+    } else if (r.logs.length > 0) {
+      r.logs.length = Math.floor(r.logs.length / 2);
+    } else if (r.console.length > 0) {
+      r.console = r.console.slice(0, Math.max(0, r.console.length - over - 1024));
+      r.consoleTruncated = true;
+    } else {
+      break;
+    }
+    json = JSON.stringify(r);
+  }
+  return json;
+}
+
+function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number, maxPorts: number): RunReport {
   const m = vm.machine;
   const exit: Record<string, unknown> = { ...r.exit };
   for (const k of Object.keys(exit)) if (exit[k] instanceof Uint8Array) exit[k] = [...(exit[k] as Uint8Array)];
   const memory: Record<string, string> = {};
   for (const { addr, len } of spec.dumps) {
     const n = Math.max(0, Math.min(len, m.memSize - addr));
-    memory[`0x${addr.toString(16)}`] = Array.from(m.vm.readGuest(addr, n), (b) => b.toString(16).padStart(2, "0")).join("");
+    memory[`0x${addr.toString(16)}`] = Buffer.from(m.vm.readGuest(addr, n)).toString("hex");
   }
   const round = (x: number) => Math.round(x * 1000) / 1000;
   const report: RunReport = {
@@ -621,7 +669,7 @@ function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number): RunR
     instructions: r.instructions,
     exits: r.exits,
     userspaceExits: r.userspaceExits,
-    ports: m.portCounts(),
+    ports: capPorts(m.portCounts(), maxPorts),
     memory,
     console: vm.console.text(),
     consoleTruncated: vm.console.truncated,
@@ -633,5 +681,6 @@ function buildReport(vm: Vm, r: RunResult, spec: RunSpec, setupMs: number): RunR
   // auto whose run ended before binaryen was needed has no engine yet: it compiled nothing.
   if (vm.autoPending || m.jitStats !== null) report.jit = jitReport(m.jitStats);
   if (vm.trace) report.trace = { kind: vm.trace.kind, events: vm.trace.events, dropped: vm.trace.dropped };
+  if (Object.keys(report.ports).length >= maxPorts && Object.keys(m.portCounts()).length > maxPorts) report.truncated = true;
   return report;
 }

@@ -26,11 +26,13 @@ import { ApiProblem, fieldProblem, fromWorkerError, fromZodError } from "./probl
 import { makeSchemas, type RunRequest, type Schemas, toNumber } from "./schemas.ts";
 import { buildOpenApi, type RouteDoc } from "./openapi.ts";
 import { renderDocs } from "./docs.ts";
-import { isBzImage } from "../runtime/vmm/bzimage.ts";
+import { isBzImage } from "../runtime/vmm/mod.ts";
 import { BUNDLED_SCRIPTS, loadHookScripts, scriptUrl } from "./hooks.ts";
 import { WorkerJobError, WorkerPool } from "./pool.ts";
 import { Session, SessionTable, type StreamEvent } from "./sessions.ts";
-import { type EngineName, finishReportJson, type HookSetInfo, type MachineSpec, type RegsReport, type RunReply, type RunReport, type RunSpec, type WorkerRequest } from "./protocol.ts";
+import { LOCAL_TENANT, tenantOf } from "./tenants.ts";
+import { Metrics } from "./metrics.ts";
+import { type EngineName, finishReportJson, type WorkerError, type HookSetInfo, type MachineSpec, type RegsReport, type RunReply, type RunReport, type RunSpec, type WorkerRequest } from "./protocol.ts";
 
 export { BUNDLED_SCRIPTS };
 
@@ -84,7 +86,12 @@ export interface Service {
   readonly sessions: SessionTable;
   /** Start the workers now (otherwise the first run does). */
   start(): Promise<void>;
-  /** Close every session and stop the workers. */
+  /**
+   * For a shutdown: close every session (their event streams end), refuse new runs (503), and wait
+   * until the runs in flight have answered or `ms` has passed. Resolves whether they all answered.
+   */
+  drain(ms: number): Promise<boolean>;
+  /** Close every session and stop the workers (runs still in flight answer 503). */
   close(): Promise<void>;
 }
 
@@ -101,15 +108,56 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   // The main thread loads the scripts too, to check hook set names before a request reaches a worker.
   const { info: hookSets } = await loadHookScripts(scripts);
   const hookNames = new Set(hookSets.map((h) => h.name));
-  const schemas = makeSchemas(limits, defaultEngine);
+  const schemas = makeSchemas(limits, defaultEngine, [...hookNames]);
   const startedAt = performance.now();
   let inFlight = 0;
+  /**
+   * What each tenant holds: runs in flight, live sessions (and ones being made), guest RAM. The
+   * tenant quotas apply with tokens; without, the one tenant has the service's own limits.
+   */
+  const usage = new Map<string, { runs: number; sessions: number; memBytes: number }>();
+  const usageOf = (t: string) => {
+    let u = usage.get(t);
+    if (!u) usage.set(t, u = { runs: 0, sessions: 0, memBytes: 0 });
+    return u;
+  };
+  /** Guest RAM of every live session and run in flight. */
+  let totalMemBytes = 0;
+  const tokens = opts.tokens ?? null;
+  /** Each request's tenant, set by the auth middleware. */
+  const tenantByRequest = new WeakMap<Request, string>();
+  const tenant = (c: Context): string => tenantByRequest.get(c.req.raw) ?? LOCAL_TENANT;
+  /** Set by drain(): new runs are refused. */
+  let draining = false;
   /** Sessions being built: they count against the session limit already. */
   let creating = 0;
 
   const sessions: SessionTable = new SessionTable(limits.sessionIdleMs, (s) => {
     pool.submit({ op: "destroy", session: s.id }, { worker: s.worker, watchdogMs: 10_000 }).catch(() => {});
   });
+  // A closed session (deleted, expired, lost with its worker, shut down) gives its quota back.
+  sessions.onClosed = (s) => {
+    const u = usageOf(s.tenant);
+    u.sessions--;
+    release(s.tenant, s.memBytes);
+  };
+
+  /** Take `bytes` of guest RAM for a tenant, or refuse (its quota: 429; the service's: 503). */
+  function reserve(t: string, bytes: number): void {
+    const u = usageOf(t);
+    if (tokens !== null && u.memBytes + bytes > limits.tenantMaxMemBytes) {
+      throw new ApiProblem("quota-exceeded", `Tenant ${t} holds ${u.memBytes} bytes of guest memory; ${bytes} more would pass its ${limits.tenantMaxMemBytes}`, { quota: "memory" }, { "retry-after": "5" });
+    }
+    if (totalMemBytes + bytes > limits.maxTotalMemBytes) {
+      throw new ApiProblem("memory-exhausted", `The service holds ${totalMemBytes} bytes of guest memory; ${bytes} more would pass its ${limits.maxTotalMemBytes}`, {}, { "retry-after": "5" });
+    }
+    u.memBytes += bytes;
+    totalMemBytes += bytes;
+  }
+  function release(t: string, bytes: number): void {
+    usageOf(t).memBytes -= bytes;
+    totalMemBytes -= bytes;
+  }
   const pool: WorkerPool = new WorkerPool({
     size: opts.workers ?? Math.max(1, navigator.hardwareConcurrency ?? cpus().length),
     limits,
@@ -120,27 +168,31 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   });
 
   /** Submit a job, counting it against the concurrency limit. */
-  async function submit(req: WorkerRequest, o: { worker?: number; watchdogMs: number; transfer?: Transferable[] }) {
+  async function submit(t: string, req: WorkerRequest, o: { worker?: number; watchdogMs: number; timeoutMs?: number }) {
+    if (draining) throw new ApiProblem("shutting-down", "The service is shutting down", {}, { "retry-after": "5" });
     if (inFlight >= limits.maxConcurrentRuns) {
       throw new ApiProblem("too-many-runs", `${inFlight} runs are in progress (at most ${limits.maxConcurrentRuns}); retry later`, {}, { "retry-after": "1" });
     }
+    const u = usageOf(t);
+    if (tokens !== null && u.runs >= limits.tenantMaxConcurrentRuns) {
+      throw new ApiProblem("quota-exceeded", `Tenant ${t} has ${u.runs} runs in progress (at most ${limits.tenantMaxConcurrentRuns}); retry later`, { quota: "runs" }, { "retry-after": "1" });
+    }
+    u.runs++;
     inFlight++;
     try {
       return await pool.submit(req, o);
     } catch (e) {
-      if (e instanceof WorkerJobError) {
-        if (e.error.kind === "worker-lost") throw new ApiProblem("worker-lost", e.error.message);
-        throw fromWorkerError(e.error);
-      }
+      if (e instanceof WorkerJobError) throw poolProblem(e);
       throw e;
     } finally {
       inFlight--;
+      u.runs--;
     }
   }
 
   /** How long a job may take before the watchdog replaces its worker: far beyond its own limits. */
-  const grace = opts.watchdogGraceMs ?? 15_000;
-  const watchdog = (timeoutMs: number) => timeoutMs + limits.hookScript.runMs * 2 + grace;
+  const grace = opts.watchdogGraceMs ?? 1_000;
+  const watchdog = (timeoutMs: number) => timeoutMs + grace;
 
   const app = new Hono();
   const routes: RouteDoc[] = [];
@@ -149,6 +201,22 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     app.on(doc.method.toUpperCase(), doc.path, handler);
   };
 
+  // Metrics and the access log: one line per answer (time, tenant, method, path, status, ms, bytes).
+  const metrics = new Metrics();
+  let eventStreams = 0;
+  app.use("*", async (c, next) => {
+    const t0 = performance.now();
+    await next();
+    const path = c.req.path;
+    const r = routes.find((x) => x.method.toUpperCase() === c.req.method && pathMatches(x.path, path));
+    metrics.request(r ? r.path : "unmatched", c.res.status);
+    if (opts.accessLog) {
+      const p = path.length > 200 ? path.slice(0, 200) + "…" : path;
+      const len = c.res.headers.get("content-length") ?? "-";
+      opts.accessLog(`${new Date().toISOString()} ${tenantByRequest.get(c.req.raw) ?? (tokens ? "-" : LOCAL_TENANT)} ${c.req.method} ${JSON.stringify(p).slice(1, -1)} ${c.res.status} ${(performance.now() - t0).toFixed(1)}ms ${len}`);
+    }
+  });
+
   app.use("*", bodyLimit({
     maxSize: limits.maxBodyBytes,
     onError: () => {
@@ -156,12 +224,21 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     },
   }));
 
+  // Tenants: every route but the public ones needs a token when the service has tokens.
+  const PUBLIC = new Set(["/healthz", "/docs", "/v1/openapi.json"]);
+  app.use("*", async (c, next) => {
+    if (tokens === null || PUBLIC.has(c.req.path)) return await next();
+    const t = tenantOf(tokens, c.req.header("authorization"));
+    if (t === null) {
+      throw new ApiProblem("unauthorized", c.req.header("authorization") ? "The API token is not valid" : "This service needs an API token: Authorization: Bearer TOKEN", {}, { "www-authenticate": 'Bearer realm="vmxlab"' });
+    }
+    tenantByRequest.set(c.req.raw, t);
+    await next();
+  });
+
   app.onError((err, c) => {
     if (err instanceof ApiProblem) return err.toResponse(c.req.path);
-    if (err instanceof WorkerJobError) {
-      const p = err.error.kind === "worker-lost" ? new ApiProblem("worker-lost", err.error.message) : fromWorkerError(err.error);
-      return p.toResponse(c.req.path);
-    }
+    if (err instanceof WorkerJobError) return poolProblem(err).toResponse(c.req.path);
     if (err instanceof HTTPException) return new ApiProblem("internal", err.message, { status: err.status }).toResponse(c.req.path);
     console.error(`vmxlab api: ${c.req.method} ${c.req.path}:`, err);
     return new ApiProblem("internal", `Internal error: ${(err as Error)?.message ?? String(err)}`).toResponse(c.req.path);
@@ -187,9 +264,25 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   // Service
   // ---------------------------------------------------------------------------------------------
   route({
-    method: "get", path: "/healthz", operationId: "health", summary: "Liveness: answers while guests run", tags: ["service"],
-    responses: { 200: { description: "The service is up", schema: schemas.Health } },
-  }, (c) => c.json({ status: "ok" as const, uptimeMs: Math.round(performance.now() - startedAt), runsInFlight: inFlight, sessions: sessions.size }));
+    method: "get", path: "/healthz", operationId: "health", summary: "Liveness: answers while guests run; degraded while a worker is replaced", tags: ["service"],
+    responses: { 200: { description: "The service is up (status degraded: fewer workers answer than it has)", schema: schemas.Health } },
+  }, (c) => {
+    const ready = pool.readyCount;
+    return c.json({
+      status: pool.degraded ? "degraded" as const : "ok" as const,
+      uptimeMs: Math.round(performance.now() - startedAt), runsInFlight: inFlight, sessions: sessions.size,
+      workers: { size: pool.size, ready, killed: pool.killed },
+    });
+  });
+
+  route({
+    method: "get", path: "/metrics", operationId: "metrics", summary: "Counters in the Prometheus text format", tags: ["service"],
+    description: "Answers by route and status, runs by exit reason or problem type, queue and run time histograms, killed workers, sessions, runs in flight, guest memory, event streams. Needs a token when the service has tokens.",
+    responses: { 200: { description: "Prometheus text format 0.0.4", raw: { type: "text/plain" } } },
+  }, (c) => c.body(metrics.render({
+    sessions: sessions.size, runsInFlight: inFlight, memBytes: totalMemBytes, workers: pool.size, workersReady: pool.readyCount,
+    workersKilled: pool.killed, eventStreams,
+  }), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
 
   route({
     method: "get", path: "/v1/info", operationId: "info", summary: "Version, engines, modes, limits and hook sets", tags: ["service"],
@@ -204,7 +297,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     formats: ["raw", "elf", "multiboot", "rom", "bzimage", "auto"],
     workers: pool.size,
     limits: limits as unknown as Record<string, unknown>,
-    hookSets,
+    // Where each hook set came from, by file name only: the service's paths are nobody's business.
+    hookSets: hookSets.map((h) => ({ ...h, script: h.script.replace(/^.*[\\/]/, "") })),
     hookScript: { engine: "QuickJS (quickjs-emscripten, WebAssembly)", api: SCRIPT_API },
   }));
 
@@ -239,7 +333,24 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     const body = await jsonBody(c, schemas.RunRequest, true) as RunRequest;
     const machine = machineSpec(body);
     const run = runSpec(body, { budget: limits.defaultBudget, timeoutMs: limits.defaultTimeoutMs, dumps: [] });
-    const { value, queueMs } = await submit({ op: "run", machine, run }, { watchdogMs: watchdog(run.timeoutMs), transfer: [machine.image.buffer as ArrayBuffer] });
+    const t = tenant(c);
+    reserve(t, machine.memBytes);
+    let value: unknown, queueMs: number;
+    try {
+      ({ value, queueMs } = await submit(t, { op: "run", machine, run }, { watchdogMs: watchdog(run.timeoutMs), timeoutMs: run.timeoutMs }));
+    } catch (e) {
+      metrics.failed(e instanceof ApiProblem ? e.problem.type.replace(/^.*#problem-/, "") : "internal");
+      throw e;
+    } finally {
+      release(t, machine.memBytes);
+    }
+    {
+      // The report is JSON text the service does not parse: its exit (first) and wallMs, by pattern.
+      const head = (value as RunReply).json;
+      const reason = /^\{"exit":\{"reason":"([a-z_0-9]{1,40})"/.exec(head)?.[1] ?? "unknown";
+      const wall = /"wallMs":([0-9.e+-]+)/.exec(head);
+      metrics.ran(reason, queueMs, wall ? Number(wall[1]) : undefined);
+    }
     const json = finishReportJson((value as RunReply).json, { queueMs: round(queueMs), totalMs: round(performance.now() - t0) });
     return c.body(json, 200, { "content-type": "application/json" });
   });
@@ -254,16 +365,17 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     const p = idParams.safeParse({ id: c.req.param("id") });
     if (!p.success) throw fromZodError(p.error, "path");
     const s = sessions.get(p.data.id);
-    if (!s) throw fieldProblem("not-found", "path", "id", `No session ${p.data.id} (it may have expired or been deleted)`);
+    // Another tenant's session is as absent as one that never was.
+    if (!s || s.tenant !== tenant(c)) throw fieldProblem("not-found", "path", "id", `No session ${p.data.id} (it may have expired or been deleted)`);
     return s;
   }
 
   /** A job on a session's worker; the session counts as in use until it answers. */
-  async function onSession(s: Session, req: WorkerRequest, watchdogMs = 30_000) {
+  async function onSession(s: Session, req: WorkerRequest, watchdogMs = 30_000, timeoutMs?: number) {
     s.active++;
     s.lastUsedAt = Date.now();
     try {
-      return (await submit(req, { worker: s.worker, watchdogMs })).value;
+      return (await submit(s.tenant, req, { worker: s.worker, watchdogMs, timeoutMs })).value;
     } finally {
       s.active--;
       s.lastUsedAt = Date.now();
@@ -288,18 +400,34 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     if (sessions.size + creating >= limits.maxSessions) {
       throw new ApiProblem("too-many-sessions", `${sessions.size} sessions are live (at most ${limits.maxSessions}); delete one or retry later`, {}, { "retry-after": "5" });
     }
+    const t = tenant(c);
+    const u = usageOf(t);
+    if (tokens !== null && u.sessions >= limits.tenantMaxSessions) {
+      throw new ApiProblem("quota-exceeded", `Tenant ${t} holds ${u.sessions} sessions (at most ${limits.tenantMaxSessions}); delete one or retry later`, { quota: "sessions" }, { "retry-after": "5" });
+    }
+    reserve(t, machine.memBytes);
+    u.sessions++;
     const id = sessions.newId();
     creating++;
     let value: unknown;
     let s: Session;
     try {
       await pool.start();
-      const worker = pool.leastLoaded();
+      // Sessions spread over the workers: the one holding the fewest (then with the least work).
+      const held = new Array<number>(pool.size).fill(0);
+      for (const x of sessions.list()) held[x.worker]++;
+      const worker = pool.leastLoaded(held);
       s = new Session(id, worker, machine.mode, machine.memBytes, machine.hooks, machine.script !== undefined, {
         budget: defaults.budget, timeoutMs: defaults.timeoutMs, dumps: defaults.dumps,
       });
       s.engine = machine.engine;
-      ({ value } = await submit({ op: "create", session: id, machine }, { worker, watchdogMs: 30_000, transfer: [machine.image.buffer as ArrayBuffer] }));
+      s.tenant = t;
+      ({ value } = await submit(t, { op: "create", session: id, machine }, { worker, watchdogMs: 30_000 }));
+    } catch (e) {
+      // Not made: its quota goes back (a made one gives it back when it closes).
+      u.sessions--;
+      release(t, machine.memBytes);
+      throw e;
     } finally {
       creating--;
     }
@@ -311,7 +439,10 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   route({
     method: "get", path: "/v1/vms", operationId: "listVms", summary: "List live sessions", tags: ["sessions"],
     responses: { 200: { description: "The sessions", schema: schemas.SessionList } },
-  }, (c) => c.json({ sessions: sessions.list().map((s) => s.describe(limits.sessionIdleMs)) }));
+  }, (c) => {
+    const t = tenant(c);
+    return c.json({ sessions: sessions.list().filter((s) => s.tenant === t).map((s) => s.describe(limits.sessionIdleMs)) });
+  });
 
   route({
     method: "get", path: "/v1/vms/:id", operationId: "getVm", summary: "A session's state", tags: ["sessions"], params: idParams,
@@ -340,14 +471,16 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     s.running = true;
     let report: RunReport;
     try {
-      report = await onSession(s, { op: "sessionRun", session: s.id, run }, watchdog(run.timeoutMs)) as RunReport;
+      report = await onSession(s, { op: "sessionRun", session: s.id, run }, watchdog(run.timeoutMs), run.timeoutMs) as RunReport;
     } catch (e) {
+      metrics.failed(e instanceof ApiProblem ? e.problem.type.replace(/^.*#problem-/, "") : "internal");
       if (e instanceof ApiProblem && e.problem.run) sessionRan(s, e.problem.run as RunReport);
       throw e;
     } finally {
       s.running = false;
     }
     sessionRan(s, report);
+    metrics.ran(report.exit.reason, report.timings.queueMs, report.wallMs);
     report.timings.totalMs = round(performance.now() - t0);
     return c.json(report);
   });
@@ -386,7 +519,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     description: "JSON with base64 data, or the raw bytes with `Accept: application/octet-stream`.",
     params: idParams, query: schemas.MemoryQuery,
     responses: {
-      200: { description: "The bytes", schema: schemas.MemoryRead },
+      200: { description: "The bytes: JSON with base64 data, or raw with Accept: application/octet-stream", schema: schemas.MemoryRead, alsoOctetStream: true },
       400: problem("Invalid addr or len (validation)"), ...notFound,
     },
   }, async (c) => {
@@ -446,6 +579,13 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
   }, (c) => {
     const s = session(c);
     const lastId = Number(c.req.header("last-event-id") ?? "0") || 0;
+    if (s.subscriberCount >= limits.maxStreamsPerSession) {
+      throw new ApiProblem("too-many-streams", `Session ${s.id} has ${s.subscriberCount} event streams open (at most ${limits.maxStreamsPerSession})`, {}, { "retry-after": "5" });
+    }
+    if (eventStreams >= limits.maxStreams) {
+      throw new ApiProblem("too-many-streams", `${eventStreams} event streams are open (at most ${limits.maxStreams})`, {}, { "retry-after": "5" });
+    }
+    eventStreams++;
     return streamSSE(c, async (stream) => {
       const queue: StreamEvent[] = [];
       let wake: (() => void) | null = null;
@@ -459,6 +599,8 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
         wake?.();
       });
       try {
+        // A comment first, so the headers go out now (Bun holds them until the first bytes).
+        await stream.write(": connected\n\n");
         while (!done) {
           while (queue.length && !done) {
             const e = queue.shift()!;
@@ -477,6 +619,7 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
         }
       } finally {
         unsubscribe();
+        eventStreams--;
       }
     });
   });
@@ -544,6 +687,9 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
       hooks,
       script: b.script,
       trace: b.trace === true ? "exits" : b.trace === false || b.trace === undefined ? "off" : b.trace,
+      // With tenants, the JIT's shared code cache would tell one tenant (by cachedRegions, or by how
+      // fast its first run is) whether another ran the same code.
+      codeCache: tokens === null,
     };
   }
 
@@ -588,6 +734,13 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
     async start() {
       await pool.start();
     },
+    async drain(ms: number) {
+      draining = true;
+      sessions.closeAll("shutdown");
+      const end = performance.now() + ms;
+      while (inFlight > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 10));
+      return inFlight === 0;
+    },
     async close() {
       sessions.closeAll("shutdown");
       pool.close();
@@ -595,6 +748,15 @@ export async function createService(opts: ServiceOptions = {}): Promise<Service>
       await new Promise((r) => setTimeout(r, 0));
     },
   };
+}
+
+/** A job's failure as a problem: the pool's own (503, retry) or the worker's. */
+function poolProblem(e: WorkerJobError): ApiProblem {
+  const err = e.error;
+  if (err.kind === "worker-lost" || err.kind === "busy" || err.kind === "deadline-exceeded") {
+    return new ApiProblem(err.kind, err.message, {}, { "retry-after": "1" });
+  }
+  return fromWorkerError(err as WorkerError);
 }
 
 /** Parse a JSON body against a schema; problem documents for every way it can be wrong. */

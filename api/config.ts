@@ -33,6 +33,21 @@ export interface Limits {
   maxMemoryAccessBytes: number;
   /** Most instructions per disassembly request. */
   maxDisasmCount: number;
+  /** Largest run report in bytes of JSON: past it trace events, logs and console are cut (`truncated`). */
+  maxAnswerBytes: number;
+  /** Distinct ports a report lists (`ports`); more are counted, not listed (`truncated`). */
+  maxReportPorts: number;
+  /** Open event streams per session, and in all (429 beyond). */
+  maxStreamsPerSession: number;
+  maxStreams: number;
+  /** Guest RAM of all live sessions and runs in flight together (503 beyond). */
+  maxTotalMemBytes: number;
+  /** Live sessions one tenant may hold (429 beyond). */
+  tenantMaxSessions: number;
+  /** Runs and session calls one tenant may have in flight (429 beyond). */
+  tenantMaxConcurrentRuns: number;
+  /** Guest RAM of one tenant's live sessions and runs in flight (429 beyond). */
+  tenantMaxMemBytes: number;
   /** Request hook scripts (JavaScript run in QuickJS). */
   hookScript: {
     /** Largest script source in bytes. */
@@ -66,6 +81,14 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxTraceEvents: 10_000,
   maxMemoryAccessBytes: 1 * MiB,
   maxDisasmCount: 1000,
+  maxAnswerBytes: 4 * MiB,
+  maxReportPorts: 256,
+  maxStreamsPerSession: 4,
+  maxStreams: 256,
+  maxTotalMemBytes: 2048 * MiB,
+  tenantMaxSessions: 16,
+  tenantMaxConcurrentRuns: 32,
+  tenantMaxMemBytes: 1024 * MiB,
   hookScript: Object.freeze({
     maxSourceBytes: 64 * 1024,
     callMs: 100,
@@ -100,8 +123,9 @@ export interface ServiceOptions {
   /** Start the workers now instead of at the first run (a server wants this; tests do not). */
   prestart?: boolean;
   /**
-   * How far past its own limits (wall time plus twice the hook time) a job may run before the
-   * watchdog replaces its worker (default 15 s). Only a bug or a stuck operator hook gets there.
+   * How far past its wall-time limit (which hook scripts count against) a job may run before the
+   * watchdog kills its worker (default 1 s; the caller has had its 503 at 250 ms). A stuck operator
+   * hook gets there, and work nothing in the worker can preempt (a JIT compile that runs long).
    */
   watchdogGraceMs?: number;
   /**
@@ -111,12 +135,27 @@ export interface ServiceOptions {
    * loads it as each worker starts; "off" refuses jit and auto (422).
    */
   jit?: JitPolicy;
+  /**
+   * API tokens: tenants by the SHA-256 of their tokens (`tenants.ts`). With them every route but
+   * /healthz, /docs and /v1/openapi.json needs `Authorization: Bearer TOKEN`, sessions belong to
+   * their tenant, and the JIT's shared code cache is off (it would tell one tenant what another
+   * ran). Without them every request is tenant "local" (and `npm start` listens on loopback only).
+   */
+  tokens?: Map<string, string>;
+  /** Where the one-line access log goes (`npm start` prints it; default none). */
+  accessLog?: (line: string) => void;
   /** The engine of a request that names none (default interp, or VMXLAB_ENGINE when set). */
   defaultEngine?: "interp" | "jit" | "auto";
 }
 
 export type JitPolicy = "lazy" | "preload" | "off";
 export const JIT_POLICIES: readonly JitPolicy[] = ["lazy", "preload", "off"];
+
+/**
+ * How long past its timeoutMs a run may take to answer (issue 16: reading results, the report,
+ * the pipe). Past it the caller gets a 503 deadline-exceeded whatever the worker is doing.
+ */
+export const ANSWER_GRACE_MS = 250;
 
 /** The service's version, as `/v1/info` reports it. */
 export const API_VERSION = "0.1.0";

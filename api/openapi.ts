@@ -15,8 +15,10 @@ export interface ResponseDoc {
   schema?: z.ZodType;
   /** Default application/json; application/problem+json for errors. */
   contentType?: string;
-  /** For bodies that are not JSON (text/html, text/event-stream). */
+  /** For bodies that are not described by a schema (text/html, text/event-stream, a JSON document of its own). */
   raw?: { type: string; format?: string };
+  /** The same answer as raw bytes with `Accept: application/octet-stream`. */
+  alsoOctetStream?: boolean;
 }
 
 /** One route: what Hono serves and what the document says about it. */
@@ -95,9 +97,17 @@ export function buildOpenApi(routes: RouteDoc[], schemas: Schemas, info: { versi
     for (const [status, d] of Object.entries(r.responses)) {
       const resp: Json = { description: d.description };
       if (d.schema) resp.content = { [d.contentType ?? "application/json"]: { schema: schemaRef(d.schema, schemas, "output") } };
-      else if (d.raw) resp.content = { [d.raw.type]: { schema: { type: "string", ...(d.raw.format ? { format: d.raw.format } : {}) } } };
+      else if (d.raw) resp.content = { [d.raw.type]: { schema: d.raw.type === "application/json" ? { type: "object" } : { type: "string", ...(d.raw.format ? { format: d.raw.format } : {}) } } };
+      if (d.alsoOctetStream) (resp.content as Json)["application/octet-stream"] = { schema: { type: "string", format: "binary" } };
       responses[status] = resp;
     }
+    // Every route can also answer with a problem: 401 without a token (when the service has
+    // tokens), 429 and 503 when the service is full or stopping, 500 on a bug. Their bodies are
+    // problem documents; x-problem-types lists every type with its status.
+    responses.default = {
+      description: "Any other status (401 unauthorized, 413, 429, 500, 503, …), as a problem document",
+      content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } },
+    };
     op.responses = responses;
     (paths[openApiPath(r.path)] ??= {})[r.method] = op;
   }

@@ -70,6 +70,7 @@ test("What each route returns matches its documented schema", async () => {
   await checked("GET", "/v1/info");
   await checked("GET", "/v1/openapi.json");
   await checked("GET", "/docs");
+  await checked("GET", "/metrics");
   await checked("POST", "/v1/runs", { image: guest("hello16.bin"), regs: { eax: 2, ebx: 2 }, trace: "exits", dumps: [{ addr: 0x1000, len: 2 }] });
   await checked("POST", "/v1/runs", { image: "!" });
   await checked("POST", "/v1/runs", "{");

@@ -44,6 +44,10 @@ export const PROBLEM_TYPES = {
   "session-busy": { status: 409, title: "The session is running" },
   "too-many-runs": { status: 429, title: "Too many runs in progress" },
   "too-many-sessions": { status: 429, title: "Too many live sessions" },
+  "too-many-streams": { status: 429, title: "Too many open event streams" },
+  "quota-exceeded": { status: 429, title: "The tenant's quota is used up" },
+  "unauthorized": { status: 401, title: "A valid API token is needed" },
+  "memory-exhausted": { status: 503, title: "The service has no guest memory left" },
   "image": { status: 422, title: "The image cannot be loaded" },
   "unsupported": { status: 422, title: "Not supported" },
   "vm-state": { status: 422, title: "The VM refused the state" },
@@ -51,6 +55,10 @@ export const PROBLEM_TYPES = {
   "script": { status: 422, title: "The hook script cannot be set up" },
   "hook-failed": { status: 422, title: "A hook failed during the run" },
   "worker-lost": { status: 503, title: "The worker running the VM stopped" },
+  "engine-loading": { status: 503, title: "The worker is loading the engine" },
+  "busy": { status: 503, title: "No worker could start the run within its time limit" },
+  "deadline-exceeded": { status: 503, title: "The run did not answer within its time limit" },
+  "shutting-down": { status: 503, title: "The service is shutting down" },
   "internal": { status: 500, title: "Internal error" },
 } as const satisfies Record<string, { status: number; title: string }>;
 
@@ -61,12 +69,17 @@ export function problemTypeUri(type: ProblemType): string {
   return `/docs#problem-${type}`;
 }
 
+/** Characters kept of a problem's detail. */
+const MAX_DETAIL = 4096;
+
 /** An error a route throws; `app.onError` renders its problem document. */
 export class ApiProblem extends HTTPException {
   readonly problem: Problem;
   readonly headers: Record<string, string>;
   constructor(type: ProblemType, detail: string, extra: Partial<Problem> = {}, headers: Record<string, string> = {}) {
     const { status, title } = PROBLEM_TYPES[type];
+    // Details quote requests and scripts: a problem stays small whatever they held.
+    if (detail.length > MAX_DETAIL) detail = detail.slice(0, MAX_DETAIL) + "…";
     super(status as 400, { message: detail });
     this.name = "ApiProblem";
     this.problem = { type: problemTypeUri(type), title, status, detail, ...extra };
@@ -97,6 +110,8 @@ function fieldError(where: FieldLocation, field: string, detail: string): FieldE
 export function fromZodError(error: z.ZodError, where: FieldLocation): ApiProblem {
   const errors: FieldError[] = [];
   for (const issue of error.issues) {
+    // A body with thousands of bad entries gets the first 50 named.
+    if (errors.length >= 50) break;
     const path = issue.path.map(String);
     // An unknown key is the key's own failure: name it.
     if (issue.code === "unrecognized_keys") {
@@ -123,6 +138,7 @@ const WORKER_ERROR_TYPES: Record<WorkerError["kind"], ProblemType> = {
   script: "script",
   hook: "hook-failed",
   "not-found": "not-found",
+  "engine-loading": "engine-loading",
   internal: "internal",
 };
 
@@ -134,5 +150,5 @@ export function fromWorkerError(e: WorkerError): ApiProblem {
   if (e.cause) extra.cause = e.cause;
   if (e.run) extra.run = e.run;
   if (e.imageKind) extra.imageKind = e.imageKind;
-  return new ApiProblem(type, e.message, extra);
+  return new ApiProblem(type, e.message, extra, type === "engine-loading" ? { "retry-after": "2" } : {});
 }

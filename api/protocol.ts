@@ -38,6 +38,8 @@ export interface MachineSpec {
   /** A bzImage's initial RAM disk and command line. */
   initrd?: Uint8Array;
   cmdline?: string;
+  /** Take compiled regions from the worker's shared code cache (default true; off when tenants share the service). */
+  codeCache?: boolean;
 }
 
 /** How to run it. */
@@ -63,7 +65,7 @@ export type WorkerRequest =
 
 /** A failure in a worker, by kind; `problem.ts` maps kinds to HTTP statuses. */
 export interface WorkerError {
-  kind: "image" | "unsupported" | "argument" | "state" | "conflict" | "script" | "hook" | "not-found" | "internal";
+  kind: "image" | "unsupported" | "argument" | "state" | "conflict" | "script" | "hook" | "not-found" | "engine-loading" | "internal";
   message: string;
   /** The request field that caused it. */
   field?: string;
@@ -120,6 +122,8 @@ export interface RunReport {
   timings: { setupMs: number; runMs: number; workerMs: number; queueMs?: number; totalMs?: number };
   logs: string[];
   trace?: { kind: "exits" | "path"; events: Record<string, unknown>[]; dropped: number };
+  /** The report was cut to its caps (ports, or trace, logs and console past the answer size). */
+  truncated?: boolean;
 }
 
 /**

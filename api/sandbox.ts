@@ -41,12 +41,61 @@ export function loadQuickJs(): Promise<QuickJSWASMModule> {
   return quickjs;
 }
 
+/** The QuickJS instances that aborted (their state is undefined from then on). */
+const aborted = new WeakSet<QuickJSWASMModule>();
+/** QuickJS instances given up after an abort, for tests. */
+export let quickJsAborts = 0;
+
+/**
+ * QuickJS aborted (an emscripten abort: a failed assertion, such as JS_FreeRuntime's on objects an
+ * exception path leaked, issue 16 item 4): nothing more runs on this instance. The next sandbox
+ * gets a fresh one, and this one's memory goes once the sandboxes still holding it are disposed.
+ */
+function abandon(qjs: QuickJSWASMModule): void {
+  if (aborted.has(qjs)) return;
+  aborted.add(qjs);
+  quickJsAborts++;
+  quickjs = undefined;
+}
+
+/** Whether `e` is QuickJS's WebAssembly giving up (an abort or a trap), not a script's exception. */
+function isAbort(e: unknown): boolean {
+  // V8's own stack running out inside QuickJS's WebAssembly leaves its C state half-way too.
+  return e instanceof WebAssembly.RuntimeError || (e instanceof Error && /^Aborted\(/.test(e.message)) ||
+    (e instanceof RangeError && /call stack/i.test(e.message));
+}
+
+/** Characters kept of a thrown value's name, message and stack each. */
+const MAX_ERROR_CHARS = 2048;
+/** Characters kept of one console.log line. */
+const MAX_LOG_CHARS = 4096;
+/** Largest hook result, as JSON. */
+const MAX_RESULT_CHARS = 65536;
+/**
+ * Time given to reading a thrown value (`__describe`, inside QuickJS): a value whose reading runs
+ * longer (a Proxy whose traps spin) is reported as unreadable.
+ */
+const DESCRIBE_MS = 20;
+
+/** What a host call past the deadline throws (the prelude turns it into the interrupt). */
+const EXPIRED = "vmxlab: deadline passed";
+
 /** The script's view of the world, defined inside QuickJS over one host function. */
 const PRELUDE = `
 "use strict";
 (() => {
-  const host = globalThis.__host;
+  const hostCall = globalThis.__host;
   delete globalThis.__host;
+  // Past its deadline a host call fails with a token; waiting here, out of the script's reach (no
+  // catch can stop it), brings QuickJS's interrupt check within microseconds.
+  const host = (op, arg) => {
+    try {
+      return hostCall(op, arg);
+    } catch (e) {
+      if (e === ${JSON.stringify(EXPIRED)}) for (;;) {}
+      throw e;
+    }
+  };
   const handlers = [];
   const register = (kind, spec, fns) => {
     const id = handlers.length;
@@ -69,8 +118,29 @@ const PRELUDE = `
     instructions() { return Number(host("instructions", "")); },
     stop(detail) { host("stop", detail === undefined ? "" : String(detail)); },
   };
+  const clip = (s, n) => s.length > n ? s.slice(0, n) + "…" : s;
   const show = (v) => typeof v === "string" ? v : (() => { try { return JSON.stringify(v); } catch { return String(v); } })();
-  const log = (...args) => host("log", args.map(show).join(" "));
+  const log = (...args) => host("log", clip(args.map(show).join(" "), ${MAX_LOG_CHARS}));
+  // A thrown value as plain data: own data properties only, looked up the prototype chain by
+  // descriptor, so no getter, toJSON, toString or Symbol.toPrimitive of the script's runs. Proxy
+  // traps still run, here, under the host's deadline. Each field is cut to a size.
+  const dataProp = (o, k) => {
+    for (let p = o, depth = 0; p !== null && depth < 32; p = Object.getPrototypeOf(p), depth++) {
+      const d = Object.getOwnPropertyDescriptor(p, k);
+      if (d) return "value" in d && typeof d.value === "string" ? clip(d.value, ${MAX_ERROR_CHARS}) : undefined;
+    }
+    return undefined;
+  };
+  const describe = (e) => {
+    if (e === null || (typeof e !== "object" && typeof e !== "function")) {
+      return JSON.stringify({ message: clip(typeof e === "symbol" ? "a symbol" : String(e), ${MAX_ERROR_CHARS}) });
+    }
+    let name, message, stack;
+    try { name = dataProp(e, "name"); } catch { /* a Proxy trap threw */ }
+    try { message = dataProp(e, "message"); } catch { /* ditto */ }
+    try { stack = dataProp(e, "stack"); } catch { /* ditto */ }
+    return JSON.stringify({ name, message: message ?? (typeof e === "function" ? "a function" : "an object"), stack });
+  };
   Object.freeze(vm);
   Object.defineProperty(globalThis, "vm", { value: vm });
   Object.defineProperty(globalThis, "console", { value: Object.freeze({ log, info: log, warn: log, error: log }) });
@@ -79,9 +149,13 @@ const PRELUDE = `
       const f = handlers[id][which];
       if (typeof f !== "function") return undefined;
       const r = f(...JSON.parse(args));
-      return r === undefined ? undefined : JSON.stringify(r);
+      if (r === undefined) return undefined;
+      const s = JSON.stringify(r);
+      if (typeof s === "string" && s.length > ${MAX_RESULT_CHARS}) throw new RangeError("A hook's result is over ${MAX_RESULT_CHARS} characters as JSON");
+      return s;
     },
   });
+  Object.defineProperty(globalThis, "__describe", { value: describe });
 })();
 `;
 
@@ -100,8 +174,13 @@ export class ScriptSandbox {
   private readonly rt: QuickJSRuntime;
   private readonly ctx: QuickJSContext;
   private readonly dispatch: QuickJSHandle;
+  private readonly describe: QuickJSHandle;
   private deadline = Infinity;
+  /** The interrupt handler stopped the script (its deadline passed). */
+  private interrupted = false;
   private runLeftMs: number;
+  /** The run's own deadline (its timeoutMs): no hook call outlives it. */
+  private runDeadline = Infinity;
   private hookCtx: HookContext | null = null;
   private settingUp = false;
   private stopCalled = false;
@@ -110,7 +189,7 @@ export class ScriptSandbox {
   private disposed = false;
 
   constructor(
-    qjs: QuickJSWASMModule,
+    private readonly qjs: QuickJSWASMModule,
     private readonly machine: Machine,
     private readonly limits: Limits["hookScript"],
     private readonly log: (line: string) => void,
@@ -118,10 +197,23 @@ export class ScriptSandbox {
     this.runLeftMs = limits.runMs;
     this.rt = qjs.newRuntime();
     this.rt.setMemoryLimit(limits.memoryBytes);
-    this.rt.setMaxStackSize(256 * 1024);
-    this.rt.setInterruptHandler(() => performance.now() > this.deadline);
+    // QuickJS's own stack check must trip before V8's stack runs out inside its WebAssembly: with
+    // 256 KiB, JSON.stringify of a 200,000-deep array overflowed V8's stack and QuickJS aborted on
+    // the objects left behind (17 MB lost per request); with 64 KiB it throws InternalError.
+    this.rt.setMaxStackSize(64 * 1024);
+    this.rt.setInterruptHandler(() => {
+      if (performance.now() <= this.deadline) return false;
+      this.interrupted = true;
+      return true;
+    });
     this.ctx = this.rt.newContext();
     const host = this.ctx.newFunction("__host", (opH, argH) => {
+      // Past the deadline every host call fails at once, so a loop of host calls (whose time
+      // QuickJS does not count towards its interrupt check) reaches the interrupt soon.
+      if (performance.now() > this.deadline) {
+        this.interrupted = true;
+        return { error: this.ctx.newString(EXPIRED) };
+      }
       const op = this.ctx.getString(opH);
       const arg = this.ctx.getString(argH);
       try {
@@ -135,69 +227,130 @@ export class ScriptSandbox {
     this.ctx.setProp(this.ctx.global, "__host", host);
     host.dispose();
     this.evaluate(PRELUDE, "prelude.js", this.limits.runMs);
-    const d = this.ctx.getProp(this.ctx.global, "__dispatch");
-    this.dispatch = d;
+    this.dispatch = this.ctx.getProp(this.ctx.global, "__dispatch");
+    this.describe = this.ctx.getProp(this.ctx.global, "__describe");
   }
 
   /**
    * Run the script's top level, which registers its hooks.
    * @throws ScriptFailure when it throws, times out or runs out of memory; MachineError when a hook conflicts
    */
-  setup(source: string): void {
+  setup(source: string, deadline = Infinity): void {
     this.settingUp = true;
     try {
-      // The top level gets the run's whole hook time: it may build tables the hooks use.
-      this.evaluate(source, "hook.js", this.limits.runMs);
+      // The top level gets the run's whole hook time (it may build tables the hooks use), within
+      // the request's own deadline.
+      this.evaluate(source, "hook.js", Math.max(0, Math.min(this.limits.runMs, deadline - performance.now())));
     } finally {
       this.settingUp = false;
     }
   }
 
-  /** Give the next run its own time budget. */
-  beginRun(): void {
+  /** Give the next run its own time budget, ending at the run's deadline at the latest. */
+  beginRun(deadline = Infinity): void {
     this.runLeftMs = this.limits.runMs;
+    this.runDeadline = deadline;
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.dispatch.dispose();
-    this.ctx.dispose();
-    this.rt.dispose();
+    if (aborted.has(this.qjs)) return;
+    try {
+      this.dispatch.dispose();
+      this.describe.dispose();
+      this.ctx.dispose();
+      this.rt.dispose();
+    } catch (e) {
+      if (!isAbort(e)) throw e;
+      abandon(this.qjs);
+    }
+  }
+
+  /** Run `f` on QuickJS; an abort gives the instance up and is the script's failure, not the host's. */
+  private guard<T>(hook: string | undefined, f: () => T): T {
+    if (aborted.has(this.qjs)) throw new ScriptFailure("exception", `${hook ? `Hook "${hook}"` : "Script"} cannot run: QuickJS stopped after an internal error`, hook);
+    try {
+      return f();
+    } catch (e) {
+      if (!isAbort(e)) throw e;
+      abandon(this.qjs);
+      throw new ScriptFailure("exception", `${hook ? `Hook "${hook}"` : "Script"} stopped QuickJS: ${(e as Error).message.slice(0, 200)}`, hook);
+    }
   }
 
   private evaluate(source: string, file: string, ms: number): void {
     this.deadline = performance.now() + ms;
     this.hostError = null;
-    const r = this.ctx.evalCode(source, file, { type: "global" });
-    this.deadline = Infinity;
-    if (r.error) {
-      const f = this.failure(r.error, undefined, ms);
-      if (this.hostError) throw this.hostError;
-      throw f;
-    }
-    r.value.dispose();
+    this.interrupted = false;
+    this.guard(undefined, () => {
+      let r;
+      try {
+        r = this.ctx.evalCode(source, file, { type: "global" });
+      } finally {
+        this.deadline = Infinity;
+      }
+      if (r.error) {
+        const f = this.failure(r.error, undefined, ms);
+        if (this.hostError) throw this.hostError;
+        throw f;
+      }
+      r.value.dispose();
+    });
   }
 
+  /**
+   * Why the script failed, from what it threw. The value is never read by the host: QuickJS's own
+   * dump would call its getters and toJSON with no deadline (issue 16). `__describe` reads it as
+   * plain data inside QuickJS, under DESCRIBE_MS of its own.
+   */
   private failure(errH: QuickJSHandle, hook: string | undefined, ms: number): ScriptFailure {
-    const err = this.ctx.dump(errH) as { name?: string; message?: string; stack?: string } | string | null;
-    errH.dispose();
-    const where0 = hook ? `Hook "${hook}"` : "Script";
-    // QuickJS throws null when it cannot even allocate the error object.
-    if ((err === null || err === undefined) && this.nearMemoryLimit()) {
-      return new ScriptFailure("memory", `${where0} ran out of memory (${this.limits.memoryBytes} bytes)`, hook);
-    }
-    const name = typeof err === "object" && err ? err.name ?? "Error" : "Error";
-    const message = typeof err === "object" && err ? err.message ?? String(err) : String(err);
     const where = hook ? `Hook "${hook}"` : "Script";
-    if (name === "InternalError" && message === "interrupted") {
+    // The interrupt is uncatchable in QuickJS: a script stopped at its deadline failed with it.
+    if (this.interrupted) {
+      errH.dispose();
       return new ScriptFailure("timeout", `${where} ran past its deadline (${Math.round(ms)} ms)`, hook);
     }
+    const err = this.read(errH);
+    errH.dispose();
+    if (err === "memory" || (err === "unreadable" && this.nearMemoryLimit())) {
+      return new ScriptFailure("memory", `${where} ran out of memory (${this.limits.memoryBytes} bytes)`, hook);
+    }
+    if (err === "unreadable") return new ScriptFailure("exception", `${where} threw a value that could not be read within ${DESCRIBE_MS} ms`, hook);
+    const name = err.name ?? "Error";
+    const message = err.message ?? "";
     if (name === "InternalError" && message === "out of memory") {
       return new ScriptFailure("memory", `${where} ran out of memory (${this.limits.memoryBytes} bytes)`, hook);
     }
-    const at = typeof err === "object" && err?.stack ? ` (${err.stack.trim().split("\n")[0].trim()})` : "";
+    const at = err.stack ? ` (${err.stack.trim().split("\n")[0].trim()})` : "";
     return new ScriptFailure("exception", `${where} threw ${name}: ${message}${at}`, hook);
+  }
+
+  /** A thrown value's name, message and stack, read by `__describe` inside QuickJS under a deadline. */
+  private read(errH: QuickJSHandle): { name?: string; message?: string; stack?: string } | "memory" | "unreadable" {
+    // QuickJS throws null when it cannot even allocate the error object.
+    if (this.ctx.typeof(errH) === "object" && this.ctx.sameValue(errH, this.ctx.null)) return this.nearMemoryLimit() ? "memory" : { message: "null" };
+    this.deadline = performance.now() + DESCRIBE_MS;
+    this.interrupted = false;
+    let r;
+    try {
+      r = this.ctx.callFunction(this.describe, this.ctx.undefined, errH);
+    } finally {
+      this.deadline = Infinity;
+    }
+    if (r.error) {
+      r.error.dispose();
+      return "unreadable";
+    }
+    const text = this.ctx.typeof(r.value) === "string" ? this.ctx.getString(r.value) : "{}";
+    r.value.dispose();
+    try {
+      const v = JSON.parse(text) as Record<string, unknown>;
+      const str = (x: unknown) => typeof x === "string" ? x : undefined;
+      return { name: str(v.name), message: str(v.message), stack: str(v.stack) };
+    } catch {
+      return "unreadable";
+    }
   }
 
   private nearMemoryLimit(): boolean {
@@ -214,28 +367,32 @@ export class ScriptSandbox {
   /** Call handler `id` (its `which` function) with JSON-able arguments, under the deadlines. */
   private call(id: number, which: string, hook: string, args: unknown[], hctx: HookContext): unknown {
     if (this.runLeftMs <= 0) throw new ScriptFailure("timeout", `Hook "${hook}" has no time left: the run's hook time (${this.limits.runMs} ms) is used up`, hook);
-    const ms = Math.min(this.limits.callMs, this.runLeftMs);
     const t0 = performance.now();
+    if (t0 >= this.runDeadline) throw new ScriptFailure("timeout", `Hook "${hook}" has no time left: the run's time limit has passed`, hook);
+    const ms = Math.min(this.limits.callMs, this.runLeftMs, this.runDeadline - t0);
     this.deadline = t0 + ms;
+    this.interrupted = false;
     this.hookCtx = hctx;
-    const idH = this.ctx.newNumber(id);
-    const whichH = this.ctx.newString(which);
-    const argsH = this.ctx.newString(JSON.stringify(args));
-    let r;
-    try {
-      r = this.ctx.callFunction(this.dispatch, this.ctx.undefined, idH, whichH, argsH);
-    } finally {
-      idH.dispose();
-      whichH.dispose();
-      argsH.dispose();
-      this.deadline = Infinity;
-      this.hookCtx = null;
-      this.runLeftMs -= performance.now() - t0;
-    }
-    if (r.error) throw this.failure(r.error, hook, ms);
-    const s = this.ctx.typeof(r.value) === "string" ? this.ctx.getString(r.value) : undefined;
-    r.value.dispose();
-    return s === undefined ? undefined : JSON.parse(s);
+    return this.guard(hook, () => {
+      const idH = this.ctx.newNumber(id);
+      const whichH = this.ctx.newString(which);
+      const argsH = this.ctx.newString(JSON.stringify(args));
+      let r;
+      try {
+        r = this.ctx.callFunction(this.dispatch, this.ctx.undefined, idH, whichH, argsH);
+      } finally {
+        this.deadline = Infinity;
+        this.hookCtx = null;
+        this.runLeftMs -= performance.now() - t0;
+        idH.dispose();
+        whichH.dispose();
+        argsH.dispose();
+      }
+      if (r.error) throw this.failure(r.error, hook, ms);
+      const s = this.ctx.typeof(r.value) === "string" ? this.ctx.getString(r.value) : undefined;
+      r.value.dispose();
+      return s === undefined ? undefined : JSON.parse(s);
+    });
   }
 
   /** The host side of `__host(op, arg)`. */

@@ -28,7 +28,7 @@ export interface SchemaMeta {
   [k: string]: unknown;
 }
 
-export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "auto" = "interp") {
+export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "auto" = "interp", hookNames: readonly string[] = []) {
   /** Request and response components; the OpenAPI generator reads them as input and output. */
   const req = z.registry<SchemaMeta>();
   const res = z.registry<SchemaMeta>();
@@ -57,7 +57,9 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
     timeoutMs: z.int().min(1).max(limits.maxTimeoutMs).optional()
       .describe(`Wall-time limit in milliseconds; default ${limits.defaultTimeoutMs}`),
     serialInput: z.string().max(65536).optional().describe("Bytes (UTF-8) fed to the UART's receive FIFO before the run"),
-    dumps: z.array(Dump).max(16).optional().describe("Guest memory to include in the result, as hex"),
+    dumps: z.array(Dump).max(16)
+      .refine((d) => d.reduce((n, x) => n + x.len, 0) <= limits.maxMemoryAccessBytes, { message: `The dumps' lengths add up to more than ${limits.maxMemoryAccessBytes} bytes` })
+      .optional().describe(`Guest memory to include in the result, as hex; at most ${limits.maxMemoryAccessBytes} bytes in all`),
   };
 
   const machineFields = {
@@ -66,11 +68,14 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
     mode: Mode.optional(),
     load: address("Load address of a raw image (default 0x1000 in real mode, 0x100000 otherwise)").optional(),
     entry: address("Entry point (default: the load address or the ELF/multiboot entry)").optional(),
-    mem: z.union([z.int().min(4096).max(limits.maxMemBytes), z.string().regex(/^[0-9]+[KMG]?$/i, "Expected a size such as 16M")]).optional()
+    mem: z.union([z.int().min(4096).max(limits.maxMemBytes).multipleOf(4096), z.string().regex(/^[0-9]+[KMG]?$/i, "Expected a size such as 16M")]).optional()
       .describe(`Guest RAM in bytes or with a K/M/G suffix; default ${limits.defaultMemBytes}, at most ${limits.maxMemBytes}`),
     engine: Engine.optional(),
     regs: Regs.optional(),
-    hooks: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "Expected a hook set name")).max(16).optional()
+    // The loaded hook sets' names, so the document lists them (any name when none is loaded: then every name is refused).
+    hooks: z.array(hookNames.length
+      ? z.enum(hookNames as [string, ...string[]], { error: (i) => `Unknown hook set ${JSON.stringify(i.input)} (known: ${hookNames.join(", ")})` })
+      : z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "Expected a hook set name")).max(Math.max(1, Math.min(16, hookNames.length))).optional()
       .describe("Operator hook sets by name (see /v1/info)"),
     script: z.string().max(limits.hookScript.maxSourceBytes).optional()
       .describe("A hook script (JavaScript) run in a QuickJS sandbox: vm.onIo, vm.onHypercall, vm.onExit, vm.onMmio"),
@@ -118,6 +123,7 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
     }),
     logs: z.array(z.string()).describe("Lines logged by hook sets and the hook script"),
     trace: z.object({ kind: z.enum(["exits", "path"]), events: z.array(z.record(z.string(), z.unknown())), dropped: z.int() }).optional(),
+    truncated: z.boolean().optional().describe(`Present and true when the report was cut to its caps: ports past ${limits.maxReportPorts}, or trace events, logs and console past ${limits.maxAnswerBytes} bytes of JSON`),
   }).register(res, { id: "RunReport" });
 
   const FieldError = z.object({
@@ -131,7 +137,11 @@ export function makeSchemas(limits: Limits, defaultEngine: "interp" | "jit" | "a
     run: RunReport.optional().describe("hook-failed: the run up to the failure"),
   }).register(res, { id: "Problem", description: "RFC 9457 problem details" });
 
-  const Health = z.object({ status: z.literal("ok"), uptimeMs: z.number(), runsInFlight: z.int(), sessions: z.int() }).register(res, { id: "Health" });
+  const Health = z.object({
+    status: z.enum(["ok", "degraded"]).describe("degraded: fewer worker processes answer than the service has (one is being replaced after a kill)"),
+    uptimeMs: z.number(), runsInFlight: z.int(), sessions: z.int(),
+    workers: z.object({ size: z.int(), ready: z.int(), killed: z.int().describe("Workers killed since start because a job overran its limits") }),
+  }).register(res, { id: "Health" });
 
   const HookSetInfo = z.object({ name: z.string(), description: z.string(), script: z.string() }).register(res, { id: "HookSetInfo" });
   const Info = z.object({

@@ -34,6 +34,8 @@ export class Session {
   closed: string | null = null;
   /** The engine its machine runs under. */
   engine = "interp";
+  /** The tenant that created it: only its requests see it. */
+  tenant = "local";
   private nextEventId = 1;
   private readonly recent: StreamEvent[] = [];
   private readonly subscribers = new Set<(e: StreamEvent) => void>();
@@ -96,6 +98,9 @@ export class SessionTable {
    * @param idleMs a session unused this long is closed
    * @param onExpire called for each expired session (to free its machine in the worker)
    */
+  /** Called for every session that closes, whatever the reason (to give back its quota). */
+  onClosed: ((s: Session) => void) | null = null;
+
   constructor(private readonly idleMs: number, private readonly onExpire: (s: Session) => void) {}
 
   get size(): number {
@@ -127,6 +132,7 @@ export class SessionTable {
     this.map.delete(id);
     s.closed = reason;
     s.publish("closed", { reason });
+    this.onClosed?.(s);
     if (this.map.size === 0) this.stopTimer();
     return s;
   }

@@ -10,6 +10,5 @@
  */
 import { main } from "../api/serve.ts";
 
-const code = await main(process.argv.slice(2));
-if (code !== 0) process.exit(code);
-process.exitCode = code;
+// Exit explicitly: nothing left over (a stuck connection, a timer) may keep a stopped server alive.
+process.exit(await main(process.argv.slice(2)));

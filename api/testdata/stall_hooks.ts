@@ -1,6 +1,7 @@
 /**
- * A test-only operator hook set that blocks its worker: hypercall 9 sleeps 2 s inside the hook, past
- * any limit the run has, so the pool's watchdog must replace the worker.
+ * Test-only operator hook sets that block their worker past any limit a run has, so the pool's
+ * watchdog must kill it: "stall" (hypercall 9) sleeps 2 s inside the hook; "spin" (hypercall 10)
+ * spins on the CPU forever, as a buggy operator hook might.
  */
 import { defineHookSets } from "../hooks.ts";
 
@@ -12,5 +13,13 @@ export const hookSets = defineHookSets({
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
       return 0;
     }, "stall");
+  },
+}, {
+  name: "spin",
+  description: "Hypercall 10 spins forever (tests that a stuck worker is killed and its core freed)",
+  install(machine) {
+    machine.onHypercall(10, () => {
+      for (;;) { /* spin */ }
+    }, "spin");
   },
 });
