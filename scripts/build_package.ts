@@ -11,7 +11,7 @@
  *
  * Types are stripped by Bun's transpiler (type-only imports and parameter properties as
  * TypeScript defines them), and each relative specifier ending in `.ts` (imports, dynamic imports,
- * `new URL("./_worker.ts", import.meta.url)`) is rewritten to `.js`.
+ * `new URL("./_child.ts", import.meta.url)`) is rewritten to `.js`.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
