@@ -146,7 +146,11 @@ let failureReported = false;
 
 /** Under auto, the share of wall time compiling may take (JitOptions.compileShare), and the most saved up. */
 const AUTO_COMPILE_SHARE = 0.25;
-const COMPILE_BURST_MS = 50;
+const COMPILE_BURST_MS = 20;
+/** The fewest blocks a region under a compile budget may take in (a loop and its exit paths). */
+const MIN_REGION_BLOCKS = 8;
+/** A running estimate of the compile time of one block of a region in this process (ms). */
+let blockCostMs = 0.2;
 /** Auto's hot window: a block must average a run per this many instructions until the threshold. */
 const HOT_WINDOW_PER_RUN = 512;
 /** A running estimate of one region's compile time in this process (ms), for the deadline check. */
@@ -321,12 +325,15 @@ export class JitEngine implements BlockEngine {
           return false;
         }
       }
-      const cachedBefore = this.stats.cached;
+      const cachedBefore = this.stats.cached, blocksBefore = this.stats.blocks;
       c = this.compileSafely(cpu, blk, eip, b);
       const spent = performance.now() - t;
       this.budgetMs -= spent;
-      // The estimate follows real compiles only: a code-cache hit costs next to nothing.
-      if (this.stats.cached === cachedBefore) compileCostMs += (spent - compileCostMs) * 0.25;
+      // The estimates follow real compiles only: a code-cache hit costs next to nothing.
+      if (this.stats.cached === cachedBefore) {
+        compileCostMs += (spent - compileCostMs) * 0.25;
+        if (this.stats.blocks > blocksBefore) blockCostMs += (spent / (this.stats.blocks - blocksBefore) - blockCostMs) * 0.25;
+      }
       // Compiling takes time the run loop's wall-clock check (every 4096 blocks) does not see.
       if (cpu.deadlinePassed()) return true;
       if (c === null) {
@@ -515,7 +522,11 @@ export class JitEngine implements BlockEngine {
     // left out leave the region; if they run later, the entry is compiled again (watch()).
     const warmOnly = this.opts.mode === "auto";
     const cold: Block[] = [];
-    for (let q = 0; q < blocks.length && blocks.length < this.opts.maxBlocks; q++) {
+    // Under a compile budget (auto), a region is no larger than the budget left pays for, at the
+    // process's running cost per block: lukewarm code gets small regions, a hot loop's fit anyway.
+    const maxBlocks = this.opts.compileShare === Infinity ? this.opts.maxBlocks
+      : Math.max(MIN_REGION_BLOCKS, Math.min(this.opts.maxBlocks, Math.floor(this.budgetMs / blockCostMs)));
+    for (let q = 0; q < blocks.length && blocks.length < maxBlocks; q++) {
       // A call's return site counts as warm when the call is: the callee returns there.
       const ret = warmOnly ? callReturnSite(blocks[q]) : -1;
       for (const t of successors(blocks[q])) {
@@ -536,7 +547,7 @@ export class JitEngine implements BlockEngine {
           if (e instanceof CpuFault) continue;
           throw e;
         }
-        if (!b2.valid || blocks.length >= this.opts.maxBlocks) continue;
+        if (!b2.valid || blocks.length >= maxBlocks) continue;
         if (warmOnly && t !== ret && !this.hasRun(b2)) {
           if (cold.length < 8) cold.push(b2);
           continue;
