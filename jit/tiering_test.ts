@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import { assert, assertEquals } from "../tests/assert.ts";
-import { firstDifference, type GuestSpec, runGuest } from "./_diff.ts";
+import { firstDifference, type GuestSpec, runGuest } from "../tests/jit_diff.ts";
 
 const LOAD = 0x100000;
 // 100000: mov esi, 200          ; outer iterations
