@@ -51,7 +51,7 @@ JIT_FILES=(tests/guests_test.ts tests/interrupts_test.ts tests/readme_test.ts te
   tests/system_test.ts tests/singlestep_exit_test.ts runtime/cpu/ops_test.ts runtime/cpu/rep_bulk_test.ts
   tests/kvm_paths_test.ts runtime/kvm/exit_path_test.ts runtime/kvm/irq_test.ts runtime/kvm/memslot_test.ts
   runtime/kvm/string_io_test.ts runtime/kvm/trace_test.ts runtime/vmx/vmx_test.ts tests/state_test.ts
-  tests/x87/x87_oracle_test.ts runtime/cpu/x87/x87_test.ts runtime/cpu/sse/sse_test.ts)
+  tests/x87/x87_oracle_test.ts runtime/cpu/x87/x87_test.ts runtime/cpu/sse/sse_test.ts tests/cpuid_truth_test.ts)
 : > "$logs/jit.log"
 if [ $# -eq 0 ] && [ "${VMXLAB_JIT_PASS:-1}" != 0 ]; then
   echo "== [4/4] deno test, VMXLAB_ENGINE=jit (${#JIT_FILES[@]} files that run guests, again under the JIT)"

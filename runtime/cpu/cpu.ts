@@ -205,8 +205,11 @@ export class Cpu {
   ferrAsserted = false;
   /** The kernel has handled an external-interrupt exit since FERR# was asserted (vmx.ts). */
   ferrExitTaken = false;
-  /** FISTTP (an SSE3 instruction) decodes; #UD while CPUID does not report SSE3. */
-  sse3 = false;
+  /**
+   * FISTTP (an SSE3 instruction) decodes. The processor implements SSE3 (CPUID reports it), so this
+   * is on; off, FISTTP is #UD, as on a processor without SSE3.
+   */
+  sse3 = true;
   /** Trace hook for `--trace insn`: called before each instruction when set (slows the loop). */
   onInsn: ((cpu: Cpu, i: Insn, eip: number) => void) | null = null;
 

@@ -28,10 +28,6 @@ export const Fpu = {
   /** Physical register R0; Ri is at REGS + 16 * i. */
   REGS: 0x420,
   REG_STRIDE: 16,
-  /** MXCSR (owned by the SSE code, sse_state.ts). */
-  MXCSR: 0x4a0,
-  /** XMM0; XMMi at XMM + 16 * i (owned by the SSE code). */
-  XMM: 0x500,
 } as const;
 
 /** FPU status word bits (SDM vol. 1, 8.1.3). */

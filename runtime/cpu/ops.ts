@@ -9,7 +9,7 @@
 import type { Cpu } from "./cpu.ts";
 import { descAttr, descBase, descLimit } from "./descriptor.ts";
 import { farCall, farJump, farReturn, iretProtected, iretV86 } from "./far.ts";
-import { fwait, x87Escape } from "./x87/x87.ts";
+import { emms as x87Emms, fwait, x87Escape } from "./x87/x87.ts";
 import type { Insn } from "./insn.ts";
 import * as insnMod from "./insn.ts";
 import { CpuFault } from "./fault.ts";
@@ -1381,6 +1381,11 @@ function verrw(c: Cpu, i: Insn): void {
   c.setFlags(ok ? f | Fl.ZF : f & ~Fl.ZF);
 }
 
+/** EMMS (0F 77): every x87 tag empty, after the MMX checks (runtime/cpu/x87/x87.ts). */
+function emms(c: Cpu, _i: Insn): void {
+  x87Emms(c);
+}
+
 /** Every semantic function, by the name the opcode table uses. */
 export const semantics = {
   alu, test, incdec, not, neg, mov, movzx, movsx, lea, xchg, push, pop, pushSeg, popSeg, pusha, popa, cbw, cwd,
@@ -1389,7 +1394,7 @@ export const semantics = {
   shd, bt, bsf, bsr, bswap, xadd, cmpxchg, cmpxchg8b, movs, stos, lods, cmps, scas, in: inOp, out: outOp, ins, outs,
   int: intN, int3, int1, into, iret, daa, das, aaa, aas, aam, aad, salc, xlat, bound, arpl, loadFarPtr, movFromSeg,
   movToSeg, nop, wait, fpu, ud, hlt, cpuid, vmcall, rdtsc, rdmsr, wrmsr, invd, wbinvd, invlpg, movFromCr, movToCr,
-  movFromDr, movToDr, sdt, ldt, smsw, lmsw, clts, sldt, str, lldt, ltr, larlsl, verrw,
+  movFromDr, movToDr, sdt, ldt, smsw, lmsw, clts, sldt, str, lldt, ltr, larlsl, verrw, emms,
   // MMX, SSE, SSE2, SSE3 (runtime/cpu/sse/)
   ...fpSemantics, ...intSemantics, ...moveSemantics,
 } satisfies Record<string, (c: Cpu, i: Insn) => void>;

@@ -4,23 +4,30 @@
  * that FXSAVE/FXRSTOR and the MMX instructions reach are named here by byte offset too; the x87's
  * own constants live in fpu_state.ts.
  *
- * This module imports nothing, so `const { X } = sseStateMod` in another module never meets a
- * module that is still loading (DESIGN-NOTES.md, "Imported bindings are not constants").
+ * It imports only fpu_state.ts (which imports nothing), so `const { X } = sseStateMod` in another
+ * module never meets a module that is still loading (DESIGN-NOTES.md, "Imported bindings are not
+ * constants").
  */
+import * as fpuStateMod from "./fpu_state.ts";
 
-/** Byte offsets in the state block. */
+const { Fpu } = fpuStateMod;
+
+/**
+ * Byte offsets in the state block: the SSE registers, and the x87 fields FXSAVE/FXRSTOR and the MMX
+ * instructions reach, taken from fpu_state.ts so the layout is written once.
+ */
 export const SseOff = {
   /** x87 control word (u16), status word (u16, TOP in bits 11-13), full tag word (u16, 2 bits per physical register). */
-  FCW: 0x400,
-  FSW: 0x402,
-  FTW: 0x404,
-  FOP: 0x406,
-  FIP: 0x408,
-  FCS: 0x40c,
-  FDP: 0x410,
-  FDS: 0x414,
+  FCW: Fpu.FCW,
+  FSW: Fpu.FSW,
+  FTW: Fpu.FTW,
+  FOP: Fpu.FOP,
+  FIP: Fpu.FIP,
+  FCS: Fpu.FCS,
+  FDP: Fpu.FDP,
+  FDS: Fpu.FDS,
   /** Physical x87 register R_i at FPR + 16*i: bytes 0-7 significand, 8-9 sign and exponent; MMi is bytes 0-7. */
-  FPR: 0x420,
+  FPR: Fpu.REGS,
   MXCSR: 0x4a0,
   /** XMM_i at XMM + 16*i. */
   XMM: 0x500,

@@ -42,5 +42,5 @@ export const SEM_TIER: Readonly<Record<SemName, Tier>> = {
   sseArith: "callout", sseCmp: "callout", sseComi: "callout", sseCvt: "callout", ldmxcsr: "callout",
   stmxcsr: "callout", pint: "callout", pshiftImm: "callout", pshuf: "callout", pmovmskb: "callout",
   pextrw: "callout", pinsrw: "callout", sseMov: "callout", mmxMov: "callout", shufp: "callout", movmskp: "callout",
-  maskmov: "callout", fxsave: "callout", fxrstor: "callout", fence: "callout", clflush: "callout",
+  maskmov: "callout", fxsave: "callout", fxrstor: "callout", fence: "callout", clflush: "callout", emms: "callout",
 };

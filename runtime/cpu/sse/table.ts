@@ -60,6 +60,7 @@ row(0x29, PFX_NONE, "movaps", "Wps,Vps", "sseMov", Mv.STOREA);
 row(0x29, PFX_66, "movapd", "Wpd,Vpd", "sseMov", Mv.STOREA);
 row(0x2b, PFX_NONE, "movntps", "Mps,Vps", "sseMov", Mv.STOREA);
 row(0x2b, PFX_66, "movntpd", "Mpd,Vpd", "sseMov", Mv.STOREA);
+row(0x77, PFX_NONE, "emms", "", "emms");
 row(0x6e, PFX_NONE, "movd", "Pq,Ed", "mmxMov", 0);
 row(0x6e, PFX_66, "movd", "Vdq,Ed", "sseMov", Mv.MOVD_L);
 row(0x6f, PFX_NONE, "movq", "Pq,Qq", "mmxMov", 2);
