@@ -15,7 +15,7 @@
  */
 import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 import process from "node:process";
@@ -111,6 +111,7 @@ async function main(): Promise<void> {
   const engines = (arg("--engines") ?? "interp,auto,jit").split(",");
   const reps = Number(arg("--reps") ?? 1);
   const rows: Row[] = [];
+  const load0 = loadavg()[0];
   for (const name of [...engines, ...(process.argv.includes("--no-qemu") ? [] : ["qemu-tcg"])]) {
     const runs: Row[] = [];
     for (let k = 0; k < reps; k++) {
@@ -132,7 +133,8 @@ async function main(): Promise<void> {
   const lines = [
     `# Linux boot to the shell prompt (${runtime}, ${date.slice(0, 16).replace("T", " ")} UTC)`,
     "",
-    `Kernel \`${KERNEL}\` and \`${INITRD}\`, command line \`${CMDLINE}\`, 128 MiB; host ${cpus()[0]?.model ?? "?"} ×${cpus().length}.`,
+    `Kernel \`${KERNEL}\` and \`${INITRD}\`, command line \`${CMDLINE}\`, 128 MiB; host ${cpus()[0]?.model ?? "?"} ×${cpus().length}, ` +
+      `load average ${load0.toFixed(1)} at the start and ${loadavg()[0].toFixed(1)} at the end (other work on the host slows the rows, not necessarily alike).`,
     "Wall: from spawning the process to the prompt on its stdout. Run: vmrun's own time from the machine's start.",
     "",
     "| engine | instructions to the prompt | wall (ms) | run (ms) | MIPS | note |",

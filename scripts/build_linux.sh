@@ -8,7 +8,8 @@
 # no root is needed for the device node) and gzip'd.
 #
 # Needs (Debian 12): apt-get install linux-source-6.1 busybox-static:i386 flex bison bc libelf-dev
-# cpio gcc make (busybox-static:i386 after `dpkg --add-architecture i386 && apt-get update`).
+# cpio lz4 gcc make (busybox-static:i386 after `dpkg --add-architecture i386 && apt-get update`;
+# lz4 compresses the kernel).
 # Tests never run this: they boot the committed bzImage and initramfs.
 #
 #   scripts/build_linux.sh [--initramfs-only]     BUILD_DIR (default /tmp/vmxlab-linux) holds the tree
@@ -25,6 +26,7 @@ only_initramfs=0
 [[ "${1:-}" == "--initramfs-only" ]] && only_initramfs=1
 
 [[ -f "$tarball" ]] || { echo "no $tarball: apt-get install linux-source-6.1" >&2; exit 1; }
+command -v lz4 >/dev/null || { echo "no lz4 (the kernel is LZ4-compressed): apt-get install lz4" >&2; exit 1; }
 file -L "$busybox" | grep -q 'ELF 32-bit.*Intel 80386.*statically linked' \
   || { echo "$busybox is not a static i386 busybox: apt-get install busybox-static:i386" >&2; exit 1; }
 

@@ -116,3 +116,15 @@ test("vmrun --help prints the usage", () => {
   assertEquals(r.status, 0);
   assertMatch(r.stdout, /--mode real\|protected\|paged\|long/);
 });
+
+test("vmrun --kernel refuses what does not go with a kernel, and a kernel that is not one, with exit status 2", () => {
+  const k = "tests/guests/linux/bzImage";
+  assertUsageError(vmrun("--kernel", k, "tests/guests/hello16.bin"), /^vmrun: --kernel boots a kernel: no IMAGE as well/);
+  assertUsageError(vmrun("--kernel", k, "--mode", "real"), /^vmrun: --mode does not go with --kernel/);
+  assertUsageError(vmrun("--initrd", "x", "tests/guests/hello16.bin"), /^vmrun: --initrd goes with --kernel/);
+  assertUsageError(vmrun("--kernel", k, "--rtc", "yesterday"), /^vmrun: Invalid --rtc: yesterday/);
+  assertUsageError(vmrun("--kernel", "tests/guests/hello16.bin"), /^vmrun: Kernel image of 12 bytes is too short/);
+  assertUsageError(vmrun("--kernel", "tests/guests/cguest_O2.elf"), /^vmrun: Not a Linux kernel image: no boot flag 0xAA55/);
+  assertUsageError(vmrun("--kernel", k, "--mem", "16M"), /^vmrun: Linux kernel does not fit in 16 MiB of RAM: .* at least \d+ MiB$/);
+  assertUsageError(vmrun("--kernel", k, "--initrd", join(dir, "none.gz")), /^vmrun: Cannot read initrd .*ENOENT/);
+});
