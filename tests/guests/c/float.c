@@ -224,11 +224,11 @@ int main(void)
     hex32("sin(1e10)", (float)x87_sin(1e10L));
 
     /* workloads */
-    double e0 = nbody(0), e1 = nbody(200);
+    double e0 = nbody(0), e1 = nbody(40);
     hex64("nbody-e0", e0);
-    hex64("nbody-e200", e1);
-    dec("nbody-e200-dec", e1);
-    printf("mandel %08x\n", mandel(48, 32, 64));
+    hex64("nbody-e40", e1);
+    dec("nbody-e40-dec", e1);
+    printf("mandel %08x\n", mandel(24, 16, 32));
     puts("done");
     return 0;
 }
