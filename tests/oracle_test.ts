@@ -29,12 +29,15 @@ test("oracle: 300 random integer programs agree with the host processor under in
 });
 
 test("oracle: the host's state is what the code computes (add, push, mul, pushfd)", { skip }, () => {
-  // add eax,ecx; push eax; mul ebx; pushfd: 1+2=3; 3*4=12; EFLAGS 0x206 (PF, IF) pushed below the 3
+  // add eax,ecx; push eax; mul ebx; pushfd: 1+2=3; 3*4=12; EFLAGS pushed below the 3: CF=OF=0
+  // (MUL's defined flags), IF=1, bit 1 set; SF ZF AF PF are MUL's undefined ones (vendor's choice)
   const [h] = runNative([bareCase([0x01, 0xc8, 0x50, 0xf7, 0xe3, 0x9c])]);
   assertEquals(h.fault, null);
   assertEquals(h.eip, CODE_ADDR + 6);
   assertEquals(h.gpr.slice(0, 5), [12, 2, 0, 4, DATA_ADDR + 0xc00 - 8]);
-  assertEquals([...h.data.subarray(0xbf8, 0xc00)], [0x06, 0x02, 0, 0, 3, 0, 0, 0]);
+  const pushed = new DataView(h.data.buffer, h.data.byteOffset).getUint32(0xbf8, true);
+  assertEquals(pushed & ~0xd4, 0x202);
+  assertEquals([...h.data.subarray(0xbfc, 0xc00)], [3, 0, 0, 0]);
 });
 
 test("oracle: a difference in a register, a flag or memory is reported, an undefined flag is not", { skip }, () => {
@@ -64,8 +67,12 @@ test("oracle: an intended #DE faults at the DIV on both, with the registers as t
 test("oracle: an instruction vmxlab does not have (AVX, not in its CPUID) is reported as unimplemented, not as a crash", { skip }, () => {
   const c = bareCase([0x90, 0xc5, 0xf8, 0x57, 0xc0]); // nop; vxorps xmm0,xmm0,xmm0
   const [h] = runNative([c]);
-  assertEquals(h.fault, null);
   const v = compare(c, 0, h, new VmxRunner("interp").run(c));
+  if (h.fault === 6) { // a host without AVX raises #UD as vmxlab does: the same result, nothing unimplemented
+    assertEquals(v, { kind: "same" });
+    return;
+  }
+  assertEquals(h.fault, null);
   assertEquals(v.kind, "unimplemented");
   assert(v.kind === "unimplemented" && v.eip === CODE_ADDR + 1 && v.insn.includes("vxorps"), JSON.stringify(v));
 });

@@ -181,7 +181,7 @@ export function genSysProgram(seed: number, size = 40): SysProgram {
         0x6a, 0x6b, 0x68, ...u32(0x10e000), 0x6a, 0x02, 0x6a, 0x63, 0xe8, 0, 0, 0, 0, 0x83, 0x04, 0x24, 5, 0xcf,
       ]);
       for (let n3 = 1 + int(4); n3 > 0; n3--) {
-        const y = int(10);
+        const y = int(11);
         if (y < 4) {
           const { a } = lin(), o = pick(offs);
           if (chance(0.5)) b.op(`cpl3: mov eax, [${hex(a + o)}]; log`, [0xa1, ...u32(a + o), ...CALL_LOG], true);
@@ -189,6 +189,9 @@ export function genSysProgram(seed: number, size = 40): SysProgram {
         } else if (y < 7) { // privilege checks of segment loads at CPL 3
           const sel = pick([0x10, 0x13, 0x48, 0x4b, 0x68, 0x6b, 0x60, 0x63, 0x18, 0x1b, 0x00, 0x03]);
           b.op(`cpl3: mov fs, ${hex(sel)}`, [0x66, 0xb8, sel & 0xff, 0, 0x8e, 0xe0], true);
+        } else if (y < 8) { // INT n through a DPL 0 gate or past the IDT's limit: #GP(n*8+2), EIP of the INT (SDM Vol. 3A 6.12.1.1)
+          const n = pick([0x03, 0x0d, 0x20, 0x31, 0x80]);
+          b.op(`cpl3: int ${hex(n)}`, [0xcd, n], true);
         } else { // privileged instructions: #GP(0) at CPL 3
           const [t, code] = pick([["mov eax, cr0", [0x0f, 0x20, 0xc0]], ["cli", [0xfa]], ["hlt", [0xf4]], ["invlpg [0x400000]", INVLPG(0x400000)], ["in al, 0x80", [0xe4, 0x80]]] as const);
           b.op(`cpl3: ${t}`, [...code], true);
