@@ -22,7 +22,7 @@ import { structure } from "./structure.ts";
 // but reads an imported binding from its module cell, with a TDZ check, at every use (DESIGN-NOTES.md).
 const { OpKind } = insnMod;
 const { Fl, Seg, St, TLB_ENTRIES, TLB_HOST, TLB_TAG_R, TLB_TAG_W } = stateMod;
-const { CARRY_KINDS, carryOf, EFLAGS_RESERVED_ZERO, EFLAGS_WRITABLE, LAZY_ALL, LAZY_NO_CF, LAZY_RES, LF, overflowWord } = flagsMod;
+const { CARRY_KINDS, carryOf, EFLAGS_RESERVED_ZERO, EFLAGS_WRITABLE, LAZY_ALL, LAZY_NO_CF, LAZY_RES, LF, OVERFLOW_CLASSES, overflowWord } = flagsMod;
 
 type Ref = number;
 
@@ -1223,11 +1223,12 @@ function addFlagsFunction(b: Binaryen, m: InstanceType<Binaryen["Module"]>): voi
   const sh = () => m.i32.sub(g(BITS), c(1));
   // The kind is known only at run time here: select among runtime/cpu/flags.ts's formulas per kind.
   const alu = exprAlu(m);
+  // (It is part of every module, so its size is compile time: one OF formula per class of kinds.)
   let cf: Ref = c(0), of: Ref = c(0);
-  for (const k of [...CARRY_KINDS].reverse()) {
-    cf = m.select(isKind(k), carryOf(alu, k, mres, mdst, msrc)(), cf);
-    const word = overflowWord(alu, k, () => g(RES), () => g(DST), () => g(SRC))();
-    of = m.select(isKind(k), m.i32.and(m.i32.shr_u(word, sh()), c(1)), of);
+  for (const k of [...CARRY_KINDS].reverse()) cf = m.select(isKind(k), carryOf(alu, k, mres, mdst, msrc)(), cf);
+  for (const [a, b] of [...OVERFLOW_CLASSES].reverse()) {
+    const word = overflowWord(alu, a, () => g(RES), () => g(DST), () => g(SRC))();
+    of = m.select(m.i32.or(isKind(a), isKind(b)), m.i32.and(m.i32.shr_u(word, sh()), c(1)), of);
   }
   const when = (bit: number, v: number) => m.if(m.i32.and(g(MASK), c(bit)), m.local.set(F, m.i32.or(g(F), v)));
   const body = m.block(null, [

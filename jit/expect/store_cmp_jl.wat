@@ -261,10 +261,10 @@
            (i32.and
             (i32.xor
              (local.get $2)
-             (local.get $1)
+             (local.get $3)
             )
             (i32.xor
-             (local.get $3)
+             (local.get $2)
              (local.get $1)
             )
            )
@@ -275,65 +275,27 @@
           )
           (i32.const 1)
          )
-         (select
-          (i32.and
-           (i32.shr_u
-            (i32.and
-             (i32.xor
-              (local.get $2)
-              (local.get $3)
-             )
-             (i32.xor
-              (local.get $2)
-              (local.get $1)
-             )
-            )
-            (i32.sub
-             (local.get $6)
-             (i32.const 1)
-            )
-           )
-           (i32.const 1)
-          )
-          (select
-           (i32.and
-            (i32.shr_u
-             (i32.and
-              (i32.xor
-               (local.get $2)
-               (local.get $3)
-              )
-              (i32.xor
-               (local.get $2)
-               (local.get $1)
-              )
-             )
-             (i32.sub
-              (local.get $6)
-              (i32.const 1)
-             )
-            )
-            (i32.const 1)
-           )
-           (i32.const 0)
-           (i32.eq
-            (local.get $9)
-            (i32.const 4)
-           )
-          )
+         (i32.const 0)
+         (i32.or
           (i32.eq
            (local.get $9)
            (i32.const 3)
           )
+          (i32.eq
+           (local.get $9)
+           (i32.const 4)
+          )
+         )
+        )
+        (i32.or
+         (i32.eq
+          (local.get $9)
+          (i32.const 1)
          )
          (i32.eq
           (local.get $9)
           (i32.const 2)
          )
-        )
-        (i32.eq
-         (local.get $9)
-         (i32.const 1)
         )
        )
        (i32.const 11)

@@ -64,6 +64,8 @@ export function overflowWord<V>(alu: FlagAlu<V>, kind: number, res: V, dst: V, s
 
 /** The kinds whose CF and OF come from the formulas above (for code that selects among them at run time). */
 export const CARRY_KINDS = [LF.ADD, LF.ADC1, LF.SUB, LF.SBB1] as const;
+/** The kinds that share one OF formula (a carry in does not change how overflow is read). */
+export const OVERFLOW_CLASSES = [[LF.ADD, LF.ADC1], [LF.SUB, LF.SBB1]] as const;
 
 /** The formulas over 32-bit numbers: the interpreter's instance. */
 export const NUMBER_ALU: FlagAlu<number> = {
