@@ -257,7 +257,8 @@ export async function main(argv: string[]): Promise<number> {
       if (x.reason === "io") err(JSON.stringify({ exit: "io", port: x.port, size: x.size, direction: x.direction, count: x.count, data: [...x.data] }) + "\n");
     }, "trace");
     for (const r of ["hlt", "mmio", "shutdown", "hypercall", "exception", "debug", "internal_error", "budget"]) {
-      m.onExit(r, (x) => void err(JSON.stringify({ exit: r, ...x }) + "\n"), "trace");
+      // Byte arrays (an MMIO exit's data) as JSON arrays, as the IO line above has them.
+      m.onExit(r, (x) => void err(JSON.stringify({ exit: r, ...x }, (_k, v) => v instanceof Uint8Array ? [...v] : v) + "\n"), "trace");
     }
   }
   // --trace insn interprets every instruction, whatever the engine.
