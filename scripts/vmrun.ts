@@ -68,7 +68,7 @@ Examples:
   vmrun --mode protected --json tests/guests/pm_fib.bin
   vmrun --mode protected --budget 1000000 tests/guests/cguest_O2.elf
   vmrun --kernel tests/guests/linux/bzImage --initrd tests/guests/linux/initramfs.cpio.gz
-  vmrun --gdb 1234 --gdb-wait tests/guests/gdb_demo.elf   # then: gdb tests/guests/gdb_demo.elf -ex 'target remote :1234'
+  vmrun --gdb 1234 --gdb-wait tests/guests/gdb_demo.elf   # then: gdb tests/guests/gdb_demo.elf -ex 'directory tests/guests' -ex 'target remote :1234'
 `;
 
 /** A usage error: exit status 2 with a one-line message. */
@@ -298,7 +298,8 @@ export async function main(argv: string[]): Promise<number> {
       if (x.reason === "io") err(JSON.stringify({ exit: "io", port: x.port, size: x.size, direction: x.direction, count: x.count, data: [...x.data] }) + "\n");
     }, "trace");
     for (const r of ["hlt", "mmio", "shutdown", "hypercall", "exception", "debug", "internal_error", "budget"]) {
-      m.onExit(r, (x) => void err(JSON.stringify({ exit: r, ...x }) + "\n"), "trace");
+      // Byte arrays (an MMIO exit's data) as JSON arrays, as the IO line above has them.
+      m.onExit(r, (x) => void err(JSON.stringify({ exit: r, ...x }, (_k, v) => v instanceof Uint8Array ? [...v] : v) + "\n"), "trace");
     }
   }
   // --trace insn interprets every instruction, whatever the engine.

@@ -37,7 +37,8 @@ function startVmrun(engine: string) {
 
 /** Run gdb in batch mode with these commands; its stdout and stderr together. */
 function gdb(port: number, commands: string[]): Promise<{ status: number; output: string }> {
-  const args = ["-q", "-batch", "-nx", "-ex", "set confirm off", "-ex", "set pagination off", "-ex", `target remote 127.0.0.1:${port}`];
+  // The ELF names its source relative to the folder it was built in: tell gdb where that is.
+  const args = ["-q", "-batch", "-nx", "-ex", "set confirm off", "-ex", "set pagination off", "-ex", "directory tests/guests", "-ex", `target remote 127.0.0.1:${port}`];
   for (const c of commands) args.push("-ex", c);
   args.push("tests/guests/gdb_demo.elf");
   return new Promise((resolve) => {

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import { spawnSync } from "node:child_process";
 import { createServer } from "node:net";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { REPO, runScript } from "./run_cli.ts";
@@ -189,3 +189,19 @@ test("a multiboot kernel loaded low, over 0x9000, gets its information placed cl
   const v = runScript("scripts/vmrun.ts", ["tests/guests/mb_low.bin"]);
   assertEquals([v.status, v.stdout], [0, "multiboot low ok\n"], v.stderr);
 });
+
+test("vmrun --trace exits writes an MMIO exit's data as an array of bytes", () => {
+  // mov dword [0xF0000000], 0x04030201 (no memslot there: an MMIO exit nobody handles); hlt
+  const path = join(REPO, `.mmio_trace_${process.pid}.bin`);
+  writeFileSync(path, new Uint8Array([0xc7, 0x05, 0x00, 0x00, 0x00, 0xf0, 0x01, 0x02, 0x03, 0x04, 0xf4]));
+  try {
+    const r = runScript("scripts/vmrun.ts", ["--mode", "protected", "--trace", "exits", path]);
+    const line = r.stderr.split("\n").find((l) => l.startsWith('{"exit":"mmio"'));
+    assert(line !== undefined, r.stderr);
+    const x = JSON.parse(line);
+    assertEquals([x.physAddr, x.len, x.isWrite, x.data], [0xf0000000, 4, true, [1, 2, 3, 4]]);
+  } finally {
+    unlinkSync(path);
+  }
+});
+

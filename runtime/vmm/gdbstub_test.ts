@@ -148,6 +148,23 @@ for (const engine of ["interp", "jit"] as const) {
   });
 }
 
+test("gdb stub: after D (detach) the guest runs on without its breakpoints to its end", async () => {
+  const { m, stub, c } = await session(LOOP, "interp");
+  try {
+    assertEquals(await c.send("Z0,100006,1"), "OK");
+    assertEquals(await c.send("c"), "T05swbreak:;thread:01;");
+    assertEquals(await c.send("D"), "OK");
+    const r = await stub.finished;
+    assertEquals(r.exit.reason, "hlt");
+    assertEquals(r.instructions, 1 + 5 * 3 + 2, "every instruction once: the breakpoint stopped it only once");
+    assertEquals(m.vcpu.getRegs().rax, 5);
+    assertEquals(m.vcpu.cpu.onInsn, null, "the per-instruction check is gone");
+  } finally {
+    c.close();
+    stub.close();
+  }
+});
+
 test("gdb stub: a guest that runs on when no debugger waits for it, and ends the session when it halts", async () => {
   const m = new Machine({ mode: "protected" });
   m.load(new Uint8Array(LOOP), { format: "raw" });
