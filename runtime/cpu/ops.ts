@@ -7,6 +7,7 @@
  * Section numbers cite the Intel SDM volume 2 instruction pages unless said otherwise.
  */
 import type { Cpu } from "./cpu.ts";
+import * as addressMod from "./address.ts";
 import { descAttr, descBase, descLimit } from "./descriptor.ts";
 import { farCall, farJump, farReturn, iretProtected, iretV86 } from "./far.ts";
 import { emms as x87Emms, fwait, x87Escape } from "./x87/x87.ts";
@@ -24,17 +25,12 @@ import { moveSemantics } from "./sse/move_ops.ts";
 const { OpKind, regIndex } = insnMod;
 const { Ar, Cr0, Cr4, Fl, Seg, St, Vec } = stateMod;
 const { CpuBased, CpuBased2, ExitReason, ioQualBits, VmcsField } = vmcsMod;
+const { ea } = addressMod;
 
 const REG = OpKind.REG, MEM = OpKind.MEM, IMM = OpKind.IMM;
 const EAX = 0, ECX = 2, EDX = 4, EBX = 6, ESP = 8, EBP = 10, ESI = 12, EDI = 14; // Int32Array indices
 
 /** Effective address (offset within the segment) of the memory operand (SDM vol. 1, 3.7.5). */
-export function ea(c: Cpu, i: Insn): number {
-  let a = i.disp;
-  if (i.base >= 0) a += c.st[i.base << 1];
-  if (i.index >= 0) a += c.st[i.index << 1] << i.scale;
-  return i.asz === 4 ? a | 0 : a & 0xffff;
-}
 function ipMask(i: Insn): number {
   return i.osz === 4 ? -1 : 0xffff;
 }

@@ -10,6 +10,7 @@
 import type { Cpu } from "../cpu.ts";
 import type { Insn } from "../insn.ts";
 import { CpuFault } from "../fault.ts";
+import * as addressMod from "../address.ts";
 import * as stateMod from "../state.ts";
 import * as sseStateMod from "../sse_state.ts";
 
@@ -52,13 +53,8 @@ export function checkSseMmx(c: Cpu): void {
   if (c.st16[FSW_H] & 0x80) throw new CpuFault(Vec.MF);
 }
 
-/** Effective address (ops.ts ea, repeated here to keep this module free of an import cycle). */
-export function ea(c: Cpu, i: Insn): number {
-  let a = i.disp;
-  if (i.base >= 0) a += c.st[i.base << 1];
-  if (i.index >= 0) a += c.st[i.index << 1] << i.scale;
-  return i.asz === 4 ? a | 0 : a & 0xffff;
-}
+/** Effective address (address.ts). */
+export const ea = addressMod.ea;
 
 /** Read `n` bytes (4, 8 or 16) at the instruction's memory operand into `out`'s words. */
 export function readMem(c: Cpu, i: Insn, n: number, align: boolean, out: Int32Array): void {

@@ -25,10 +25,11 @@ import * as fpuStateMod from "../fpu_state.ts";
 import * as sf from "./softfloat.ts";
 import { type F80, type FpEnv, INDEFINITE } from "./softfloat.ts";
 import * as tr from "./transcendental.ts";
+import { checkMmx } from "../sse/common.ts";
 
 const { Cr0, Fl, St, Vec } = stateMod;
 const { ExitReason } = vmcsMod;
-const { Fcw, Fpu, Fsw, Tag, MMX_EXP_WORD } = fpuStateMod;
+const { Fcw, Fpu, Fsw, Tag } = fpuStateMod;
 const { Kind } = sf;
 
 const FCW16 = Fpu.FCW >> 1, FSW16 = Fpu.FSW >> 1, FTW16 = Fpu.FTW >> 1, FOP16 = Fpu.FOP >> 1;
@@ -912,39 +913,11 @@ function frstor(c: Cpu, i: Insn, off: number): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// MMX register access (SDM vol. 1, 9.5), for the SIMD instructions
+// EMMS (the MMX instructions and their register rules are the SIMD unit's, runtime/cpu/sse/)
 // ---------------------------------------------------------------------------------------------
 
-/**
- * What every MMX instruction does first (SDM vol. 1, 9.5 and 11.5; vol. 3, table 2-2): #UD with
- * CR0.EM, #NM with CR0.TS, #MF for a pending unmasked x87 exception; then (except EMMS) TOP = 0
- * and all tags valid.
- */
-export function mmxPrologue(c: Cpu): void {
-  if (c.cr0 & Cr0.EM) throw new CpuFault(Vec.UD);
-  if (c.cr0 & Cr0.TS) throw new CpuFault(Vec.NM);
-  if (c.st16[FSW16] & Fsw.ES) throw new CpuFault(Vec.MF);
-}
-/** Enter MMX mode: TOP = 0, every tag valid (done by every MMX instruction but EMMS). */
-export function mmxEnter(c: Cpu): void {
-  setTop(c, 0);
-  c.st16[FTW16] = 0;
-}
-/** MMi as [low, high] 32-bit halves. */
-export function mmxRead(c: Cpu, i: number): [number, number] {
-  const w = (Fpu.REGS + 16 * i) >> 2;
-  return [c.st[w], c.st[w + 1]];
-}
-/** Write MMi: bytes 8–9 of Ri become FFFFH, TOP 0, all tags valid (SDM vol. 1, 9.5.1). */
-export function mmxWrite(c: Cpu, i: number, lo: number, hi: number): void {
-  const w = (Fpu.REGS + 16 * i) >> 2;
-  c.st[w] = lo;
-  c.st[w + 1] = hi;
-  c.st16[(Fpu.REGS + 16 * i + 8) >> 1] = MMX_EXP_WORD;
-  mmxEnter(c);
-}
-/** EMMS (0F 77): every tag empty. */
+/** EMMS (0F 77): every tag empty, after the MMX checks (the SIMD unit's, runtime/cpu/sse/common.ts). */
 export function emms(c: Cpu): void {
-  mmxPrologue(c);
+  checkMmx(c);
   c.st16[FTW16] = 0xffff;
 }

@@ -11,7 +11,8 @@ import { CpuHarness, type RunResult } from "../../../tests/cpu_harness.ts";
 import { realModeGuest } from "../../kvm/_testing.ts";
 import { KvmExit } from "../../kvm/kvm_run.ts";
 import { Fpu, Fsw, Tag } from "../fpu_state.ts";
-import { emms, fpuAbridgedTags, fpuSetAbridgedTags, fpuStack, fpuTagWord, mmxRead, mmxWrite } from "./x87.ts";
+import { emms, fpuAbridgedTags, fpuSetAbridgedTags, fpuStack, fpuTagWord } from "./x87.ts";
+import { getMm, mmxCommit, setMm } from "../sse/common.ts";
 
 const CODE = 0x1000, HANDLER = 0x5000, DATA = 0x6000;
 const CR0 = { PE: 1, MP: 2, EM: 4, TS: 8, ET: 16, NE: 32 };
@@ -222,8 +223,12 @@ test("MMX registers alias the significands: a write sets the exponent word to FF
   const c = h.vcpu.cpu;
   c.st16[Fpu.FSW >> 1] = 5 << 11;
   c.st16[Fpu.FTW >> 1] = 0xffff;
-  mmxWrite(c, 3, 0x11223344, 0x55667788 | 0);
-  assertEquals(mmxRead(c, 3), [0x11223344, 0x55667788]);
+  // An MMX instruction's write (the SIMD unit's helpers): the register, then TOP and the tags.
+  setMm(c, 3, 0x11223344, 0x55667788 | 0);
+  mmxCommit(c);
+  const mm = new Int32Array(2);
+  getMm(c, 3, mm);
+  assertEquals([...mm], [0x11223344, 0x55667788]);
   assertEquals(c.st16[(Fpu.REGS + 16 * 3 + 8) >> 1], 0xffff);
   assertEquals([(c.st16[Fpu.FSW >> 1] >> 11) & 7, c.st16[Fpu.FTW >> 1]], [0, 0]);
   const st = fpuStack(c);
